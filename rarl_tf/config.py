@@ -1,0 +1,153 @@
+"""Frozen experiment configuration.
+
+Entry points turn flags into an `ExperimentConfig`; library code receives plain values from it.
+Defaults are the paper's VOC 512 recipe; `digits.flags` overrides them for the embedded default.
+The config is written to `model_dir/config.json` so evaluation, prediction and export rebuild the
+exact model that was trained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+BACKBONES = ("vgg16", "small_vgg")
+LR_SCHEDULES = ("constant", "cosine")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The network and the agent (design.md, data flow 3-5)."""
+
+    backbone: str = "vgg16"
+    # "imagenet" (Keras downloads it), "none", or a path to a .weights.h5 file.
+    backbone_weights: str = "imagenet"
+    backbone_widths: tuple[int, ...] = (32, 64, 128)  # small_vgg only
+    image_size: int = 512  # N: images are resized to N x N
+    crop_margin: int = 64  # m: training crops (N - m) x (N - m)
+    anchor_sizes: tuple[float, ...] = (80.0, 160.0, 320.0)  # sqrt(area) in pixels
+    aspect_ratios: tuple[float, ...] = (2.0, 1.0, 0.5)  # width / height
+    crop_size: int = 7  # s
+    embed_dim: int = 512
+    lstm_units: int = 512
+    num_steps: int = 5  # T
+    loc_std: float = 0.11  # sigma, in the [-1, 1] view frame
+    discount: float = 1.0  # gamma
+    reinforce_weight: float = 1.0
+    baseline_weight: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where images come from and how they are fed."""
+
+    dataset: str = "voc2007"
+    data_dir: str | None = None
+    shuffle_buffer: int = 2048
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation (paper: Adam, lr 1e-5, betas 0.9 / 0.999, batch 16)."""
+
+    batch_size: int = 16
+    epochs: int = 20
+    learning_rate: float = 1e-5
+    lr_schedule: str = "constant"  # constant | cosine
+    warmup_epochs: float = 0.0
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    steps_per_epoch: int | None = None  # None: one pass over the training split
+    checkpoint_every_steps: int = 500
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """The paper's evaluation protocol."""
+
+    views: int = 1  # 1 (the whole N x N image) or 10 (corners, centre and their mirrors)
+    batch_size: int = 16
+    top_k: int = 3
+    threshold: float = 0.1
+    voc07_ap: bool = False  # 11-point AP of the VOC2007 devkit instead of sklearn's area
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    class_names: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        """Raises ValueError naming the flag, its value and what is allowed."""
+        m, t, e = self.model, self.train, self.eval
+        checks = [
+            (m.backbone in BACKBONES, "backbone", m.backbone, f"one of {BACKBONES}"),
+            (m.image_size > 0, "image_size", m.image_size, "a positive number of pixels"),
+            (0 <= m.crop_margin < m.image_size, "crop_margin", m.crop_margin,
+             f"0 <= m < image_size ({m.image_size})"),
+            (len(m.anchor_sizes) > 0 and min(m.anchor_sizes) > 0, "anchor_sizes",
+             list(m.anchor_sizes), "one or more positive pixel sizes"),
+            (len(m.aspect_ratios) > 0 and min(m.aspect_ratios) > 0, "aspect_ratios",
+             list(m.aspect_ratios), "one or more positive width/height ratios"),
+            (m.crop_size >= 1, "crop_size", m.crop_size, "an integer >= 1"),
+            (m.num_steps >= 1, "num_steps", m.num_steps, "T >= 1"),
+            (m.loc_std > 0, "loc_std", m.loc_std, "sigma > 0"),
+            (0 < m.discount <= 1, "discount", m.discount, "0 < gamma <= 1"),
+            (t.batch_size >= 1, "batch_size", t.batch_size, "an integer >= 1"),
+            (t.epochs >= 1, "epochs", t.epochs, "an integer >= 1"),
+            (t.learning_rate > 0, "learning_rate", t.learning_rate, "> 0"),
+            (t.lr_schedule in LR_SCHEDULES, "lr_schedule", t.lr_schedule,
+             f"one of {LR_SCHEDULES}"),
+            (t.steps_per_epoch is None or t.steps_per_epoch >= 1, "steps_per_epoch",
+             t.steps_per_epoch, "an integer >= 1"),
+            (t.checkpoint_every_steps >= 1, "checkpoint_every_steps", t.checkpoint_every_steps,
+             "an integer >= 1"),
+            (e.views in (1, 10), "views", e.views, "1 or 10"),
+            (e.top_k >= 1, "top_k", e.top_k, "an integer >= 1"),
+            (0 <= e.threshold <= 1, "threshold", e.threshold, "a probability in [0, 1]"),
+        ]
+        for ok, flag, value, allowed in checks:
+            if not ok:
+                raise ValueError(f"--{flag}={value} is not allowed: expected {allowed}")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "ExperimentConfig":
+        def build(kind, values):
+            fields = {f.name: f for f in dataclasses.fields(kind)}
+            unknown = set(values) - set(fields)
+            if unknown:
+                raise ValueError(f"unknown {kind.__name__} keys {sorted(unknown)}")
+            return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+        return cls(model=build(ModelConfig, raw.get("model", {})),
+                   data=build(DataConfig, raw.get("data", {})),
+                   train=build(TrainConfig, raw.get("train", {})),
+                   eval=build(EvalConfig, raw.get("eval", {})),
+                   class_names=tuple(raw.get("class_names", ())))
+
+
+CONFIG_FILE = "config.json"
+
+
+def save_config(config: ExperimentConfig, model_dir: str) -> None:
+    os.makedirs(model_dir, exist_ok=True)
+    with open(os.path.join(model_dir, CONFIG_FILE), "w") as f:
+        f.write(config.to_json())
+
+
+def load_config(model_dir: str) -> ExperimentConfig:
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found: --model_dir must be a directory written by "
+                                f"`python -m rarl_tf.train`")
+    with open(path) as f:
+        return ExperimentConfig.from_dict(json.load(f))

@@ -1,0 +1,78 @@
+"""Scoring a dataset with a trained model, and the paper's metrics on the scores.
+
+Shared by training (final report), `rarl_tf.evaluate`, the exporters' accuracy check and tools.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from rarl_tf import metrics
+from rarl_tf.config import EvalConfig, ExperimentConfig
+from rarl_tf.data import pipeline
+from rarl_tf.data.sources import get_source
+from rarl_tf.model.views import views_for
+
+
+def model_scorer(model: keras.Model, views: np.ndarray) -> Callable[[tf.Tensor], np.ndarray]:
+    """A function images [B, N, N, 3] -> probabilities [B, C], averaged over `views` [V, 4]."""
+
+    @tf.function(reduce_retracing=True)
+    def score(images):
+        return model(images, training=False, views=views)["probs"]
+
+    return lambda images: score(images).numpy()
+
+
+def score_dataset(score: Callable[[tf.Tensor], np.ndarray], batches: tf.data.Dataset,
+                  num_images: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Runs `score` over (images, labels, ignore) batches with a progress bar.
+
+    Returns:
+      (scores [N, C] float32, labels [N, C] float32, ignore [N, C] bool).
+    """
+    bar = keras.utils.Progbar(num_images, unit_name="image")
+    scores, labels, ignore = [], [], []
+    for images, batch_labels, batch_ignore in batches:
+        scores.append(score(images))
+        labels.append(batch_labels.numpy())
+        ignore.append(batch_ignore.numpy())
+        bar.add(len(batch_labels))
+    return np.concatenate(scores), np.concatenate(labels), np.concatenate(ignore)
+
+
+def compute_metrics(scores: np.ndarray, labels: np.ndarray, ignore: np.ndarray,
+                    config: EvalConfig, class_names: Iterable[str] = ()) -> dict:
+    """mAP, per-class AP and CP/CR/CF1/OP/OR/OF1 under the protocol in `config` (fractions)."""
+    ap = metrics.average_precision(scores, labels, ignore=ignore, voc07=config.voc07_ap)
+    prf = metrics.multilabel_prf(scores, labels, top_k=config.top_k, threshold=config.threshold,
+                                 ignore=ignore)
+    names = list(class_names) or [str(i) for i in range(len(ap))]
+    result = {"mAP": float(np.nanmean(ap)), **{k: float(v) for k, v in prf.items()},
+              "num_images": int(len(scores)), "views": config.views,
+              "protocol": {"ap": "voc07_11point" if config.voc07_ap else "sklearn_area",
+                           "top_k": config.top_k, "threshold": config.threshold,
+                           "cf1": "2*CP*CR/(CP+CR)"},
+              "per_class_ap": {n: (None if np.isnan(v) else float(v)) for n, v in zip(names, ap)}}
+    return result
+
+
+def evaluate_scores(scores_fn: Callable[[tf.Tensor], np.ndarray], config: ExperimentConfig
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scores the evaluation split of `config`'s dataset with `scores_fn`."""
+    source = get_source(config.data.dataset)
+    examples = source.load(source.eval_split, config.data.data_dir, False, config.train.seed)
+    batches = pipeline.eval_batches(examples, config.model.image_size, config.eval.batch_size)
+    num = int(examples.cardinality())
+    return score_dataset(scores_fn, batches, num if num > 0 else None)
+
+
+def evaluate(model: keras.Model, config: ExperimentConfig) -> dict:
+    """The paper's metrics of `model` on the evaluation split, with `config.eval`'s views."""
+    views = views_for(config.eval.views, config.model.image_size, config.model.crop_margin)
+    scores, labels, ignore = evaluate_scores(model_scorer(model, views), config)
+    return compute_metrics(scores, labels, ignore, config.eval, config.class_names)

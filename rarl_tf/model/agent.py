@@ -1,0 +1,182 @@
+"""The recurrent attention-aware module T_pi of the paper (eq. 2, "State", "Action").
+
+One iteration t >= 1, for each episode (an image seen through one view):
+
+    l_t ──anchors──> k boxes ──crop──> f_tr [k, s, s, C] ──dense──> e_tr [k, D]
+    (h_{t-1}, c_{t-1}) ──LSTM cell, once per region──> h_tr, c_tr   [k, H]
+    a_tr = f_cls(h_tr)                                               [k, num_classes]
+    h_t = mean_r h_tr, c_t = mean_r c_tr
+    l_{t+1} ~ Normal(f_loc(h_t), sigma)          (the mean when not sampling)
+
+Iteration 0 sees the whole view as its one region and only places l_1.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from rarl_tf.model import anchors as anchors_lib
+from rarl_tf.model import crop as crop_lib
+
+tfd = tfp.distributions
+
+CROP_MODES = ("crop_and_resize", "matmul")
+
+
+def _repeat_rows(x: tf.Tensor, k: int) -> tf.Tensor:
+    """[E, D] -> [E * k, D], each row k times in a row (a broadcast add, not a gather, so the
+    exported TFLite graph stays within the GPU delegate's ops)."""
+    d = x.shape[-1]
+    return tf.reshape(x[:, None, :] + tf.zeros([1, k, 1], x.dtype), [-1, d])
+
+
+@keras.saving.register_keras_serializable(package="rarl_tf")
+class RecurrentAttention(keras.layers.Layer):
+    """Places T sequences of k anchor regions on a feature map and scores every region.
+
+    Args:
+      num_classes: C, the number of labels.
+      anchor_sizes: square roots of the anchor areas, in input pixels (paper: 80, 160, 320).
+      aspect_ratios: width / height of the anchors (paper: 2.0, 1.0, 0.5).
+      num_steps: T, the number of iterations that score regions (paper: 5).
+      crop_size: s, the side of each region's resampled feature grid.
+      embed_dim: width of the dense embedding of a region's features.
+      lstm_units: width of the LSTM state.
+      loc_std: sigma of the Gaussian location policy, in the [-1, 1] view frame (paper: 0.11).
+      crop_mode: "crop_and_resize" (training, serving) or "matmul" (TFLite export, XLA).
+      seed: seed of the location sampler.
+    """
+
+    def __init__(self, num_classes: int, anchor_sizes: Sequence[float] = (80.0, 160.0, 320.0),
+                 aspect_ratios: Sequence[float] = (2.0, 1.0, 0.5), num_steps: int = 5,
+                 crop_size: int = 7, embed_dim: int = 512, lstm_units: int = 512,
+                 loc_std: float = 0.11, crop_mode: str = "crop_and_resize",
+                 seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if crop_mode not in CROP_MODES:
+            raise ValueError(f"crop_mode={crop_mode!r}; expected one of {CROP_MODES}")
+        self.num_classes = int(num_classes)
+        self.anchor_sizes = tuple(float(s) for s in anchor_sizes)
+        self.aspect_ratios = tuple(float(r) for r in aspect_ratios)
+        self.num_steps = int(num_steps)
+        self.crop_size = int(crop_size)
+        self.embed_dim = int(embed_dim)
+        self.lstm_units = int(lstm_units)
+        self.loc_std = float(loc_std)
+        self.crop_mode = crop_mode
+        self.seed = seed
+        self.anchor_px = anchors_lib.anchor_shapes(self.anchor_sizes, self.aspect_ratios)
+        self.num_anchors = len(self.anchor_px)
+        self.embed = keras.layers.Dense(embed_dim, activation="relu", name="embed")
+        self.cell = keras.layers.LSTMCell(lstm_units, name="lstm_cell")
+        self.cls_head = keras.layers.Dense(num_classes, name="cls_head")
+        # tanh keeps the policy's mean inside the view frame [-1, 1].
+        self.loc_head = keras.layers.Dense(2, activation="tanh", name="loc_head")
+        # The REINFORCE baseline b_t(h_t) of Mnih et al. (2014), for variance reduction only.
+        self.baseline_head = keras.layers.Dense(1, name="baseline_head")
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, features_shape, views_shape=None):
+        channels = features_shape[-1]
+        self.embed.build((None, self.crop_size * self.crop_size * channels))
+        self.cell.build((None, self.embed_dim))
+        for head in (self.cls_head, self.loc_head, self.baseline_head):
+            head.build((None, self.lstm_units))
+        self.built = True
+
+    def _crop(self, features, boxes, box_indices):
+        if self.crop_mode == "matmul":
+            single = features.shape[0] == 1
+            return crop_lib.crop_regions_matmul(features, boxes, None if single else box_indices,
+                                                self.crop_size)
+        return crop_lib.crop_regions(features, boxes, box_indices, self.crop_size)
+
+    def _observe(self, features, boxes, box_indices, state):
+        """Crops boxes [R, 4], embeds them and steps the LSTM from `state` ([R, H] each)."""
+        regions = self._crop(features, boxes, box_indices)
+        flat = tf.reshape(regions, [-1, self.crop_size * self.crop_size * regions.shape[-1]])
+        h, (h, c) = self.cell(self.embed(flat), state)
+        return h, c
+
+    def call(self, features, views, image_size, sample=False):
+        """Runs T + 1 iterations on every (image, view) pair.
+
+        Args:
+          features: [B, h, w, C] feature map f_I.
+          views: [V, 4] view boxes (y1, x1, y2, x2) normalised to the map, shared by all images;
+            [[0, 0, 1, 1]] is the whole image, x1 > x2 a mirrored view.
+          image_size: (height, width) of the input image in pixels, the unit of anchor sizes.
+          sample: draw l_{t+1} from the policy (training) instead of taking its mean.
+
+        Returns:
+          dict of tensors, with E = B * V episodes laid out as [B, V, ...]:
+            region_logits [B, V, T, k, C]: a_tr, the region scores;
+            boxes [B, V, T, k, 4]: the regions on the map, normalised (y1, x1, y2, x2);
+            locations [B, V, T, 2]: l_1..l_T as used, in the view frame [-1, 1];
+            means [B, V, T, 2]: the policy means f_loc(h_{t-1});
+            log_probs [B, V, T]: log pi(l_t) summed over (y, x), gradient to the means only;
+            baselines [B, V, T]: b_t, trained to predict the reward.
+        """
+        views = tf.convert_to_tensor(views, tf.float32)
+        batch = tf.shape(features)[0]
+        num_views = views.shape[0]
+        k, t_steps = self.num_anchors, self.num_steps
+        # Episode e = b * V + v reads image b through view v.
+        episode_views = tf.reshape(views[None] + tf.zeros([batch, 1, 1]), [-1, 4])
+        episode_image = tf.repeat(tf.range(batch, dtype=tf.int32), num_views)
+        region_image = tf.repeat(episode_image, k)
+        shapes = self.anchor_px / tf.constant([[float(image_size[0]), float(image_size[1])]])
+
+        num_episodes = tf.shape(episode_views)[0]
+        zeros = tf.zeros([num_episodes, self.lstm_units], features.dtype)
+        h, c = self._observe(features, episode_views, episode_image, [zeros, zeros])
+
+        outputs = {key: [] for key in ("region_logits", "boxes", "locations", "means",
+                                       "log_probs", "baselines")}
+        for _ in range(t_steps):
+            mean = self.loc_head(h)
+            baseline = tf.squeeze(self.baseline_head(tf.stop_gradient(h)), -1)
+            policy = tfd.Normal(loc=mean, scale=self.loc_std)
+            if sample:
+                seed = tf.cast(self.seed_generator.next(), tf.int32)
+                # No gradient through the sample: REINFORCE reaches the mean through log_prob
+                # only, never through the sampled location or the crop it feeds.
+                loc = tf.stop_gradient(policy.sample(seed=seed))
+            else:
+                loc = mean
+            log_prob = tf.reduce_sum(policy.log_prob(tf.stop_gradient(loc)), axis=-1)
+            used = tf.clip_by_value(tf.stop_gradient(loc), -1.0, 1.0)
+
+            boxes = anchors_lib.anchor_boxes(used, episode_views, shapes)  # [E, k, 4]
+            h_r, c_r = self._observe(features, tf.reshape(boxes, [-1, 4]), region_image,
+                                     [_repeat_rows(h, k), _repeat_rows(c, k)])
+            logits = self.cls_head(h_r)  # [E * k, C]
+            h = tf.reduce_mean(tf.reshape(h_r, [-1, k, self.lstm_units]), axis=1)
+            c = tf.reduce_mean(tf.reshape(c_r, [-1, k, self.lstm_units]), axis=1)
+
+            outputs["region_logits"].append(tf.reshape(logits, [-1, k, self.num_classes]))
+            outputs["boxes"].append(boxes)
+            outputs["locations"].append(used)
+            outputs["means"].append(mean)
+            outputs["log_probs"].append(log_prob)
+            outputs["baselines"].append(baseline)
+
+        result = {}
+        for key, steps in outputs.items():
+            stacked = tf.stack(steps, axis=1)  # [E, T, ...]
+            shape = tf.concat([[batch, num_views], tf.shape(stacked)[1:]], axis=0)
+            result[key] = tf.reshape(stacked, shape)
+        return result
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_classes=self.num_classes, anchor_sizes=list(self.anchor_sizes),
+                      aspect_ratios=list(self.aspect_ratios), num_steps=self.num_steps,
+                      crop_size=self.crop_size, embed_dim=self.embed_dim,
+                      lstm_units=self.lstm_units, loc_std=self.loc_std,
+                      crop_mode=self.crop_mode, seed=self.seed)
+        return config
