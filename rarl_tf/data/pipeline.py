@@ -12,7 +12,7 @@ import tensorflow as tf
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def _resize(image: tf.Tensor, image_size: int) -> tf.Tensor:
+def resize(image: tf.Tensor, image_size: int) -> tf.Tensor:
     # antialias: the embedded default shrinks 128 px canvases; without it thin strokes alias away.
     return tf.image.resize(tf.cast(image, tf.float32), (image_size, image_size), antialias=True)
 
@@ -24,7 +24,7 @@ def augment(image: tf.Tensor, seed: tf.Tensor, image_size: int, crop_margin: int
       seed: int [2], a stateless seed, so a run is repeatable for `--seed`.
     """
     side = image_size - crop_margin
-    image = _resize(image, image_size)
+    image = resize(image, image_size)
     image = tf.image.stateless_random_crop(image, (side, side, 3), seed=seed)
     return tf.image.stateless_random_flip_left_right(image, seed=seed[::-1])
 
@@ -43,6 +43,6 @@ def train_batches(examples: tf.data.Dataset, image_size: int, crop_margin: int,
 
 def eval_batches(examples: tf.data.Dataset, image_size: int, batch_size: int) -> tf.data.Dataset:
     """(images [B, N, N, 3] float32, labels [B, C], ignore [B, C] bool), in dataset order."""
-    ds = examples.map(lambda ex: (_resize(ex["image"], image_size), ex["labels"], ex["ignore"]),
+    ds = examples.map(lambda ex: (resize(ex["image"], image_size), ex["labels"], ex["ignore"]),
                       num_parallel_calls=AUTOTUNE)
     return ds.batch(batch_size).prefetch(AUTOTUNE)
