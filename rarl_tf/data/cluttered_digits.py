@@ -1,0 +1,161 @@
+"""`cluttered_digits`: the embedded default dataset, a tensorflow-datasets builder.
+
+Canvases of 1 to 4 real handwritten digits (scikit-learn's bundled 8 x 8 `load_digits`, so
+nothing is downloaded) of varied scale and aspect ratio (stretched 2:1, 1:1, 1:2), at random
+places, in random bright colours, over faint clutter cut from other digits. Ten classes.
+
+The 1797 source digits are split once into disjoint pools (80 % train, 20 % test, per class):
+test canvases, their clutter included, use only digits no train canvas uses.
+
+Features:
+    image            uint8 [S, S, 3]
+    labels           float32 [10], multi-hot
+    objects/bbox     [n, 4] (ymin, xmin, ymax, xmax) normalised to the canvas
+    objects/label    [n] digit class
+    objects/source_index  [n] row of the digit in `sklearn.datasets.load_digits()`
+
+    import rarl_tf.data.cluttered_digits  # registers the builder
+    ds = tfds.load("cluttered_digits", split="train")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow_datasets as tfds
+from PIL import Image
+
+NUM_CLASSES = 10
+ASPECT_RATIOS = (2.0, 1.0, 0.5)  # width / height of a placed digit
+
+
+@dataclasses.dataclass
+class ClutteredDigitsConfig(tfds.core.BuilderConfig):
+    """canvas_size in pixels; num_train / num_test canvases; seed of the whole generation."""
+
+    canvas_size: int = 128
+    num_train: int = 10_000
+    num_test: int = 2_000
+    seed: int = 0
+
+
+def source_pools(seed: int = 0) -> dict[str, np.ndarray]:
+    """Disjoint indices into load_digits() for each split: 80 % of every class to train."""
+    from sklearn.datasets import load_digits
+
+    targets = load_digits().target
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for digit in range(NUM_CLASSES):
+        rows = rng.permutation(np.flatnonzero(targets == digit))
+        cut = int(round(0.8 * len(rows)))
+        train.append(rows[:cut])
+        test.append(rows[cut:])
+    return {"train": np.sort(np.concatenate(train)), "test": np.sort(np.concatenate(test))}
+
+
+def _resize(glyph: np.ndarray, height: int, width: int) -> np.ndarray:
+    """An 8 x 8 glyph in [0, 1] resized bilinearly to [height, width] in [0, 1]."""
+    image = Image.fromarray(np.uint8(glyph * 255))
+    return np.asarray(image.resize((width, height), Image.BILINEAR), np.float32) / 255.0
+
+
+def _overlaps(box, boxes, max_iou: float = 0.1) -> bool:
+    y1, x1, y2, x2 = box
+    for b1, a1, b2, a2 in boxes:
+        inter = max(0, min(y2, b2) - max(y1, b1)) * max(0, min(x2, a2) - max(x1, a1))
+        union = (y2 - y1) * (x2 - x1) + (b2 - b1) * (a2 - a1) - inter
+        if inter / union > max_iou:
+            return True
+    return False
+
+
+def make_canvas(rng: np.random.Generator, glyphs: np.ndarray, targets: np.ndarray,
+                pool: np.ndarray, size: int) -> dict:
+    """One example: digits drawn from `pool` (rows of `glyphs` [1797, 8, 8] in [0, 1])."""
+    canvas = np.zeros((size, size, 3), np.float32)
+    # Clutter: faint 3-5 px fragments of digits, enlarged, so no fragment reads as a digit.
+    for _ in range(rng.integers(4, 9)):
+        glyph = glyphs[rng.choice(pool)]
+        fy, fx = rng.integers(0, 5, size=2)
+        frag = glyph[fy:fy + rng.integers(3, 5), fx:fx + rng.integers(3, 5)]
+        side = int(rng.integers(size // 16, size // 8 + 1))
+        frag = _resize(frag, side, side) * rng.uniform(0.15, 0.35)
+        y, x = rng.integers(0, size - side, size=2)
+        canvas[y:y + side, x:x + side] += frag[..., None] * rng.uniform(0.5, 1.0, 3)
+
+    boxes, labels, sources = [], [], []
+    for _ in range(rng.integers(1, 5)):
+        row = int(rng.choice(pool))
+        ratio = ASPECT_RATIOS[rng.integers(len(ASPECT_RATIOS))]
+        height = int(rng.integers(size * 20 // 128, size * 44 // 128 + 1))
+        width = int(min(round(height * ratio), size - 2))
+        if ratio < 1.0:  # tall digits: grow the height rather than shrink the width to slivers
+            width = int(round(height * 0.75))
+            height = int(min(round(width / ratio), size - 2))
+        for _attempt in range(30):
+            y, x = int(rng.integers(0, size - height)), int(rng.integers(0, size - width))
+            box = (y, x, y + height, x + width)
+            if not _overlaps(box, boxes):
+                break
+        else:
+            continue  # no room left; fewer digits on this canvas
+        digit = _resize(glyphs[row], height, width)[..., None] * rng.uniform(0.55, 1.0, 3)
+        region = canvas[y:y + height, x:x + width]
+        canvas[y:y + height, x:x + width] = np.maximum(region, digit)
+        boxes.append(box)
+        labels.append(int(targets[row]))
+        sources.append(row)
+
+    multi_hot = np.zeros(NUM_CLASSES, np.float32)
+    multi_hot[labels] = 1.0
+    return {
+        "image": np.uint8(np.clip(canvas, 0.0, 1.0) * 255),
+        "labels": multi_hot,
+        "objects": {"bbox": np.asarray(boxes, np.float32).reshape(-1, 4) / size,
+                    "label": np.asarray(labels, np.int64),
+                    "source_index": np.asarray(sources, np.int64)},
+    }
+
+
+class ClutteredDigits(tfds.core.GeneratorBasedBuilder):
+    """Multi-label canvases of handwritten digits over clutter (no download)."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "First release."}
+    BUILDER_CONFIGS = [ClutteredDigitsConfig(name="default",
+                                             description="128 px, 10000 train / 2000 test")]
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        size = self.builder_config.canvas_size
+        return self.dataset_info_from_configs(
+            description=__doc__,
+            features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=(size, size, 3), encoding_format="png"),
+                "labels": tfds.features.Tensor(shape=(NUM_CLASSES,), dtype=np.float32),
+                "objects": tfds.features.Sequence({
+                    "bbox": tfds.features.BBoxFeature(),
+                    "label": tfds.features.ClassLabel(names=[str(d) for d in range(NUM_CLASSES)]),
+                    "source_index": np.int64,
+                }),
+            }),
+            supervised_keys=("image", "labels"),
+        )
+
+    def _split_generators(self, dl_manager):
+        del dl_manager  # generated from scikit-learn's bundled digits
+        config = self.builder_config
+        return {"train": self._generate_examples("train", config.num_train),
+                "test": self._generate_examples("test", config.num_test)}
+
+    def _generate_examples(self, split: str, count: int):
+        from sklearn.datasets import load_digits
+
+        config = self.builder_config
+        digits = load_digits()
+        glyphs, targets = digits.images / 16.0, digits.target
+        pool = source_pools(config.seed)[split]
+        rng = np.random.default_rng([config.seed, 0 if split == "train" else 1])
+        for index in range(count):
+            yield index, make_canvas(rng, glyphs, targets, pool, config.canvas_size)
