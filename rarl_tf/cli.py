@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
+
+# Entry points import this before TensorFlow: hide its C++ info/warning chatter (grappler's
+# cost-model warnings for CropAndResize on every step) unless the user asks for it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # A user's mistake: a bad flag value, a missing file or directory.
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)

@@ -15,6 +15,7 @@ from typing import Any
 
 BACKBONES = ("vgg16", "small_vgg")
 LR_SCHEDULES = ("constant", "cosine")
+REGION_POOLS = ("flatten", "max")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +31,7 @@ class ModelConfig:
     anchor_sizes: tuple[float, ...] = (80.0, 160.0, 320.0)  # sqrt(area) in pixels
     aspect_ratios: tuple[float, ...] = (2.0, 1.0, 0.5)  # width / height
     crop_size: int = 7  # s
+    region_pool: str = "flatten"  # flatten (paper) | max: how a region's s x s grid is embedded
     embed_dim: int = 512
     lstm_units: int = 512
     num_steps: int = 5  # T
@@ -96,6 +98,8 @@ class ExperimentConfig:
             (len(m.aspect_ratios) > 0 and min(m.aspect_ratios) > 0, "aspect_ratios",
              list(m.aspect_ratios), "one or more positive width/height ratios"),
             (m.crop_size >= 1, "crop_size", m.crop_size, "an integer >= 1"),
+            (m.region_pool in REGION_POOLS, "region_pool", m.region_pool,
+             f"one of {REGION_POOLS}"),
             (m.num_steps >= 1, "num_steps", m.num_steps, "T >= 1"),
             (m.loc_std > 0, "loc_std", m.loc_std, "sigma > 0"),
             (0 < m.discount <= 1, "discount", m.discount, "0 < gamma <= 1"),

@@ -40,6 +40,9 @@ def define_experiment_flags() -> None:
     flags.DEFINE_list("aspect_ratios", [f"{r:g}" for r in _M.aspect_ratios],
                       "Anchor width / height ratios.")
     flags.DEFINE_integer("crop_size", _M.crop_size, "s: regions are resampled to s x s cells.")
+    flags.DEFINE_enum("region_pool", _M.region_pool, ["flatten", "max"],
+                      "flatten: dense layer over the s x s grid (paper); max: max over the grid "
+                      "first.")
     flags.DEFINE_integer("embed_dim", _M.embed_dim, "Width of the region embedding.")
     flags.DEFINE_integer("lstm_units", _M.lstm_units, "Width of the LSTM state.")
     flags.DEFINE_integer("num_steps", _M.num_steps, "T: attention iterations.")
@@ -94,7 +97,7 @@ def experiment_config_from_flags() -> ExperimentConfig:
         image_size=FLAGS.image_size, crop_margin=FLAGS.crop_margin,
         anchor_sizes=_numbers("anchor_sizes", FLAGS.anchor_sizes),
         aspect_ratios=_numbers("aspect_ratios", FLAGS.aspect_ratios),
-        crop_size=FLAGS.crop_size, embed_dim=FLAGS.embed_dim, lstm_units=FLAGS.lstm_units,
+        crop_size=FLAGS.crop_size, region_pool=FLAGS.region_pool, embed_dim=FLAGS.embed_dim, lstm_units=FLAGS.lstm_units,
         num_steps=FLAGS.num_steps, loc_std=FLAGS.loc_std, discount=FLAGS.discount,
         reinforce_weight=FLAGS.reinforce_weight, baseline_weight=FLAGS.baseline_weight)
     data = DataConfig(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,

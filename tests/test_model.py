@@ -99,7 +99,7 @@ def test_short_training_run_lowers_the_loss(tiny_config):
     images, labels = _batch(n=32, seed=1)
     labels[0, 1] = 1.0
     model.compile(optimizer=keras.optimizers.Adam(3e-3), jit_compile=False)
-    before = model.evaluate(images, labels, batch_size=32, verbose=0, return_dict=True)["cls_loss"]
-    model.fit(images, labels, batch_size=8, epochs=15, verbose=0)
-    after = model.evaluate(images, labels, batch_size=32, verbose=0, return_dict=True)["cls_loss"]
-    assert after < 0.7 * before, (before, after)
+    history = model.fit(images, labels, batch_size=8, epochs=15, verbose=0).history
+    # The full hybrid loss is trained; its classification part must fall well below its start.
+    assert history["cls_loss"][-1] < 0.7 * history["cls_loss"][0], history["cls_loss"]
+    assert all(np.isfinite(history["loss"]))

@@ -30,11 +30,17 @@ class Source:
     load: Callable[[str, str | None, bool, int], tf.data.Dataset]
 
 
-def _load_cluttered_digits(split: str, data_dir: str | None, shuffle_files: bool,
-                           seed: int) -> tf.data.Dataset:
+def _cluttered_digits(config_name: str):
+    def load(split: str, data_dir: str | None, shuffle_files: bool, seed: int):
+        return _load_cluttered_digits(config_name, split, data_dir, shuffle_files, seed)
+    return load
+
+
+def _load_cluttered_digits(config_name: str, split: str, data_dir: str | None,
+                           shuffle_files: bool, seed: int) -> tf.data.Dataset:
     from rarl_tf.data import cluttered_digits  # noqa: F401  (registers the builder)
 
-    builder = tfds.builder("cluttered_digits", data_dir=data_dir)
+    builder = tfds.builder(f"cluttered_digits/{config_name}", data_dir=data_dir)
     # Generated locally from scikit-learn's bundled digits: nothing is downloaded.
     builder.download_and_prepare()
     read_config = tfds.ReadConfig(shuffle_seed=seed)
@@ -45,10 +51,10 @@ def _load_cluttered_digits(split: str, data_dir: str | None, shuffle_files: bool
                   num_parallel_calls=tf.data.AUTOTUNE)
 
 
+_DIGITS = tuple(str(d) for d in range(10))
 SOURCES: dict[str, Source] = {
-    "cluttered_digits": Source(class_names=tuple(str(d) for d in range(10)),
-                               train_split="train", eval_split="test",
-                               load=_load_cluttered_digits),
+    "cluttered_digits": Source(_DIGITS, "train", "test", _cluttered_digits("default")),
+    "cluttered_digits/small": Source(_DIGITS, "train", "test", _cluttered_digits("small")),
 }
 
 

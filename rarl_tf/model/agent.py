@@ -19,6 +19,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from rarl_tf.config import REGION_POOLS
 from rarl_tf.model import anchors as anchors_lib
 from rarl_tf.model import crop as crop_lib
 
@@ -48,6 +49,10 @@ class RecurrentAttention(keras.layers.Layer):
       lstm_units: width of the LSTM state.
       loc_std: sigma of the Gaussian location policy, in the [-1, 1] view frame (paper: 0.11).
       crop_mode: "crop_and_resize" (training, serving) or "matmul" (TFLite export, XLA).
+      region_pool: how the s x s x F region features meet the dense embedding: "flatten" (the
+        paper's fully-connected layer over the whole grid, like VGG's fc6) or "max" (max over
+        the grid first: translation-invariant inside the region, which a backbone trained from
+        scratch on little data needs; see README "Design choices").
       seed: seed of the location sampler.
     """
 
@@ -55,10 +60,12 @@ class RecurrentAttention(keras.layers.Layer):
                  aspect_ratios: Sequence[float] = (2.0, 1.0, 0.5), num_steps: int = 5,
                  crop_size: int = 7, embed_dim: int = 512, lstm_units: int = 512,
                  loc_std: float = 0.11, crop_mode: str = "crop_and_resize",
-                 seed: int | None = None, **kwargs):
+                 region_pool: str = "flatten", seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if crop_mode not in CROP_MODES:
             raise ValueError(f"crop_mode={crop_mode!r}; expected one of {CROP_MODES}")
+        if region_pool not in REGION_POOLS:
+            raise ValueError(f"region_pool={region_pool!r}; expected one of {REGION_POOLS}")
         self.num_classes = int(num_classes)
         self.anchor_sizes = tuple(float(s) for s in anchor_sizes)
         self.aspect_ratios = tuple(float(r) for r in aspect_ratios)
@@ -68,6 +75,7 @@ class RecurrentAttention(keras.layers.Layer):
         self.lstm_units = int(lstm_units)
         self.loc_std = float(loc_std)
         self.crop_mode = crop_mode
+        self.region_pool = region_pool
         self.seed = seed
         self.anchor_px = anchors_lib.anchor_shapes(self.anchor_sizes, self.aspect_ratios)
         self.num_anchors = len(self.anchor_px)
@@ -82,7 +90,8 @@ class RecurrentAttention(keras.layers.Layer):
 
     def build(self, features_shape, views_shape=None):
         channels = features_shape[-1]
-        self.embed.build((None, self.crop_size * self.crop_size * channels))
+        grid = 1 if self.region_pool == "max" else self.crop_size * self.crop_size
+        self.embed.build((None, grid * channels))
         self.cell.build((None, self.embed_dim))
         for head in (self.cls_head, self.loc_head, self.baseline_head):
             head.build((None, self.lstm_units))
@@ -97,8 +106,11 @@ class RecurrentAttention(keras.layers.Layer):
 
     def _observe(self, features, boxes, box_indices, state):
         """Crops boxes [R, 4], embeds them and steps the LSTM from `state` ([R, H] each)."""
-        regions = self._crop(features, boxes, box_indices)
-        flat = tf.reshape(regions, [-1, self.crop_size * self.crop_size * regions.shape[-1]])
+        regions = self._crop(features, boxes, box_indices)  # [R, s, s, F]
+        if self.region_pool == "max":
+            flat = tf.reduce_max(regions, axis=[1, 2])
+        else:
+            flat = tf.reshape(regions, [-1, self.crop_size * self.crop_size * regions.shape[-1]])
         h, (h, c) = self.cell(self.embed(flat), state)
         return h, c
 
@@ -182,5 +194,5 @@ class RecurrentAttention(keras.layers.Layer):
                       aspect_ratios=list(self.aspect_ratios), num_steps=self.num_steps,
                       crop_size=self.crop_size, embed_dim=self.embed_dim,
                       lstm_units=self.lstm_units, loc_std=self.loc_std,
-                      crop_mode=self.crop_mode, seed=self.seed)
+                      crop_mode=self.crop_mode, region_pool=self.region_pool, seed=self.seed)
         return config

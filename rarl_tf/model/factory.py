@@ -32,6 +32,7 @@ def build_model(config: ModelConfig, num_classes: int, seed: int | None = 0,
         reinforce_weight=config.reinforce_weight, baseline_weight=config.baseline_weight,
         agent_kwargs=dict(anchor_sizes=config.anchor_sizes, aspect_ratios=config.aspect_ratios,
                           num_steps=config.num_steps, crop_size=config.crop_size,
+                          region_pool=config.region_pool,
                           embed_dim=config.embed_dim, lstm_units=config.lstm_units,
                           loc_std=config.loc_std, crop_mode=crop_mode, seed=seed))
     side = config.image_size - config.crop_margin

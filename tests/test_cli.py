@@ -1,0 +1,95 @@
+"""The entry points end to end, on the small cluttered_digits config and a tiny model."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--dataset=cluttered_digits/small", "--backbone=small_vgg", "--backbone_weights=none",
+        "--backbone_widths=8,16", "--image_size=40", "--crop_margin=8", "--anchor_sizes=8,16",
+        "--crop_size=3", "--embed_dim=16", "--lstm_units=16", "--num_steps=2",
+        "--batch_size=16", "--epochs=2", "--steps_per_epoch=3", "--learning_rate=0.003",
+        "--checkpoint_every_steps=2", "--shuffle_buffer=64"]
+
+
+def run(module, *args, data_dir):
+    env = dict(os.environ, TFDS_DATA_DIR=str(data_dir), PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    base = tmp_path_factory.mktemp("cli")
+    model_dir = base / "run"
+    result = run("rarl_tf.train", *TINY, f"--model_dir={model_dir}", data_dir=base / "tfds")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return base, model_dir, result
+
+
+def test_train_writes_metrics_and_artifacts(trained):
+    _, model_dir, _ = trained
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    for key in ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1", "views", "num_images"):
+        assert key in metrics
+    assert metrics["num_images"] == 64 and metrics["views"] == 1
+    assert 0.0 <= metrics["mAP"] <= 1.0
+    for name in ("config.json", "model.weights.h5", "history.csv"):
+        assert (model_dir / name).exists(), name
+    assert len((model_dir / "history.csv").read_text().strip().splitlines()) == 3  # header + 2
+
+
+def test_rerun_resumes_instead_of_starting_over(trained):
+    base, model_dir, _ = trained
+    again = run("rarl_tf.train", *TINY, f"--model_dir={model_dir}", data_dir=base / "tfds")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Resuming from" in again.stdout + again.stderr
+    assert "step 6" in again.stdout + again.stderr  # 2 epochs x 3 steps were already done
+    assert len((model_dir / "history.csv").read_text().strip().splitlines()) == 3
+
+
+def test_evaluate_ten_views(trained):
+    base, model_dir, _ = trained
+    out = base / "ten.json"
+    result = run("rarl_tf.evaluate", f"--model_dir={model_dir}", "--views=10",
+                 f"--output={out}", data_dir=base / "tfds")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads(out.read_text())
+    assert metrics["views"] == 10 and metrics["num_images"] == 64
+
+
+def test_predict_draws_attention_and_survives_a_bad_file(trained):
+    base, model_dir, _ = trained
+    good = base / "canvas.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 70, 3), np.uint8)).save(good)
+    bad = base / "broken.jpg"
+    bad.write_bytes(b"not an image")
+    result = run("rarl_tf.predict", f"--model_dir={model_dir}", f"--output_dir={base / 'pred'}",
+                 str(bad), str(good), data_dir=base / "tfds")
+    assert result.returncode == 1
+    assert "broken.jpg" in result.stderr
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    assert record["image"] == str(good)
+    assert set(record["scores"]) == {str(d) for d in range(10)}
+    assert all(p >= 0.1 for _, p in record["labels"]) and len(record["labels"]) <= 3
+    picture = Image.open(base / "pred" / "canvas_attention.png")
+    assert min(picture.size) >= 384
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--num_steps=0", "--num_steps=0 is not allowed"),
+    ("--loc_std=-1", "--loc_std=-1.0 is not allowed"),
+    ("--anchor_sizes=8,x", "--anchor_sizes=8,x: expected a comma-separated list"),
+    ("--dataset=nope", "unknown dataset 'nope'"),
+])
+def test_bad_flags_stop_with_one_clear_line(tmp_path, flag, message):
+    result = run("rarl_tf.train", *TINY, flag, f"--model_dir={tmp_path / 'run'}",
+                 data_dir=tmp_path / "tfds")
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
