@@ -1,0 +1,153 @@
+"""Export a trained model as a SavedModel in TF Serving's versioned layout.
+
+    python -m export.saved_model --model_dir=runs/digits --export_base=exported/rarl
+
+writes `exported/rarl/1`, then `exported/rarl/2` on the next export (never overwriting; each
+version is written to a temporary folder and renamed, so Serving never sees half a model).
+
+Signatures:
+  serving_default(image_bytes: string [B])  JPEG or PNG bytes, any size; grayscale and RGBA are
+      converted to RGB. Bytes that are neither give InvalidArgument "image could not be decoded";
+      an image over --max_pixels is refused before it is decoded.
+  predict_pixels(pixels: uint8 [B, H, W, 3])
+Both return
+  scores       float [B, C]     class probabilities (softmax of the max-pooled region scores)
+  top_classes  int32 [B, K]     the top-K classes scoring >= threshold, -1 where fewer pass
+  top_scores   float [B, K]     their probabilities, 0 where padded
+  top_names    string [B, K]    their names ("" where padded): class names live in the graph
+  boxes        float [B, T, k, 4]  attended regions, (y1, x1, y2, x2) normalised to the image
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from absl import app, flags
+
+from rarl_tf import cli
+from rarl_tf import flags as rarl_flags
+
+FLAGS = flags.FLAGS
+DEFAULT_MAX_PIXELS = 50_000_000
+
+
+def next_version_dir(export_base: str) -> str:
+    """`export_base/N` with N one past the highest numeric version already there."""
+    os.makedirs(export_base, exist_ok=True)
+    versions = [int(name) for name in os.listdir(export_base) if name.isdigit()]
+    return os.path.join(export_base, str(max(versions, default=0) + 1))
+
+
+def build_serving_module(model, image_size: int, class_names, top_k: int = 3,
+                         threshold: float = 0.1, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """A tf.Module with the two serving signatures around a trained RARLModel."""
+    import tensorflow as tf
+
+    from rarl_tf.data.pipeline import resize
+    from rarl_tf.model.views import FULL_VIEW
+
+    class ServingModule(tf.Module):
+        def __init__(self):
+            super().__init__(name="rarl_serving")
+            self.model = model
+            self.class_names = tf.constant(list(class_names))
+
+        def _image_shape(self, data):
+            """(height, width) read from the JPEG or PNG header, without decoding pixels."""
+            is_jpeg = tf.io.is_jpeg(data)
+            is_png = tf.equal(tf.strings.substr(data, 0, 8), b"\x89PNG\r\n\x1a\n")
+            check = tf.debugging.Assert(
+                is_jpeg | is_png,
+                ["image could not be decoded: expected JPEG or PNG bytes"], summarize=1)
+            with tf.control_dependencies([check]):
+                def png_shape():
+                    # IHDR: width then height, 4 bytes big-endian each, from byte 16.
+                    raw = tf.cast(tf.io.decode_raw(tf.strings.substr(data, 16, 8), tf.uint8),
+                                  tf.int64)
+                    weights = tf.constant([2**24, 2**16, 2**8, 1], tf.int64)
+                    return tf.stack([tf.reduce_sum(raw[4:] * weights),
+                                     tf.reduce_sum(raw[:4] * weights)])
+
+                return tf.cond(is_jpeg,
+                               lambda: tf.cast(tf.io.extract_jpeg_shape(data)[:2], tf.int64),
+                               png_shape)
+
+        def _decode(self, data):
+            shape = self._image_shape(data)
+            too_big = tf.debugging.assert_less_equal(
+                shape[0] * shape[1], tf.constant(max_pixels, tf.int64),
+                message=f"image refused: more than {max_pixels} pixels (--max_pixels)")
+            with tf.control_dependencies([too_big]):
+                image = tf.io.decode_image(data, channels=3, expand_animations=False)
+            image.set_shape([None, None, 3])
+            return resize(image, image_size)
+
+        def _outputs(self, images):
+            out = self.model(images, training=False, views=FULL_VIEW)
+            probs = out["probs"]
+            top_scores, top_classes = tf.math.top_k(probs, k=top_k)
+            keep = top_scores >= threshold
+            return {"scores": probs,
+                    "top_classes": tf.where(keep, top_classes, -1),
+                    "top_scores": tf.where(keep, top_scores, 0.0),
+                    "top_names": tf.where(keep, tf.gather(self.class_names, top_classes), ""),
+                    "boxes": out["boxes"][:, 0]}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        def serve_bytes(self, image_bytes):
+            images = tf.map_fn(self._decode, image_bytes,
+                               fn_output_signature=tf.TensorSpec([image_size, image_size, 3],
+                                                                 tf.float32))
+            return self._outputs(images)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8,
+                                                    name="pixels")])
+        def serve_pixels(self, pixels):
+            return self._outputs(tf.map_fn(lambda image: resize(image, image_size), pixels,
+                                           fn_output_signature=tf.float32))
+
+    return ServingModule()
+
+
+def export(model_dir: str, export_base: str, max_pixels: int = DEFAULT_MAX_PIXELS,
+           top_k: int = 3, threshold: float = 0.1) -> str:
+    """Exports the model trained in `model_dir` as the next version under `export_base`."""
+    import keras
+    import tensorflow as tf
+
+    from rarl_tf.model.factory import load_trained
+
+    progress = keras.utils.Progbar(3, unit_name="stage")
+    model, config = load_trained(model_dir)
+    module = build_serving_module(model, config.model.image_size, config.class_names, top_k,
+                                  threshold, max_pixels)
+    progress.add(1)
+    target = next_version_dir(export_base)
+    staging = tempfile.mkdtemp(prefix=".staging-", dir=export_base)
+    tf.saved_model.save(module, staging, signatures={"serving_default": module.serve_bytes,
+                                                     "predict_pixels": module.serve_pixels})
+    progress.add(1)
+    os.rename(staging, target)
+    progress.add(1)
+    return target
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise ValueError(f"unexpected arguments {argv[1:]}")
+    if FLAGS.max_pixels < 1:
+        raise ValueError(f"--max_pixels={FLAGS.max_pixels} is not allowed: expected >= 1")
+    path = export(FLAGS.model_dir, FLAGS.export_base, FLAGS.max_pixels, FLAGS.top_k,
+                  FLAGS.threshold)
+    print(f"SavedModel written to {path}")
+
+
+if __name__ == "__main__":
+    rarl_flags.define_model_dir_flag()
+    flags.DEFINE_string("export_base", None, "TF Serving model folder; versions go in N/.",
+                        required=True)
+    flags.DEFINE_integer("max_pixels", DEFAULT_MAX_PIXELS, "Refuse larger images.")
+    flags.DEFINE_integer("top_k", 3, "Labels reported per image.")
+    flags.DEFINE_float("threshold", 0.1, "Labels below this probability are not reported.")
+    app.run(cli.user_errors_exit(main))
