@@ -1,0 +1,163 @@
+"""Export a trained model to TFLite with builtin ops only (stock LiteRT, GPU delegate).
+
+    python -m export.tflite --model_dir=runs/digits --output=rarl.tflite --quantization=none
+
+`tf.image.crop_and_resize` is not a TFLite builtin, so the exported graph uses the same crop
+written as interpolation-weight matrix products (`rarl_tf.model.crop.crop_regions_matmul`);
+locations are the policy means, so the graph holds no random op. The model takes one image:
+
+  signature "serving_default": pixels float32 [1, N, N, 3] (RGB in [0, 255], already resized)
+    -> scores [1, C], boxes [1, T, k, 4] (normalised y1, x1, y2, x2)
+
+Quantization: none (float32), float16 (weights), int8 (weights and activations, calibrated on
+images of the training split; inputs and outputs stay float32).
+The exporter prints the op list and TFLite's GPU-compatibility analysis, and fails if any op is
+not a TFLite builtin.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import tempfile
+
+from absl import app, flags
+
+from rarl_tf import cli
+from rarl_tf import flags as rarl_flags
+
+FLAGS = flags.FLAGS
+QUANTIZATIONS = ("none", "float16", "int8")
+SIGNATURE = "serving_default"
+
+
+def inference_function(model, image_size: int):
+    """tf.function pixels [1, N, N, 3] -> {"scores", "boxes"}, with named input and outputs."""
+    import tensorflow as tf
+
+    from rarl_tf.model.views import FULL_VIEW
+
+    @tf.function(input_signature=[tf.TensorSpec([1, image_size, image_size, 3], tf.float32,
+                                                name="pixels")])
+    def infer(pixels):
+        out = model(pixels, training=False, views=FULL_VIEW)
+        return {"scores": out["probs"], "boxes": out["boxes"][:, 0]}
+
+    return infer
+
+
+def op_names(tflite_model: bytes) -> list[str]:
+    """The op names of a TFLite flatbuffer, in execution order."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=tflite_model)
+    return [op["op_name"] for op in interpreter._get_ops_details()]  # noqa: SLF001
+
+
+def non_builtin_ops(names) -> list[str]:
+    """Flex (SELECT_TF_OPS) and custom ops, which the stock runtime and GPU delegate lack."""
+    return sorted({n for n in names if n.startswith("Flex") or n in ("CUSTOM", "DELEGATE")})
+
+
+def convert(model_dir: str, quantization: str = "none", representative_images=None) -> bytes:
+    """The TFLite flatbuffer of the model trained in `model_dir`.
+
+    Args:
+      representative_images: for int8, an iterable of float32 [1, N, N, 3] training images.
+    """
+    import tensorflow as tf
+
+    from rarl_tf.model.factory import load_trained
+
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"--quantization={quantization} is not allowed: expected one of "
+                         f"{QUANTIZATIONS}")
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2)
+
+    model, config = load_trained(model_dir, crop_mode="matmul")
+    concrete = inference_function(model, config.model.image_size).get_concrete_function()
+    # Freeze explicitly: handed the live function (or a SavedModel of it), the converter kept
+    # Keras 3's variables as resource variables that LiteRT never initialised (NaN outputs).
+    frozen = convert_variables_to_constants_v2(concrete)
+    # A SavedModel signature around the frozen graph gives the TFLite model a named signature
+    # ("serving_default": pixels -> scores, boxes) instead of positional args_0 tensors.
+    module = tf.Module()
+    module.infer = tf.function(
+        lambda pixels: tf.nest.pack_sequence_as(concrete.structured_outputs,
+                                                tf.nest.flatten(frozen(pixels))),
+        input_signature=concrete.structured_input_signature[0])
+    with tempfile.TemporaryDirectory() as staging:
+        tf.saved_model.save(module, staging, signatures={SIGNATURE: module.infer})
+        converter = tf.lite.TFLiteConverter.from_saved_model(staging, signature_keys=[SIGNATURE])
+        return _quantize_and_convert(converter, quantization, representative_images)
+
+
+def _quantize_and_convert(converter, quantization, representative_images) -> bytes:
+    import tensorflow as tf
+
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantization == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantization == "int8":
+        if representative_images is None:
+            raise ValueError("int8 quantization needs representative images")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([image] for image in representative_images)
+    return converter.convert()
+
+
+def training_images(model_dir: str, count: int = 100):
+    """`count` training images resized as for evaluation: [1, N, N, 3] float32 each."""
+    from rarl_tf.config import load_config
+    from rarl_tf.data import pipeline
+    from rarl_tf.data.sources import get_source
+
+    config = load_config(model_dir)
+    source = get_source(config.data.dataset)
+    examples = source.load(source.train_split, config.data.data_dir, False, config.train.seed)
+    for images, _, _ in pipeline.eval_batches(examples.take(count), config.model.image_size, 1):
+        yield images.numpy()
+
+
+def export(model_dir: str, output: str, quantization: str = "none",
+           calibration_images: int = 100) -> list[str]:
+    """Writes the TFLite model; returns its op names. Raises if any op is not builtin."""
+    import keras
+    import tensorflow as tf
+
+    progress = keras.utils.Progbar(3, unit_name="stage")
+    images = training_images(model_dir, calibration_images) if quantization == "int8" else None
+    content = convert(model_dir, quantization, images)
+    progress.add(1)
+    names = op_names(content)
+    bad = non_builtin_ops(names)
+    if bad:
+        raise ValueError(f"the converted model uses non-builtin ops {bad}; the stock LiteRT "
+                         f"runtime and the GPU delegate cannot run it")
+    progress.add(1)
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output, "wb") as f:
+        f.write(content)
+    progress.add(1)
+    counts = collections.Counter(names)
+    print("ops:", ", ".join(f"{name} x{n}" for name, n in sorted(counts.items())))
+    print("GPU compatibility (tf.lite.experimental.Analyzer):")
+    tf.lite.experimental.Analyzer.analyze(model_content=content, gpu_compatibility=True)
+    return names
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise ValueError(f"unexpected arguments {argv[1:]}")
+    export(FLAGS.model_dir, FLAGS.output, FLAGS.quantization, FLAGS.calibration_images)
+    print(f"TFLite model written to {FLAGS.output} ({os.path.getsize(FLAGS.output)} bytes)")
+
+
+if __name__ == "__main__":
+    rarl_flags.define_model_dir_flag()
+    flags.DEFINE_string("output", None, "Where to write the .tflite file.", required=True)
+    flags.DEFINE_enum("quantization", "none", list(QUANTIZATIONS), "Post-training quantization.")
+    flags.DEFINE_integer("calibration_images", 100, "Training images that calibrate int8.")
+    app.run(cli.user_errors_exit(main))

@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+from ai_edge_litert.interpreter import Interpreter
+
+from export import tflite
+from rarl_tf.model.factory import load_trained
+from rarl_tf.prediction import keras_predict
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_model_dir, tmp_path_factory):
+    path = tmp_path_factory.mktemp("tflite") / "rarl.tflite"
+    names = tflite.export(str(tiny_model_dir), str(path), "none")
+    return path, names
+
+
+def test_float32_tflite_equals_keras(exported, tiny_model_dir):
+    path, _ = exported
+    model, config = load_trained(str(tiny_model_dir))
+    interpreter = Interpreter(model_path=str(path))
+    runner = interpreter.get_signature_runner(tflite.SIGNATURE)
+    assert interpreter.get_signature_list()[tflite.SIGNATURE] == {
+        "inputs": ["pixels"], "outputs": ["boxes", "scores"]}
+    rng = np.random.default_rng(0)
+    side = config.model.image_size
+    for _ in range(4):
+        pixels = rng.uniform(0, 255, (1, side, side, 3)).astype(np.float32)
+        got = runner(pixels=pixels)
+        want = keras_predict(model, pixels)
+        np.testing.assert_allclose(got["scores"], want["probs"], atol=1e-4)
+        np.testing.assert_allclose(got["boxes"], want["boxes"], atol=1e-4)
+
+
+def test_only_builtin_ops(exported):
+    path, names = exported
+    assert names and tflite.non_builtin_ops(names) == []
+    assert tflite.op_names(path.read_bytes()) == names
+    # The crop is the matrix form: no CropAndResize (a Flex op) and no random op.
+    assert "BATCH_MATMUL" in names
+    assert not any("Random" in n or "CropAndResize" in n for n in names)
+
+
+def test_non_builtin_ops_are_detected():
+    assert tflite.non_builtin_ops(["CONV_2D", "FlexCropAndResize", "CUSTOM"]) == [
+        "CUSTOM", "FlexCropAndResize"]
