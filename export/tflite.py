@@ -7,7 +7,10 @@ written as interpolation-weight matrix products (`rarl_tf.model.crop.crop_region
 locations are the policy means, so the graph holds no random op. The model takes one image:
 
   signature "serving_default": pixels float32 [1, N, N, 3] (RGB in [0, 255], already resized)
-    -> scores [1, C], boxes [1, T, k, 4] (normalised y1, x1, y2, x2)
+    -> scores [1, C], boxes [1, T, k, 4] (normalised y1, x1, y2, x2), centres [1, T, 2]
+       (the attended locations (y, x), normalised)
+
+The class names go beside it, one per line, in FILE.labels.txt (the classic TFLite labels file).
 
 Quantization: none (float32), float16 (weights), int8 (weights and activations, calibrated on
 images of the training split; inputs and outputs stay float32).
@@ -32,7 +35,7 @@ SIGNATURE = "serving_default"
 
 
 def inference_function(model, image_size: int):
-    """tf.function pixels [1, N, N, 3] -> {"scores", "boxes"}, with named input and outputs."""
+    """tf.function pixels [1, N, N, 3] -> {"scores", "boxes", "centres"}, named."""
     import tensorflow as tf
 
     from rarl_tf.model.views import FULL_VIEW
@@ -41,7 +44,8 @@ def inference_function(model, image_size: int):
                                                 name="pixels")])
     def infer(pixels):
         out = model(pixels, training=False, views=FULL_VIEW)
-        return {"scores": out["probs"], "boxes": out["boxes"][:, 0]}
+        return {"scores": out["probs"], "boxes": out["boxes"][:, 0],
+                "centres": (out["locations"][:, 0] + 1.0) / 2.0}
 
     return infer
 
@@ -127,6 +131,8 @@ def export(model_dir: str, output: str, quantization: str = "none",
     import keras
     import tensorflow as tf
 
+    from rarl_tf.config import load_config
+
     progress = keras.utils.Progbar(3, unit_name="stage")
     images = training_images(model_dir, calibration_images) if quantization == "int8" else None
     content = convert(model_dir, quantization, images)
@@ -140,12 +146,19 @@ def export(model_dir: str, output: str, quantization: str = "none",
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "wb") as f:
         f.write(content)
+    with open(labels_path(output), "w") as f:
+        f.write("\n".join(load_config(model_dir).class_names) + "\n")
     progress.add(1)
     counts = collections.Counter(names)
     print("ops:", ", ".join(f"{name} x{n}" for name, n in sorted(counts.items())))
     print("GPU compatibility (tf.lite.experimental.Analyzer):")
     tf.lite.experimental.Analyzer.analyze(model_content=content, gpu_compatibility=True)
     return names
+
+
+def labels_path(tflite_path: str) -> str:
+    """FILE.tflite -> FILE.labels.txt."""
+    return os.path.splitext(tflite_path)[0] + ".labels.txt"
 
 
 def main(argv):

@@ -1,6 +1,7 @@
 """Labels and attended regions for image files.
 
     python -m rarl_tf.predict --model_dir=runs/digits --output_dir=out IMAGE [IMAGE ...]
+    python -m rarl_tf.predict --tflite=rarl.tflite --output_dir=out IMAGE [IMAGE ...]
 
 Prints one JSON line per image, {"image", "labels": [[name, prob], ...], "scores": {name: prob}},
 and writes OUT/<stem>_attention.png with the regions of each iteration drawn in its own colour.
@@ -29,7 +30,17 @@ def main(argv):
     from rarl_tf import prediction, visualize
     from rarl_tf.model.factory import load_trained
 
-    model, config = load_trained(FLAGS.model_dir)
+    if FLAGS.tflite:
+        from export.tflite import labels_path
+
+        predict_fn = prediction.LiteRTPredictor(FLAGS.tflite, labels_path(FLAGS.tflite))
+        image_size, class_names = predict_fn.image_size, predict_fn.class_names
+    elif FLAGS.model_dir:
+        model, config = load_trained(FLAGS.model_dir)
+        image_size, class_names = config.model.image_size, config.class_names
+        predict_fn = lambda images: prediction.keras_predict(model, images)  # noqa: E731
+    else:
+        raise ValueError("give --model_dir=DIR (Keras) or --tflite=FILE.tflite (LiteRT)")
     if FLAGS.output_dir:
         os.makedirs(FLAGS.output_dir, exist_ok=True)
     failed = 0
@@ -40,9 +51,8 @@ def main(argv):
             print(f"error: {err}", file=sys.stderr, flush=True)
             failed += 1
             continue
-        out = prediction.keras_predict(model, prediction.model_input(image,
-                                                                      config.model.image_size))
-        record = prediction.describe(path, out["probs"][0], config.class_names, FLAGS.top_k,
+        out = predict_fn(prediction.model_input(image, image_size))
+        record = prediction.describe(path, out["probs"][0], class_names, FLAGS.top_k,
                                      FLAGS.threshold)
         if FLAGS.output_dir:
             stem = os.path.splitext(os.path.basename(path))[0]
@@ -56,7 +66,9 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    rarl_flags.define_model_dir_flag()
+    rarl_flags.define_model_dir_flag(required=False)
+    flags.DEFINE_string("tflite", None, "Run this exported .tflite model through LiteRT "
+                        "instead of the Keras model in --model_dir.")
     flags.DEFINE_string("output_dir", None, "Where to write <stem>_attention.png pictures.")
     flags.DEFINE_integer("top_k", 3, "At most this many labels per image.")
     flags.DEFINE_float("threshold", 0.1, "Labels scoring below this are not reported.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import numpy as np
@@ -45,3 +46,24 @@ def describe(image_name: str, probs: np.ndarray, class_names: Sequence[str], top
     labels = [[class_names[c], round(float(probs[c]), 6)] for c in order if chosen[c]]
     return {"image": image_name, "labels": labels,
             "scores": {name: round(float(p), 6) for name, p in zip(class_names, probs)}}
+
+
+class LiteRTPredictor:
+    """Runs an exported .tflite model (see export/tflite.py) through the LiteRT interpreter."""
+
+    def __init__(self, tflite_path: str, labels_path: str):
+        from ai_edge_litert.interpreter import Interpreter
+
+        for path in (tflite_path, labels_path):
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"{path} not found (written by `python -m export.tflite`)")
+        interpreter = Interpreter(model_path=tflite_path)
+        self.runner = interpreter.get_signature_runner("serving_default")
+        self.image_size = int(self.runner.get_input_details()["pixels"]["shape"][1])
+        with open(labels_path) as f:
+            self.class_names = [line.strip() for line in f if line.strip()]
+
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Same outputs as `keras_predict` (one image at a time, as the model was exported)."""
+        out = self.runner(pixels=images.astype(np.float32))
+        return {"probs": out["scores"], "boxes": out["boxes"], "centres": out["centres"]}

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
@@ -20,7 +22,7 @@ def test_float32_tflite_equals_keras(exported, tiny_model_dir):
     interpreter = Interpreter(model_path=str(path))
     runner = interpreter.get_signature_runner(tflite.SIGNATURE)
     assert interpreter.get_signature_list()[tflite.SIGNATURE] == {
-        "inputs": ["pixels"], "outputs": ["boxes", "scores"]}
+        "inputs": ["pixels"], "outputs": ["boxes", "centres", "scores"]}
     rng = np.random.default_rng(0)
     side = config.model.image_size
     for _ in range(4):
@@ -29,6 +31,27 @@ def test_float32_tflite_equals_keras(exported, tiny_model_dir):
         want = keras_predict(model, pixels)
         np.testing.assert_allclose(got["scores"], want["probs"], atol=1e-4)
         np.testing.assert_allclose(got["boxes"], want["boxes"], atol=1e-4)
+        np.testing.assert_allclose(got["centres"], want["centres"], atol=1e-4)
+
+
+def test_predict_cli_runs_the_tflite_model(exported, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    path, _ = exported
+    image = tmp_path / "img.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 255, (30, 45, 3), np.uint8)).save(image)
+    root = str(Path(__file__).resolve().parents[1])
+    result = subprocess.run([sys.executable, "-m", "rarl_tf.predict", f"--tflite={path}",
+                             f"--output_dir={tmp_path / 'out'}", str(image)], cwd=root,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(record["scores"]) == {str(d) for d in range(10)}
+    assert (tmp_path / "out" / "img_attention.png").exists()
 
 
 def test_only_builtin_ops(exported):
