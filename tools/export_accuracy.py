@@ -1,0 +1,85 @@
+"""mAP of every export of a trained model on its evaluation split, side by side.
+
+    python -m tools.export_accuracy --model_dir=runs/digits --output=runs/digits/export_accuracy.json
+
+Exports the model (SavedModel; TFLite float32, float16, int8) into --work_dir, scores the
+evaluation split with each through the same pipeline and metrics, and prints a markdown table of
+mAP, its difference from Keras, and file size; the JSON holds every figure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from absl import app, flags
+
+from rarl_tf import cli
+from rarl_tf import flags as rarl_flags
+
+FLAGS = flags.FLAGS
+
+
+def _size(path: str) -> int:
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise ValueError(f"unexpected arguments {argv[1:]}")
+    import numpy as np
+    import tensorflow as tf
+
+    from export import saved_model, tflite
+    from rarl_tf import evaluation, prediction
+    from rarl_tf.model.factory import WEIGHTS_FILE, load_trained
+    from rarl_tf.model.views import FULL_VIEW
+
+    model, config = load_trained(FLAGS.model_dir)
+    work = FLAGS.work_dir or os.path.join(FLAGS.model_dir, "exports")
+    os.makedirs(work, exist_ok=True)
+
+    scorers = {"keras": (evaluation.model_scorer(model, FULL_VIEW),
+                         os.path.join(FLAGS.model_dir, WEIGHTS_FILE))}
+    served = saved_model.export(FLAGS.model_dir, os.path.join(work, "saved_model"))
+    signature = tf.saved_model.load(served).signatures["predict_pixels"]
+    # predict_pixels resizes uint8 input itself; feed it the same N x N pixels, rounded.
+    scorers["saved_model"] = (
+        lambda images: signature(pixels=tf.cast(tf.round(images), tf.uint8))["scores"].numpy(),
+        served)
+    for quantization in ("none", "float16", "int8"):
+        path = os.path.join(work, f"rarl_{quantization}.tflite")
+        tflite.export(FLAGS.model_dir, path, quantization, FLAGS.calibration_images)
+        run = prediction.LiteRTPredictor(path, tflite.labels_path(path))
+        scorers[f"tflite_{'float32' if quantization == 'none' else quantization}"] = (
+            lambda images, run=run: np.concatenate([run(image[None])["probs"]
+                                                    for image in images.numpy()]), path)
+
+    results = {}
+    for name, (score, path) in scorers.items():
+        print(f"scoring {name}")
+        scores, labels, ignore = evaluation.evaluate_scores(score, config)
+        metrics = evaluation.compute_metrics(scores, labels, ignore, config.eval,
+                                             config.class_names)
+        results[name] = {"mAP": metrics["mAP"], "bytes": _size(path), "path": path,
+                         "num_images": metrics["num_images"]}
+    keras_map = results["keras"]["mAP"]
+    lines = ["| model | mAP | mAP - Keras | size (bytes) |", "|---|---|---|---|"]
+    for name, r in results.items():
+        r["delta_vs_keras"] = r["mAP"] - keras_map
+        lines.append(f"| {name} | {r['mAP']:.4f} | {r['delta_vs_keras']:+.4f} | {r['bytes']} |")
+    print("\n".join(lines))
+    if FLAGS.output:
+        with open(FLAGS.output, "w") as f:
+            json.dump({"dataset": config.data.dataset, "views": 1, "results": results}, f,
+                      indent=2)
+
+
+if __name__ == "__main__":
+    rarl_flags.define_model_dir_flag()
+    flags.DEFINE_string("work_dir", None, "Where exports go; default MODEL_DIR/exports.")
+    flags.DEFINE_string("output", None, "Write the results as JSON here.")
+    flags.DEFINE_integer("calibration_images", 100, "Training images that calibrate int8.")
+    app.run(cli.user_errors_exit(main))
