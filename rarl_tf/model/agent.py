@@ -121,7 +121,8 @@ class RecurrentAttention(keras.layers.Layer):
           features: [B, h, w, C] feature map f_I.
           views: [V, 4] view boxes (y1, x1, y2, x2) normalised to the map, shared by all images;
             [[0, 0, 1, 1]] is the whole image, x1 > x2 a mirrored view.
-          image_size: (height, width) of the input image in pixels, the unit of anchor sizes.
+          image_size: (height, width) of the input image in pixels, the unit of anchor sizes
+            (Python numbers, or scalar tensors when the image size is only known at run time).
           sample: draw l_{t+1} from the policy (training) instead of taking its mean.
 
         Returns:
@@ -141,7 +142,8 @@ class RecurrentAttention(keras.layers.Layer):
         episode_views = tf.reshape(views[None] + tf.zeros([batch, 1, 1]), [-1, 4])
         episode_image = tf.repeat(tf.range(batch, dtype=tf.int32), num_views)
         region_image = tf.repeat(episode_image, k)
-        shapes = self.anchor_px / tf.constant([[float(image_size[0]), float(image_size[1])]])
+        size = tf.cast(tf.reshape(tf.stack([image_size[0], image_size[1]]), [1, 2]), tf.float32)
+        shapes = tf.constant(self.anchor_px) / size
 
         num_episodes = tf.shape(episode_views)[0]
         zeros = tf.zeros([num_episodes, self.lstm_units], features.dtype)

@@ -73,7 +73,3 @@ def build_backbone(name: str, weights: str | None = None,
         return small_vgg(widths)
     raise ValueError(f"unknown backbone {name!r}; expected one of {BACKBONES}")
 
-
-def backbone_stride(name: str, widths: tuple[int, ...] = (32, 64, 128)) -> int:
-    """Input pixels per feature-map cell."""
-    return 16 if name == "vgg16" else 2 ** (len(widths) - 1)
