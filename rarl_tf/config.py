@@ -16,6 +16,8 @@ from typing import Any
 BACKBONES = ("vgg16", "small_vgg")
 LR_SCHEDULES = ("constant", "cosine")
 REGION_POOLS = ("flatten", "max")
+# Names of rarl_tf/data/sources.py's SOURCES (kept here so flags are checked before TF loads).
+DATASETS = ("cluttered_digits", "cluttered_digits/small", "voc2007", "coco2014", "voc_dir")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +48,9 @@ class DataConfig:
     """Where images come from and how they are fed."""
 
     dataset: str = "voc2007"
+    # tensorflow-datasets' data_dir, or (dataset voc_dir) the VOC folder itself.
     data_dir: str | None = None
+    download: bool = False  # let tensorflow-datasets download and prepare voc2007 / coco2014
     shuffle_buffer: int = 2048
 
 
@@ -88,8 +92,21 @@ class ExperimentConfig:
     def validate(self) -> None:
         """Raises ValueError naming the flag, its value and what is allowed."""
         m, t, e = self.model, self.train, self.eval
+        weights_ok = m.backbone_weights in ("imagenet", "none") or (
+            m.backbone_weights.endswith(".weights.h5") and os.path.isfile(m.backbone_weights))
         checks = [
+            (self.data.dataset in DATASETS, "dataset", self.data.dataset,
+             f"one of {DATASETS}"),
+            (self.data.dataset != "voc_dir" or bool(self.data.data_dir), "data_dir",
+             self.data.data_dir, "the VOC folder (holding JPEGImages/, Annotations/, "
+             "ImageSets/Main/) when --dataset=voc_dir"),
+            (self.data.shuffle_buffer >= 1, "shuffle_buffer", self.data.shuffle_buffer,
+             "an integer >= 1"),
             (m.backbone in BACKBONES, "backbone", m.backbone, f"one of {BACKBONES}"),
+            (weights_ok, "backbone_weights", m.backbone_weights,
+             "imagenet, none, or the path of an existing .weights.h5 file"),
+            (m.backbone != "small_vgg" or m.backbone_weights == "none", "backbone_weights",
+             m.backbone_weights, "none for backbone small_vgg (it is trained from scratch)"),
             (m.image_size > 0, "image_size", m.image_size, "a positive number of pixels"),
             (0 <= m.crop_margin < m.image_size, "crop_margin", m.crop_margin,
              f"0 <= m < image_size ({m.image_size})"),
@@ -97,6 +114,11 @@ class ExperimentConfig:
              list(m.anchor_sizes), "one or more positive pixel sizes"),
             (len(m.aspect_ratios) > 0 and min(m.aspect_ratios) > 0, "aspect_ratios",
              list(m.aspect_ratios), "one or more positive width/height ratios"),
+            # The paper pairs 3 scales with 3 ratios (k = 9); lists of different lengths are
+            # almost always a typo in one of them.
+            (len(m.aspect_ratios) == len(m.anchor_sizes), "aspect_ratios",
+             list(m.aspect_ratios), f"as many ratios as --anchor_sizes has sizes "
+             f"({len(m.anchor_sizes)}: {list(m.anchor_sizes)})"),
             (m.crop_size >= 1, "crop_size", m.crop_size, "an integer >= 1"),
             (m.region_pool in REGION_POOLS, "region_pool", m.region_pool,
              f"one of {REGION_POOLS}"),

@@ -25,6 +25,8 @@ def define_experiment_flags() -> None:
     flags.DEFINE_string("dataset", _D.dataset, "Data source name (see rarl_tf/data/sources.py).")
     flags.DEFINE_string("data_dir", _D.data_dir, "tensorflow-datasets data_dir, or the folder of "
                         "a VOC-layout dataset.")
+    flags.DEFINE_bool("download", _D.download, "Let tensorflow-datasets download and prepare "
+                      "voc2007 / coco2014 into --data_dir if they are not there.")
     flags.DEFINE_integer("shuffle_buffer", _D.shuffle_buffer, "Shuffle buffer, in images.")
     # Model.
     flags.DEFINE_string("backbone", _M.backbone, "vgg16 (conv5_3) or small_vgg.")
@@ -97,11 +99,12 @@ def experiment_config_from_flags() -> ExperimentConfig:
         image_size=FLAGS.image_size, crop_margin=FLAGS.crop_margin,
         anchor_sizes=_numbers("anchor_sizes", FLAGS.anchor_sizes),
         aspect_ratios=_numbers("aspect_ratios", FLAGS.aspect_ratios),
-        crop_size=FLAGS.crop_size, region_pool=FLAGS.region_pool, embed_dim=FLAGS.embed_dim, lstm_units=FLAGS.lstm_units,
+        crop_size=FLAGS.crop_size, region_pool=FLAGS.region_pool, embed_dim=FLAGS.embed_dim,
+        lstm_units=FLAGS.lstm_units,
         num_steps=FLAGS.num_steps, loc_std=FLAGS.loc_std, discount=FLAGS.discount,
         reinforce_weight=FLAGS.reinforce_weight, baseline_weight=FLAGS.baseline_weight)
     data = DataConfig(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
-                      shuffle_buffer=FLAGS.shuffle_buffer)
+                      download=FLAGS.download, shuffle_buffer=FLAGS.shuffle_buffer)
     train = TrainConfig(batch_size=FLAGS.batch_size, epochs=FLAGS.epochs,
                         learning_rate=FLAGS.learning_rate, lr_schedule=FLAGS.lr_schedule,
                         warmup_epochs=FLAGS.warmup_epochs, beta_1=FLAGS.beta_1,

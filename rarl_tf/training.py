@@ -1,68 +1,119 @@
 """Training: data, model, optimizer and callbacks for one `ExperimentConfig`, resumable.
 
-Everything a run writes lives under `model_dir`:
+Everything a run writes lives under `model_dir` (only the chief writes under multi-worker):
 
     config.json           the frozen config (evaluation, prediction and export rebuild from it)
-    checkpoints/          tf.train checkpoints (model, optimizer, epoch) every
-                          `checkpoint_every_steps` steps and at each epoch's end
+    data_stats.json       images per training pass, and how many were skipped for having no label
+    checkpoints/          tf.train checkpoints (model and optimizer, whose `iterations` is the
+                          global step) every `checkpoint_every_steps` steps and at each epoch end
     logs/                 TensorBoard
     history.csv           one row per epoch
     model.weights.h5      the final weights
+
+A run killed at any moment and started again with the same flags continues from its newest
+checkpoint: same step, same learning rate, and the data stream resumes at that step's position
+(`pipeline.train_stream`), so the run ends after exactly `epochs x steps_per_epoch` steps.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from rarl_tf import distribute
 from rarl_tf.config import ExperimentConfig, load_config, save_config
 from rarl_tf.data import pipeline
 from rarl_tf.data.sources import get_source
 from rarl_tf.model.factory import WEIGHTS_FILE, build_model
 
 CHECKPOINT_DIR = "checkpoints"
+DATA_STATS_FILE = "data_stats.json"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint was kept."""
 
 
 class StepCheckpoint(keras.callbacks.Callback):
-    """Saves model, optimizer and epoch every `every_steps` steps and at each epoch's end.
+    """Saves model and optimizer every `every_steps` steps and at each epoch's end.
 
     Keras's BackupAndRestore resumes only from the start of an epoch; a step-level
-    `tf.train.CheckpointManager` loses at most `every_steps` steps to a kill.
+    `tf.train.CheckpointManager` loses at most `every_steps` steps to a kill. A checkpoint is
+    only written while the loss and every weight are finite, so a diverged run keeps its last
+    good state.
     """
 
-    def __init__(self, directory: str, every_steps: int, max_to_keep: int = 3):
+    def __init__(self, directory: str, restore_from: str, every_steps: int, max_to_keep: int = 3):
         super().__init__()
         self.directory = directory
+        self.restore_from = restore_from
         self.every_steps = every_steps
         self.max_to_keep = max_to_keep
-        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.manager = None
+        self.diverged_at = None
 
     def attach(self, model: keras.Model) -> int:
-        """Binds to `model`, restores the newest checkpoint if any; returns the epoch to start."""
+        """Binds to `model`, restores the newest checkpoint if any; returns the global step."""
         # Optimizer slots must exist before a restore can fill them.
         model.optimizer.build(model.trainable_variables)
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=self.epoch)
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
         self.manager = tf.train.CheckpointManager(checkpoint, self.directory, self.max_to_keep)
-        if self.manager.latest_checkpoint:
-            checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-            print(f"Resuming from {self.manager.latest_checkpoint} (epoch {int(self.epoch)}, "
-                  f"step {int(model.optimizer.iterations)})", flush=True)
-        return int(self.epoch)
+        latest = tf.train.latest_checkpoint(self.restore_from)
+        if latest:
+            checkpoint.restore(latest).assert_existing_objects_matched()
+            print(f"Resuming from {latest} (step {int(model.optimizer.iterations)})", flush=True)
+        return int(model.optimizer.iterations)
 
-    def _save(self):
-        self.manager.save(checkpoint_number=int(self.model.optimizer.iterations))
+    def _healthy(self, logs) -> bool:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            return False
+        return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.model.weights
+                   if "float" in str(v.dtype))
+
+    def _save(self, logs):
+        step = int(self.model.optimizer.iterations)
+        if not self._healthy(logs):
+            self.diverged_at = step
+            self.model.stop_training = True
+            return
+        if self.manager.latest_checkpoint != os.path.join(self.directory, f"ckpt-{step}"):
+            self.manager.save(checkpoint_number=step)
 
     def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations) % self.every_steps == 0:
-            self._save()
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            self.diverged_at = int(self.model.optimizer.iterations)
+            self.model.stop_training = True
+        elif int(self.model.optimizer.iterations) % self.every_steps == 0:
+            self._save(logs)
 
     def on_epoch_end(self, epoch, logs=None):
-        self.epoch.assign(epoch + 1)
-        self._save()
+        if self.diverged_at is None:
+            self._save(logs)
+
+
+class SkippedImages(keras.callbacks.Callback):
+    """Reports images skipped because they did not decode, in the logs and on the console."""
+
+    def __init__(self, counter: pipeline.SkipCounter):
+        super().__init__()
+        self.counter = counter
+        self.reported = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        skipped = self.counter.undecodable
+        if logs is not None:
+            logs["skipped_undecodable"] = skipped
+        if skipped > self.reported:
+            print(f"warning: {skipped} training images could not be decoded and were skipped so "
+                  f"far (TensorFlow logged each error above)", flush=True)
+            self.reported = skipped
 
 
 def learning_rate(config: ExperimentConfig, steps_per_epoch: int):
@@ -77,57 +128,116 @@ def learning_rate(config: ExperimentConfig, steps_per_epoch: int):
         warmup_target=t.learning_rate if warmup else None, warmup_steps=warmup)
 
 
-def prepare_model_dir(config: ExperimentConfig, model_dir: str) -> ExperimentConfig:
+def prepare_model_dir(config: ExperimentConfig, model_dir: str, write: bool = True
+                      ) -> ExperimentConfig:
     """Writes config.json, or checks that a resumed run asks for the same experiment."""
-    os.makedirs(model_dir, exist_ok=True)
     path = os.path.join(model_dir, "config.json")
     if os.path.exists(path):
         saved = load_config(model_dir)
         if dataclasses.replace(saved, class_names=config.class_names) != config:
             raise ValueError(f"{model_dir} holds a run with a different configuration; use a new "
                              f"--model_dir, or the same flags to resume (saved config: {path})")
-    save_config(config, model_dir)
+    if write:
+        save_config(config, model_dir)
     return config
 
 
-def train(config: ExperimentConfig, model_dir: str, verbose: int = 1
+def count_labeled(examples: tf.data.Dataset, model_dir: str, write: bool = True
+                  ) -> tuple[int, int]:
+    """(images with at least one label, images without) in `examples`; cached in model_dir.
+
+    Counting reads the split once (labels only, images stay encoded); a resumed run reads the
+    cache instead.
+    """
+    path = os.path.join(model_dir, DATA_STATS_FILE)
+    if os.path.exists(path):
+        with open(path) as f:
+            stats = json.load(f)
+        return stats["labeled"], stats["unlabeled"]
+    flags = examples.map(pipeline.is_labeled, num_parallel_calls=pipeline.AUTOTUNE)
+    labeled, total = flags.reduce((np.int64(0), np.int64(0)),
+                                  lambda acc, ok: (acc[0] + tf.cast(ok, tf.int64), acc[1] + 1))
+    labeled, total = int(labeled), int(total)
+    if write:
+        with open(path, "w") as f:
+            json.dump({"labeled": labeled, "unlabeled": total - labeled}, f)
+    return labeled, total - labeled
+
+
+def train(config: ExperimentConfig, model_dir: str,
+          strategy: tf.distribute.Strategy | None = None, verbose: int = 1
           ) -> tuple[keras.Model, ExperimentConfig]:
     """Trains (or resumes) the experiment in `model_dir` and writes its final weights.
 
-    Returns the model and the config as saved (with the dataset's class names).
+    Args:
+      strategy: a tf.distribute strategy (`distribute.make_strategy`); default one device.
+
+    Returns:
+      The model and the config as saved (with the dataset's class names).
+
+    Raises:
+      TrainingDiverged: the loss became NaN or infinite (the last good checkpoint is kept).
     """
-    source = get_source(config.data.dataset)
+    strategy = strategy or tf.distribute.get_strategy()
+    m, t, d = config.model, config.train, config.data
+    source = get_source(d.dataset)
     config = dataclasses.replace(config, class_names=source.class_names)
-    prepare_model_dir(config, model_dir)
-    keras.utils.set_random_seed(config.train.seed)
-
-    m, t = config.model, config.train
-    examples = source.load(source.train_split, config.data.data_dir, True, t.seed)
-    batches = pipeline.train_batches(examples, m.image_size, m.crop_margin, t.batch_size,
-                                     t.seed, config.data.shuffle_buffer)
-    steps_per_epoch = t.steps_per_epoch or int(batches.cardinality())
+    chief = distribute.is_chief()
+    # Data first: a dataset that is missing stops the run before anything is written.
+    examples = source.load(source.train_split, d.data_dir, True, t.seed, d.download)
+    os.makedirs(model_dir, exist_ok=True)
+    prepare_model_dir(config, model_dir, write=chief)
+    pass_size, unlabeled = count_labeled(examples, model_dir, write=chief)
+    if unlabeled:
+        print(f"Skipping {unlabeled} training images that have no label ({pass_size} used per "
+              f"pass)", flush=True)
+    examples = examples.filter(pipeline.is_labeled)
+    steps_per_epoch = t.steps_per_epoch or pass_size // t.batch_size
     if steps_per_epoch <= 0:
-        raise ValueError(f"the training split of {config.data.dataset} has fewer images than one "
-                         f"batch (--batch_size={t.batch_size}) or an unknown size; set "
-                         f"--steps_per_epoch")
-    if t.steps_per_epoch:
-        batches = batches.repeat()
+        raise ValueError(f"the training split of {d.dataset} has {pass_size} usable images, "
+                         f"fewer than one batch (--batch_size={t.batch_size})")
+    total_steps = t.epochs * steps_per_epoch
 
-    model = build_model(m, len(source.class_names), seed=t.seed)
-    optimizer = keras.optimizers.Adam(learning_rate(config, steps_per_epoch),
-                                      beta_1=t.beta_1, beta_2=t.beta_2)
-    # crop_and_resize has no XLA kernel, so the step is compiled as a plain tf.function.
-    model.compile(optimizer=optimizer, jit_compile=False)
+    keras.utils.set_random_seed(t.seed)
+    with strategy.scope():
+        model = build_model(m, len(source.class_names), seed=t.seed)
+        optimizer = keras.optimizers.Adam(learning_rate(config, steps_per_epoch),
+                                          beta_1=t.beta_1, beta_2=t.beta_2)
+        # crop_and_resize has no XLA kernel, so the step is compiled as a plain tf.function.
+        model.compile(optimizer=optimizer, jit_compile=False)
 
-    checkpoint = StepCheckpoint(os.path.join(model_dir, CHECKPOINT_DIR), t.checkpoint_every_steps)
-    initial_epoch = checkpoint.attach(model)
-    callbacks = [checkpoint,
-                 keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
-                 keras.callbacks.CSVLogger(os.path.join(model_dir, "history.csv"),
-                                           append=initial_epoch > 0),
-                 keras.callbacks.TerminateOnNaN()]
-    if initial_epoch < t.epochs:
-        model.fit(batches, epochs=t.epochs, initial_epoch=initial_epoch,
-                  steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose)
-    model.save_weights(os.path.join(model_dir, WEIGHTS_FILE))
+    write_dir = distribute.worker_dir(model_dir)
+    checkpoint = StepCheckpoint(os.path.join(write_dir, CHECKPOINT_DIR),
+                                os.path.join(model_dir, CHECKPOINT_DIR), t.checkpoint_every_steps)
+    with strategy.scope():
+        step = checkpoint.attach(model)
+    counter = pipeline.SkipCounter()
+    callbacks = [checkpoint, SkippedImages(counter)]
+    if chief:
+        callbacks += [keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
+                      keras.callbacks.CSVLogger(os.path.join(model_dir, "history.csv"),
+                                                append=step > 0)]
+
+    def fit(start: int, end: int, epoch: int, epochs: int):
+        stream = pipeline.train_stream(examples, pass_size, start, end, t.batch_size,
+                                       m.image_size, m.crop_margin, t.seed, d.shuffle_buffer,
+                                       counter)
+        model.fit(stream, initial_epoch=epoch, epochs=epochs,
+                  steps_per_epoch=(end - start) // (epochs - epoch), callbacks=callbacks,
+                  verbose=verbose)
+
+    epoch, done_in_epoch = divmod(step, steps_per_epoch)
+    if step < total_steps and done_in_epoch:
+        # Finish the interrupted epoch first, from the step the checkpoint holds.
+        fit(step, (epoch + 1) * steps_per_epoch, epoch, epoch + 1)
+        epoch += 1
+    if epoch < t.epochs and checkpoint.diverged_at is None:
+        fit(epoch * steps_per_epoch, total_steps, epoch, t.epochs)
+    if checkpoint.diverged_at is not None:
+        raise TrainingDiverged(
+            f"the loss became NaN or infinite at step {checkpoint.diverged_at}; training stopped "
+            f"and kept the last good checkpoint {checkpoint.manager.latest_checkpoint} (lower "
+            f"--learning_rate, or check the data; rerunning resumes from that checkpoint)")
+    if chief:
+        model.save_weights(os.path.join(model_dir, WEIGHTS_FILE))
     return model, config

@@ -11,7 +11,7 @@ from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--dataset=cluttered_digits/small", "--backbone=small_vgg", "--backbone_weights=none",
-        "--backbone_widths=8,16", "--image_size=40", "--crop_margin=8", "--anchor_sizes=8,16",
+        "--backbone_widths=8,16", "--image_size=40", "--crop_margin=8", "--anchor_sizes=8,16,32",
         "--crop_size=3", "--embed_dim=16", "--lstm_units=16", "--num_steps=2",
         "--batch_size=16", "--epochs=2", "--steps_per_epoch=3", "--learning_rate=0.003",
         "--checkpoint_every_steps=2", "--shuffle_buffer=64"]
@@ -85,7 +85,7 @@ def test_predict_draws_attention_and_survives_a_bad_file(trained):
     ("--num_steps=0", "--num_steps=0 is not allowed"),
     ("--loc_std=-1", "--loc_std=-1.0 is not allowed"),
     ("--anchor_sizes=8,x", "--anchor_sizes=8,x: expected a comma-separated list"),
-    ("--dataset=nope", "unknown dataset 'nope'"),
+    ("--dataset=nope", "--dataset=nope is not allowed"),
 ])
 def test_bad_flags_stop_with_one_clear_line(tmp_path, flag, message):
     result = run("rarl_tf.train", *TINY, flag, f"--model_dir={tmp_path / 'run'}",

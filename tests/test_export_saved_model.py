@@ -48,7 +48,7 @@ def test_serving_default_equals_keras(exported, tiny_model_dir, fmt, mode):
         want = keras_predict(model, resize(pixels, config.model.image_size).numpy()[None])
         np.testing.assert_allclose(got["scores"][i].numpy(), want["probs"][0], atol=1e-5)
         np.testing.assert_allclose(got["boxes"][i].numpy(), want["boxes"][0], atol=1e-5)
-    assert got["boxes"].shape == (2, 2, 6, 4)
+    assert got["boxes"].shape == (2, 2, 9, 4)  # [images, T, k, 4]
     top = got["top_scores"].numpy()
     names = got["top_names"].numpy()
     classes = got["top_classes"].numpy()

@@ -20,7 +20,7 @@ def test_output_shapes_of_every_step(tiny_config):
     model = build_model(tiny_config, num_classes=5)
     images, _ = _batch()
     out = model(images, training=False)
-    t, k, c = 2, 6, 5
+    t, k, c = 2, 9, 5  # 3 anchor sizes x 3 aspect ratios
     assert out["region_logits"].shape == (4, 1, t, k, c)
     assert out["boxes"].shape == (4, 1, t, k, 4)
     assert out["locations"].shape == (4, 1, t, 2)

@@ -1,8 +1,13 @@
 """tf.data pipelines: examples -> batches the model eats (paper, "Implementation details").
 
-Training: resize to N x N, random (N - m) x (N - m) crop, random horizontal flip.
-Evaluation: resize to N x N; views are boxes on the feature map (see `model/views.py`).
+Training: decode, resize to N x N, random (N - m) x (N - m) crop, random horizontal flip.
+Evaluation: decode, resize to N x N; views are boxes on the feature map (see `model/views.py`).
 Pixels stay float32 in [0, 255]; each backbone does its own preprocessing.
+
+Training reads a *stream*: pass after pass over the training split, each pass shuffled with its
+own seed, and every image augmented with a seed made of `(seed, its index in the stream)`. The
+stream is therefore a pure function of the seed, and `train_stream(start_step=s)` starts exactly
+where step s of an earlier run would have read, which is how a resumed run continues mid-epoch.
 """
 
 from __future__ import annotations
@@ -10,6 +15,53 @@ from __future__ import annotations
 import tensorflow as tf
 
 AUTOTUNE = tf.data.AUTOTUNE
+
+
+class SkipCounter:
+    """Counts images that fail to decode, so a bad file costs one image, not the run.
+
+    `seen` counts examples entering the decoder and `delivered` those leaving it; both are
+    updated in sequential maps so the difference is exact once a pass is consumed.
+    """
+
+    def __init__(self):
+        self.seen = tf.Variable(0, dtype=tf.int64, trainable=False, name="decode_seen")
+        self.delivered = tf.Variable(0, dtype=tf.int64, trainable=False, name="decode_delivered")
+
+    @property
+    def undecodable(self) -> int:
+        return int(self.seen) - int(self.delivered)
+
+
+def _count(variable: tf.Variable):
+    def count(example):
+        with tf.control_dependencies([variable.assign_add(1)]):
+            return tf.nest.map_structure(tf.identity, example)
+    return count
+
+
+def decode(examples: tf.data.Dataset, counter: SkipCounter | None = None) -> tf.data.Dataset:
+    """Decodes `example["image"]` (JPEG/PNG/BMP/GIF bytes) to uint8 [H, W, 3].
+
+    Elements whose image does not decode are dropped (TensorFlow logs each error) and counted in
+    `counter`. Other keys, e.g. a stream index, pass through.
+    """
+    counter = counter or SkipCounter()
+
+    def decode_one(example):
+        image = tf.io.decode_image(example["image"], channels=3, expand_animations=False)
+        image.set_shape([None, None, 3])
+        return {**example, "image": image}
+
+    ds = examples.map(_count(counter.seen))
+    ds = ds.map(decode_one, num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.ignore_errors(log_warning=True)
+    return ds.map(_count(counter.delivered))
+
+
+def is_labeled(example) -> tf.Tensor:
+    """True if the example has at least one positive label."""
+    return tf.reduce_any(example["labels"] > 0)
 
 
 def resize(image: tf.Tensor, image_size: int) -> tf.Tensor:
@@ -29,20 +81,58 @@ def augment(image: tf.Tensor, seed: tf.Tensor, image_size: int, crop_margin: int
     return tf.image.stateless_random_flip_left_right(image, seed=seed[::-1])
 
 
-def train_batches(examples: tf.data.Dataset, image_size: int, crop_margin: int,
-                  batch_size: int, seed: int, shuffle_buffer: int = 2048) -> tf.data.Dataset:
-    """(images [B, N - m, N - m, 3] float32, labels [B, C] float32), shuffled, one epoch."""
-    seeds = tf.data.Dataset.random(seed=seed).batch(2)
-    ds = examples.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    ds = tf.data.Dataset.zip((ds, seeds)).map(
-        lambda ex, s: (augment(ex["image"], s, image_size, crop_margin), ex["labels"]),
-        num_parallel_calls=AUTOTUNE, deterministic=True)
+def train_stream(examples: tf.data.Dataset, pass_size: int, start_step: int, total_steps: int,
+                 batch_size: int, image_size: int, crop_margin: int, seed: int,
+                 shuffle_buffer: int = 2048, counter: SkipCounter | None = None
+                 ) -> tf.data.Dataset:
+    """Training batches from global step `start_step` up to `total_steps`.
+
+    Args:
+      examples: the training examples (labeled images only, encoded) in a fixed order; every
+        pass reshuffles them with a seed of its own.
+      pass_size: number of examples in `examples`.
+      start_step: global step to start at (0 for a new run; the checkpoint's step on resume).
+      total_steps: the run's last step; the stream ends there.
+      batch_size: global batch size B.
+
+    Returns:
+      (images [B, N - m, N - m, 3] float32, labels [B, C] float32); `total_steps - start_step`
+      batches (fewer only if images fail to decode).
+    """
+    if pass_size < batch_size:
+        raise ValueError(f"the training split has {pass_size} usable images, fewer than one batch "
+                         f"(--batch_size={batch_size})")
+    first = start_step * batch_size
+    last = total_steps * batch_size  # exclusive
+
+    def one_pass(pass_index: int) -> tf.data.Dataset:
+        # A Python int seed: tf.data's shuffle does not take a tensor seed.
+        shuffled = examples.shuffle(shuffle_buffer, seed=seed * 1_000_003 + pass_index,
+                                    reshuffle_each_iteration=False)
+        # Stream indices: an image's augmentation depends only on where in the stream it is.
+        indices = tf.data.Dataset.range(pass_index * pass_size, (pass_index + 1) * pass_size)
+        return tf.data.Dataset.zip(indices, shuffled)
+
+    passes = [one_pass(p) for p in range(first // pass_size, (last - 1) // pass_size + 1)]
+    stream = passes[0]
+    for more in passes[1:]:
+        stream = stream.concatenate(more)
+    stream = stream.skip(first % pass_size).take(last - first)
+    stream = stream.map(lambda index, example: {**example, "index": index})
+
+    def prepare(example):
+        seed_pair = tf.stack([tf.constant(seed, tf.int64), example["index"]])
+        return augment(example["image"], seed_pair, image_size, crop_margin), example["labels"]
+
+    ds = decode(stream, counter).map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
     # drop_remainder: every step sees the same global batch, which tf.distribute needs to split.
     return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
 
 
-def eval_batches(examples: tf.data.Dataset, image_size: int, batch_size: int) -> tf.data.Dataset:
+def eval_batches(examples: tf.data.Dataset, image_size: int, batch_size: int,
+                 counter: SkipCounter | None = None) -> tf.data.Dataset:
     """(images [B, N, N, 3] float32, labels [B, C], ignore [B, C] bool), in dataset order."""
-    ds = examples.map(lambda ex: (resize(ex["image"], image_size), ex["labels"], ex["ignore"]),
-                      num_parallel_calls=AUTOTUNE)
+    ds = decode(examples, counter).map(
+        lambda ex: (resize(ex["image"], image_size), ex["labels"], ex["ignore"]),
+        num_parallel_calls=AUTOTUNE)
     return ds.batch(batch_size).prefetch(AUTOTUNE)

@@ -1,17 +1,21 @@
-"""Data sources: a name -> examples `{"image": uint8 [H, W, 3], "labels": float32 [C],
-"ignore": bool [C]}` and the class names.
+"""Data sources by name: how to read each dataset's splits, and its class names.
 
-`ignore` marks classes to leave out of AP for that image (VOC's "difficult"-only classes); it is
-all False where a dataset defines no such thing.
+A source's `load` returns examples `{"image": encoded image bytes (tf.string), "labels": float32
+[C] multi-hot, "ignore": bool [C]}`. `ignore` marks classes to leave out of AP for that image
+(VOC's "difficult"-only classes); it is all False where a dataset defines no such thing. Images
+are decoded by the pipeline (`pipeline.decode`), which skips and counts those that do not decode.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable
 
 import tensorflow as tf
-import tensorflow_datasets as tfds
+
+from rarl_tf.config import DATASETS
+from rarl_tf.data import tfds_sources, voc_dir
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,44 +25,43 @@ class Source:
     Attributes:
       class_names: the C label names, in label-index order.
       train_split / eval_split: split names as the loader understands them.
-      load: (split, data_dir, shuffle_files, seed) -> tf.data.Dataset of examples.
+      load: (split, data_dir, shuffle_files, seed, download) -> tf.data.Dataset of examples.
+      data_dir_is_root: `data_dir` is the dataset's own folder (required), not a tfds cache.
     """
 
     class_names: tuple[str, ...]
     train_split: str
     eval_split: str
-    load: Callable[[str, str | None, bool, int], tf.data.Dataset]
+    load: Callable[..., tf.data.Dataset]
+    data_dir_is_root: bool = False
 
 
-def _cluttered_digits(config_name: str):
-    def load(split: str, data_dir: str | None, shuffle_files: bool, seed: int):
-        return _load_cluttered_digits(config_name, split, data_dir, shuffle_files, seed)
-    return load
-
-
-def _load_cluttered_digits(config_name: str, split: str, data_dir: str | None,
-                           shuffle_files: bool, seed: int) -> tf.data.Dataset:
-    from rarl_tf.data import cluttered_digits  # noqa: F401  (registers the builder)
-
-    builder = tfds.builder(f"cluttered_digits/{config_name}", data_dir=data_dir)
-    # Generated locally from scikit-learn's bundled digits: nothing is downloaded.
-    builder.download_and_prepare()
-    read_config = tfds.ReadConfig(shuffle_seed=seed)
-    ds = builder.as_dataset(split=split, shuffle_files=shuffle_files, read_config=read_config)
-    num_classes = builder.info.features["labels"].shape[-1]
-    return ds.map(lambda ex: {"image": ex["image"], "labels": tf.cast(ex["labels"], tf.float32),
-                              "ignore": tf.zeros([num_classes], tf.bool)},
-                  num_parallel_calls=tf.data.AUTOTUNE)
+def _voc_dir(split: str, data_dir: str | None, shuffle_files: bool, seed: int,
+             download: bool = False) -> tf.data.Dataset:
+    del download  # the files are already on disk
+    return voc_dir.load(data_dir, split, shuffle_files, seed)
 
 
 _DIGITS = tuple(str(d) for d in range(10))
 SOURCES: dict[str, Source] = {
-    "cluttered_digits": Source(_DIGITS, "train", "test", _cluttered_digits("default")),
-    "cluttered_digits/small": Source(_DIGITS, "train", "test", _cluttered_digits("small")),
+    "cluttered_digits": Source(
+        _DIGITS, "train", "test",
+        functools.partial(tfds_sources.load_cluttered_digits, "default")),
+    "cluttered_digits/small": Source(
+        _DIGITS, "train", "test", functools.partial(tfds_sources.load_cluttered_digits, "small")),
+    # Paper: train on VOC07 trainval, test on test; COCO train / val2014.
+    "voc2007": Source(voc_dir.VOC_CLASSES, "train+validation", "test",
+                      tfds_sources.load_voc2007),
+    "coco2014": Source(tfds_sources.COCO_CLASSES, "train", "validation",
+                       tfds_sources.load_coco2014),
+    "voc_dir": Source(voc_dir.VOC_CLASSES, "trainval", "test", _voc_dir, data_dir_is_root=True),
 }
 
 
 def get_source(name: str) -> Source:
     if name not in SOURCES:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(SOURCES)}")
+        raise ValueError(f"--dataset={name} is not allowed: expected one of {sorted(SOURCES)}")
     return SOURCES[name]
+
+
+assert tuple(SOURCES) == DATASETS, "config.DATASETS must list the SOURCES"
