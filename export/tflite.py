@@ -120,7 +120,8 @@ def training_images(model_dir: str, count: int = 100):
 
     config = load_config(model_dir)
     source = get_source(config.data.dataset)
-    examples = source.load(source.train_split, config.data.data_dir, False, config.train.seed)
+    examples = source.load(source.train_split, config.data.data_dir, False, config.train.seed,
+                           config.data.download)
     for images, _, _ in pipeline.eval_batches(examples.take(count), config.model.image_size, 1):
         yield images.numpy()
 

@@ -65,7 +65,8 @@ def evaluate_scores(scores_fn: Callable[[tf.Tensor], np.ndarray], config: Experi
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scores the evaluation split of `config`'s dataset with `scores_fn`."""
     source = get_source(config.data.dataset)
-    examples = source.load(source.eval_split, config.data.data_dir, False, config.train.seed)
+    examples = source.load(source.eval_split, config.data.data_dir, False, config.train.seed,
+                           config.data.download)
     batches = pipeline.eval_batches(examples, config.model.image_size, config.eval.batch_size)
     num = int(examples.cardinality())
     return score_dataset(scores_fn, batches, num if num > 0 else None)

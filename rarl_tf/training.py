@@ -222,7 +222,7 @@ def train(config: ExperimentConfig, model_dir: str,
         stream = pipeline.train_stream(examples, pass_size, start, end, t.batch_size,
                                        m.image_size, m.crop_margin, t.seed, d.shuffle_buffer,
                                        counter)
-        model.fit(stream, initial_epoch=epoch, epochs=epochs,
+        model.fit(stream, initial_epoch=epoch, epochs=epochs, shuffle=False,
                   steps_per_epoch=(end - start) // (epochs - epoch), callbacks=callbacks,
                   verbose=verbose)
 

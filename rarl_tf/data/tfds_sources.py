@@ -74,23 +74,33 @@ def _as_dataset(builder, split: str, shuffle_files: bool, seed: int) -> tf.data.
 
 def _multi_hot(indices: tf.Tensor, num_classes: int) -> tf.Tensor:
     """Object class indices [n] -> multi-hot float32 [C] (all zero when n == 0)."""
-    return tf.reduce_max(tf.one_hot(indices, num_classes, dtype=tf.float32), axis=0) * \
-        tf.cast(tf.size(indices) > 0, tf.float32)
+    # A sum, not a max: the max over zero objects would be -inf.
+    counts = tf.reduce_sum(tf.one_hot(indices, num_classes, dtype=tf.float32), axis=0)
+    return tf.cast(counts > 0, tf.float32)
+
+
+def voc_labels(object_labels: tf.Tensor, is_difficult: tf.Tensor, num_classes: int
+               ) -> tuple[tf.Tensor, tf.Tensor]:
+    """One VOC image's objects -> (labels [C] float32 multi-hot, ignore [C] bool).
+
+    Labels come from all objects; `ignore` marks classes whose objects are all difficult, which
+    the VOC devkit leaves out of AP.
+    """
+    labels = _multi_hot(object_labels, num_classes)
+    easy = _multi_hot(tf.boolean_mask(object_labels, ~is_difficult), num_classes)
+    return labels, (labels > 0) & (easy == 0)
 
 
 def load_voc2007(split: str, data_dir: str | None, shuffle_files: bool, seed: int,
                  download: bool = False) -> tf.data.Dataset:
-    """voc/2007: labels from all objects; `ignore` marks classes whose objects are all difficult."""
+    """voc/2007 examples (see `voc_labels`)."""
     builder = _builder("voc/2007", data_dir, download)
     _check_class_names(builder, ("objects", "label"), VOC_CLASSES)
-    num_classes = len(VOC_CLASSES)
 
     def convert(ex):
-        objects = ex["objects"]
-        labels = _multi_hot(objects["label"], num_classes)
-        easy = _multi_hot(tf.boolean_mask(objects["label"], ~objects["is_difficult"]),
-                          num_classes)
-        return {"image": ex["image"], "labels": labels, "ignore": (labels > 0) & (easy == 0)}
+        labels, ignore = voc_labels(ex["objects"]["label"], ex["objects"]["is_difficult"],
+                                    len(VOC_CLASSES))
+        return {"image": ex["image"], "labels": labels, "ignore": ignore}
 
     return _as_dataset(builder, split, shuffle_files, seed).map(
         convert, num_parallel_calls=tf.data.AUTOTUNE)
