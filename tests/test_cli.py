@@ -93,3 +93,68 @@ def test_bad_flags_stop_with_one_clear_line(tmp_path, flag, message):
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_voc_recipe_without_data_says_how_to_get_it(tmp_path):
+    result = run("rarl_tf.train", "--flagfile=voc.flags", f"--model_dir={tmp_path / 'run'}",
+                 data_dir=tmp_path / "empty_tfds")
+    assert result.returncode == 2
+    assert "voc/2007 is not prepared" in result.stderr
+    assert "tfds build voc/2007" in result.stderr and "--dataset=voc_dir" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()  # stopped before writing anything
+
+
+def test_recipe_flagfiles_hold_the_papers_settings():
+    code = (
+        "import json, sys\n"
+        "from rarl_tf import flags as f\n"
+        "f.define_model_dir_flag(); f.define_experiment_flags()\n"
+        "out = {}\n"
+        "for name in sys.argv[1:]:\n"
+        "    f.FLAGS.unparse_flags(); f.FLAGS(['x', '--flagfile=' + name, '--model_dir=m'])\n"
+        "    c = f.experiment_config_from_flags()\n"
+        "    out[name] = [c.data.dataset, c.model.image_size, list(c.model.anchor_sizes),\n"
+        "                 c.train.batch_size, c.train.learning_rate, c.model.crop_margin]\n"
+        "print(json.dumps(out))\n")
+    files = ["voc.flags", "voc640.flags", "coco.flags", "coco640.flags"]
+    result = subprocess.run([sys.executable, "-c", code, *files], cwd=ROOT, capture_output=True,
+                            text=True, env=dict(os.environ, PYTHONPATH=ROOT), timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    got = json.loads(result.stdout.strip().splitlines()[-1])
+    assert got["voc.flags"] == ["voc2007", 512, [80, 160, 320], 16, 1e-5, 64]
+    assert got["voc640.flags"] == ["voc2007", 640, [100, 200, 400], 16, 1e-5, 64]
+    assert got["coco.flags"] == ["coco2014", 512, [80, 160, 320], 16, 1e-5, 64]
+    assert got["coco640.flags"] == ["coco2014", 640, [100, 200, 400], 16, 1e-5, 64]
+
+
+def test_two_scale_evaluation_averages_models_and_prints_tables(trained, tmp_path):
+    import dataclasses
+
+    from rarl_tf.config import load_config, save_config
+    from rarl_tf.model.factory import WEIGHTS_FILE, build_model
+
+    base, model_dir, _ = trained
+    config = load_config(str(model_dir))
+    bigger = dataclasses.replace(config, model=dataclasses.replace(config.model, image_size=48))
+    other = tmp_path / "n48"
+    save_config(bigger, str(other))
+    build_model(bigger.model, 10, seed=1).save_weights(str(other / WEIGHTS_FILE))
+
+    out = tmp_path / "two.json"
+    result = run("rarl_tf.evaluate", f"--model_dir={model_dir}", f"--model_dir={other}",
+                 "--views=10", "--format=markdown", f"--output={out}", data_dir=base / "tfds")
+    assert result.returncode == 0, result.stderr[-3000:]
+    combined = json.loads(out.read_text())
+    assert list(combined["per_model"]) == ["run (40)", "n48 (48)"]
+    assert combined["num_images"] == 64 and combined["views"] == 10
+    # Table 1 (per-class AP, 10 digit classes) and Table 2 (CP ... OF1), one row per model.
+    assert "| method | 0 | 1 | 2 |" in result.stdout
+    assert "| method | CP | CR | CF1 | OP | OR | OF1 | mAP |" in result.stdout
+    for row in ("| run (40) |", "| n48 (48) |", "| combined |"):
+        assert result.stdout.count(row) == 2, row
+
+    alone = tmp_path / "one.json"
+    result = run("rarl_tf.evaluate", f"--model_dir={model_dir}", "--views=10",
+                 f"--output={alone}", data_dir=base / "tfds")
+    assert json.loads(alone.read_text())["mAP"] == combined["per_model"]["run (40)"]["mAP"]

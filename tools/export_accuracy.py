@@ -14,7 +14,7 @@ import os
 
 from absl import app, flags
 
-from rarl_tf import cli
+from rarl_tf import cli, report
 from rarl_tf import flags as rarl_flags
 
 FLAGS = flags.FLAGS
@@ -66,11 +66,11 @@ def main(argv):
         results[name] = {"mAP": metrics["mAP"], "bytes": _size(path), "path": path,
                          "num_images": metrics["num_images"]}
     keras_map = results["keras"]["mAP"]
-    lines = ["| model | mAP | mAP - Keras | size (bytes) |", "|---|---|---|---|"]
+    rows = []
     for name, r in results.items():
         r["delta_vs_keras"] = r["mAP"] - keras_map
-        lines.append(f"| {name} | {r['mAP']:.4f} | {r['delta_vs_keras']:+.4f} | {r['bytes']} |")
-    print("\n".join(lines))
+        rows.append([name, f"{r['mAP']:.4f}", f"{r['delta_vs_keras']:+.4f}", r["bytes"]])
+    print(report.markdown_table(["model", "mAP", "mAP - Keras", "size (bytes)"], rows))
     if FLAGS.output:
         with open(FLAGS.output, "w") as f:
             json.dump({"dataset": config.data.dataset, "views": 1, "results": results}, f,
