@@ -142,15 +142,15 @@ def prepare_model_dir(config: ExperimentConfig, model_dir: str, write: bool = Tr
     return config
 
 
-def count_labeled(examples: tf.data.Dataset, model_dir: str, write: bool = True
+def count_labeled(examples: tf.data.Dataset, cache_dir: str | None = None, write: bool = True
                   ) -> tuple[int, int]:
-    """(images with at least one label, images without) in `examples`; cached in model_dir.
+    """(images with at least one label, images without) in `examples`.
 
-    Counting reads the split once (labels only, images stay encoded); a resumed run reads the
-    cache instead.
+    Counting reads the split once (labels only, images stay encoded); with `cache_dir` the
+    counts are kept in `cache_dir/data_stats.json`, so a resumed run reads them instead.
     """
-    path = os.path.join(model_dir, DATA_STATS_FILE)
-    if os.path.exists(path):
+    path = os.path.join(cache_dir, DATA_STATS_FILE) if cache_dir else None
+    if path and os.path.exists(path):
         with open(path) as f:
             stats = json.load(f)
         return stats["labeled"], stats["unlabeled"]
@@ -158,10 +158,27 @@ def count_labeled(examples: tf.data.Dataset, model_dir: str, write: bool = True
     labeled, total = flags.reduce((np.int64(0), np.int64(0)),
                                   lambda acc, ok: (acc[0] + tf.cast(ok, tf.int64), acc[1] + 1))
     labeled, total = int(labeled), int(total)
-    if write:
+    if path and write:
         with open(path, "w") as f:
             json.dump({"labeled": labeled, "unlabeled": total - labeled}, f)
     return labeled, total - labeled
+
+
+def training_examples(config: ExperimentConfig, cache_dir: str | None = None,
+                      write: bool = True) -> tuple[tf.data.Dataset, int]:
+    """The training split's labeled examples (encoded) and their number per pass.
+
+    Images without any label are left out of training (they carry no signal for the hybrid
+    loss and would divide by zero in eq. 9); how many is printed once.
+    """
+    source = get_source(config.data.dataset)
+    examples = source.load(source.train_split, config.data.data_dir, True, config.train.seed,
+                           config.data.download)
+    pass_size, unlabeled = count_labeled(examples, cache_dir, write)
+    if unlabeled:
+        print(f"Skipping {unlabeled} training images that have no label ({pass_size} used per "
+              f"pass)", flush=True)
+    return examples.filter(pipeline.is_labeled), pass_size
 
 
 def train(config: ExperimentConfig, model_dir: str,
@@ -184,14 +201,10 @@ def train(config: ExperimentConfig, model_dir: str,
     config = dataclasses.replace(config, class_names=source.class_names)
     chief = distribute.is_chief()
     # Data first: a dataset that is missing stops the run before anything is written.
-    examples = source.load(source.train_split, d.data_dir, True, t.seed, d.download)
+    source.load(source.train_split, d.data_dir, False, t.seed, d.download)
     os.makedirs(model_dir, exist_ok=True)
     prepare_model_dir(config, model_dir, write=chief)
-    pass_size, unlabeled = count_labeled(examples, model_dir, write=chief)
-    if unlabeled:
-        print(f"Skipping {unlabeled} training images that have no label ({pass_size} used per "
-              f"pass)", flush=True)
-    examples = examples.filter(pipeline.is_labeled)
+    examples, pass_size = training_examples(config, model_dir, write=chief)
     steps_per_epoch = t.steps_per_epoch or pass_size // t.batch_size
     if steps_per_epoch <= 0:
         raise ValueError(f"the training split of {d.dataset} has {pass_size} usable images, "

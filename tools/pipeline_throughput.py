@@ -1,0 +1,97 @@
+"""Images per second of the training input pipeline alone, next to the model's training speed.
+
+    python -m tools.pipeline_throughput --flagfile=digits.flags --output=throughput.json
+
+Builds the training stream exactly as `rarl_tf.train` does (decode, resize, random crop and
+flip, in parallel with tf.data AUTOTUNE and prefetch), reads `--batches` batches after
+`--warmup` batches, and prints a table. With --model_steps > 0 it also times that many training
+steps of the configured model on batches already in memory, so the two rates can be compared:
+the pipeline keeps up when its rate is above the model's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from absl import app, flags
+
+from rarl_tf import cli, report
+from rarl_tf import flags as rarl_flags
+
+FLAGS = flags.FLAGS
+
+
+def _rate(iterator, count: int, batch_size: int) -> float:
+    start = time.perf_counter()
+    for _ in range(count):
+        next(iterator)
+    return count * batch_size / (time.perf_counter() - start)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise ValueError(f"unexpected arguments {argv[1:]}")
+    config = rarl_flags.experiment_config_from_flags()
+    import keras
+    import tensorflow as tf
+
+    from rarl_tf import training
+    from rarl_tf.data import pipeline
+    from rarl_tf.data.sources import get_source
+    from rarl_tf.model.factory import build_model
+
+    m, t = config.model, config.train
+    examples, pass_size = training.training_examples(config)
+    needed = FLAGS.warmup + FLAGS.batches
+    stream = pipeline.train_stream(examples, pass_size, 0, needed, t.batch_size, m.image_size,
+                                   m.crop_margin, t.seed, config.data.shuffle_buffer)
+    iterator = iter(stream)
+    bar = keras.utils.Progbar(needed, unit_name="batch")
+    for _ in range(FLAGS.warmup):
+        next(iterator)
+        bar.add(1)
+    pipeline_rate = _rate(iterator, FLAGS.batches, t.batch_size)
+    bar.add(FLAGS.batches)
+    result = {"dataset": config.data.dataset, "image_size": m.image_size,
+              "batch_size": t.batch_size, "cpu_count": os.cpu_count(),
+              "pipeline_images_per_second": round(pipeline_rate, 1),
+              "batches_timed": FLAGS.batches}
+
+    if FLAGS.model_steps:
+        model = build_model(m, len(get_source(config.data.dataset).class_names), seed=t.seed)
+        model.compile(optimizer=keras.optimizers.Adam(t.learning_rate), jit_compile=False)
+        batch = next(iter(pipeline.train_stream(examples, pass_size, 0, 1, t.batch_size,
+                                                m.image_size, m.crop_margin, t.seed,
+                                                config.data.shuffle_buffer)))
+        step = tf.function(model.train_step)
+        step(batch)  # trace and warm up
+        start = time.perf_counter()
+        for _ in range(FLAGS.model_steps):
+            logs = step(batch)
+        float(logs["loss"])  # wait for the last step
+        model_rate = FLAGS.model_steps * t.batch_size / (time.perf_counter() - start)
+        result.update(model_train_images_per_second=round(model_rate, 1),
+                      model_steps_timed=FLAGS.model_steps,
+                      pipeline_over_model=round(pipeline_rate / model_rate, 2))
+
+    rows = [["input pipeline alone", f"{pipeline_rate:.1f}"]]
+    if FLAGS.model_steps:
+        rows.append(["model training step (data in memory)",
+                     f"{result['model_train_images_per_second']:.1f}"])
+        rows.append(["pipeline / model", f"{result['pipeline_over_model']:.2f}x"])
+    print(report.markdown_table(["what", "images / s"], rows))
+    if FLAGS.output:
+        with open(FLAGS.output, "w") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    rarl_flags.define_experiment_flags()
+    flags.DEFINE_integer("batches", 50, "Batches timed after the warm-up.")
+    flags.DEFINE_integer("warmup", 10, "Batches read before timing (fills prefetch buffers).")
+    flags.DEFINE_integer("model_steps", 10, "Training steps of the model timed for comparison "
+                         "(0: pipeline only).")
+    flags.DEFINE_string("output", None, "Write the figures as JSON here.")
+    app.run(cli.user_errors_exit(main))
