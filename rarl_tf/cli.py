@@ -14,15 +14,26 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
 
 
+class RunFailed(RuntimeError):
+    """The run stopped for a reason the message explains (e.g. a diverged loss); exit 1."""
+
+
 def user_errors_exit(main):
-    """Wraps an absl `main`: a user error prints `error: ...` and exits with status 2."""
+    """Wraps an absl `main`: a user error prints `error: ...` and exits with status 2.
+
+    Set RARL_TRACEBACK=1 to see the full traceback instead."""
 
     @functools.wraps(main)
     def wrapped(argv):
         try:
             return main(argv)
         except USER_ERRORS as err:
+            if os.environ.get("RARL_TRACEBACK"):
+                raise
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
+        except RunFailed as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(1)
 
     return wrapped

@@ -1,9 +1,10 @@
 """Train RARL, then evaluate it on the evaluation split.
 
     python -m rarl_tf.train --flagfile=digits.flags --model_dir=runs/digits
+    python -m rarl_tf.train --flagfile=voc.flags --strategy=mirrored --model_dir=runs/voc512
 
-Writes MODEL_DIR/metrics.json (mAP, CP, CR, CF1, OP, OR, OF1, views, num_images, per-class AP).
-Rerunning with the same --model_dir resumes from the last checkpoint.
+Writes MODEL_DIR/metrics.json (mAP, CP, CR, CF1, OP, OR, OF1, views, num_images, per-class AP,
+steps). Rerunning the same command resumes from the last checkpoint, mid-epoch included.
 """
 
 from __future__ import annotations
@@ -12,24 +13,53 @@ import json
 import os
 import time
 
-from absl import app
+from absl import app, flags
 
 from rarl_tf import cli
 from rarl_tf import flags as rarl_flags
+
+FLAGS = flags.FLAGS
+
+
+def check_writable(model_dir: str) -> None:
+    """Raises PermissionError unless `model_dir` exists as a writable folder or can be made."""
+    path = os.path.abspath(model_dir)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path) or not os.access(path, os.W_OK | os.X_OK):
+        raise PermissionError(f"--model_dir={model_dir} is not allowed: expected a folder this "
+                              f"process can write ({path} is not a writable directory)")
 
 
 def main(argv):
     if len(argv) > 1:
         raise ValueError(f"unexpected arguments {argv[1:]}; flags go as --name=value")
     config = rarl_flags.experiment_config_from_flags()
-    model_dir = rarl_flags.FLAGS.model_dir
+    model_dir = FLAGS.model_dir
+    check_writable(model_dir)
+    if FLAGS.num_cpu_devices < 1:
+        raise ValueError(f"--num_cpu_devices={FLAGS.num_cpu_devices} is not allowed: expected "
+                         f"an integer >= 1")
 
-    # Imported after flag validation so a bad flag fails before TensorFlow starts.
-    from rarl_tf import evaluation, training
+    # Imported after the flags are checked so a bad flag fails before TensorFlow starts.
+    from rarl_tf import distribute, evaluation, training
+
+    distribute.split_cpu(FLAGS.num_cpu_devices)
+    strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.num_cpu_devices, FLAGS.tpu)
+    replicas = strategy.num_replicas_in_sync
+    if config.train.batch_size % replicas:
+        raise ValueError(f"--batch_size={config.train.batch_size} is not allowed: expected a "
+                         f"multiple of the {replicas} replicas of --strategy={FLAGS.strategy}")
 
     start = time.time()
-    model, config = training.train(config, model_dir)
+    try:
+        model, config = training.train(config, model_dir, strategy)
+    except training.TrainingDiverged as err:
+        raise cli.RunFailed(str(err)) from None
+    if not distribute.is_chief():
+        return
     results = evaluation.evaluate(model, config)
+    results["steps"] = training.global_step(model)
     results["train_and_eval_seconds"] = round(time.time() - start, 1)
     with open(os.path.join(model_dir, "metrics.json"), "w") as f:
         json.dump(results, f, indent=2)
@@ -39,4 +69,10 @@ def main(argv):
 if __name__ == "__main__":
     rarl_flags.define_model_dir_flag()
     rarl_flags.define_experiment_flags()
+    flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],
+                      "tf.distribute strategy: one device, all local GPUs, the machines in "
+                      "TF_CONFIG, or a TPU.")
+    flags.DEFINE_integer("num_cpu_devices", 1, "Split the CPU into this many logical devices "
+                         "(to try --strategy=mirrored without GPUs).")
+    flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu ('' = local).")
     app.run(cli.user_errors_exit(main))

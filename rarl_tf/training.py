@@ -39,6 +39,11 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint was kept."""
 
 
+def global_step(model: keras.Model) -> int:
+    """The optimizer's step count (a mirrored variable under tf.distribute)."""
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
 class StepCheckpoint(keras.callbacks.Callback):
     """Saves model and optimizer every `every_steps` steps and at each epoch's end.
 
@@ -66,8 +71,8 @@ class StepCheckpoint(keras.callbacks.Callback):
         latest = tf.train.latest_checkpoint(self.restore_from)
         if latest:
             checkpoint.restore(latest).assert_existing_objects_matched()
-            print(f"Resuming from {latest} (step {int(model.optimizer.iterations)})", flush=True)
-        return int(model.optimizer.iterations)
+            print(f"Resuming from {latest} (step {global_step(model)})", flush=True)
+        return global_step(model)
 
     def _healthy(self, logs) -> bool:
         loss = (logs or {}).get("loss")
@@ -77,7 +82,7 @@ class StepCheckpoint(keras.callbacks.Callback):
                    if "float" in str(v.dtype))
 
     def _save(self, logs):
-        step = int(self.model.optimizer.iterations)
+        step = global_step(self.model)
         if not self._healthy(logs):
             self.diverged_at = step
             self.model.stop_training = True
@@ -88,9 +93,9 @@ class StepCheckpoint(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(float(loss)):
-            self.diverged_at = int(self.model.optimizer.iterations)
+            self.diverged_at = global_step(self.model)
             self.model.stop_training = True
-        elif int(self.model.optimizer.iterations) % self.every_steps == 0:
+        elif global_step(self.model) % self.every_steps == 0:
             self._save(logs)
 
     def on_epoch_end(self, epoch, logs=None):

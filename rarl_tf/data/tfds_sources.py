@@ -127,7 +127,12 @@ def load_cluttered_digits(config_name: str, split: str, data_dir: str | None,
     from rarl_tf.data import cluttered_digits  # noqa: F401  (registers the builder)
 
     builder = tfds.builder(f"cluttered_digits/{config_name}", data_dir=data_dir)
-    builder.download_and_prepare()  # generated from scikit-learn's bundled digits
+    try:
+        builder.download_and_prepare()  # generated from scikit-learn's bundled digits
+    except FileExistsError:
+        # Another process (a second worker) finished generating it first; theirs is complete.
+        if not builder.is_prepared():
+            raise
     num_classes = builder.info.features["labels"].shape[-1]
     return _as_dataset(builder, split, shuffle_files, seed).map(
         lambda ex: {"image": ex["image"], "labels": tf.cast(ex["labels"], tf.float32),

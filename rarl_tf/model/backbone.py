@@ -53,7 +53,9 @@ def small_vgg(widths=(32, 64, 128)) -> keras.Model:
     for i, width in enumerate(widths):
         for _ in range(1 if i < len(widths) - 1 else 2):
             x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
-            x = keras.layers.BatchNormalization()(x)
+            # synchronized: under tf.distribute the batch statistics are those of the global
+            # batch, so N replicas train exactly like one device with the same global batch.
+            x = keras.layers.BatchNormalization(synchronized=True)(x)
             x = keras.layers.ReLU()(x)
         if i < len(widths) - 1:
             x = keras.layers.MaxPool2D()(x)

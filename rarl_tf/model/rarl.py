@@ -36,6 +36,8 @@ class RARLModel(keras.Model):
       discount: gamma of eq. 6 (paper: 1).
       reinforce_weight: weight of the REINFORCE surrogate in the hybrid loss.
       baseline_weight: weight of the baseline's squared error.
+      sample_locations: sample l_t from the policy in `train_step` (REINFORCE needs it);
+        False uses the policy's mean, which makes a training step deterministic (tests).
       **agent_kwargs: `RecurrentAttention` arguments (anchor_sizes, aspect_ratios, num_steps,
         crop_size, embed_dim, lstm_units, loc_std, crop_mode, seed).
     """
@@ -44,7 +46,7 @@ class RARLModel(keras.Model):
                  backbone_weights: str | None = "imagenet",
                  backbone_widths: Sequence[int] = (32, 64, 128), discount: float = 1.0,
                  reinforce_weight: float = 1.0, baseline_weight: float = 1.0,
-                 agent_kwargs: dict | None = None, **kwargs):
+                 sample_locations: bool = True, agent_kwargs: dict | None = None, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = int(num_classes)
         self.backbone_name = backbone
@@ -53,6 +55,7 @@ class RARLModel(keras.Model):
         self.discount = float(discount)
         self.reinforce_weight = float(reinforce_weight)
         self.baseline_weight = float(baseline_weight)
+        self.sample_locations = bool(sample_locations)
         self.agent_kwargs = dict(agent_kwargs or {})
         self.backbone = backbone_lib.build_backbone(backbone, backbone_weights,
                                                     self.backbone_widths)
@@ -114,7 +117,7 @@ class RARLModel(keras.Model):
     def train_step(self, data):
         images, labels = data[0], data[1]
         with tf.GradientTape() as tape:
-            out = self(images, training=True)
+            out = self(images, training=True, sample=self.sample_locations)
             terms = self.compute_terms(out, labels)
             # Divide by the global batch so replicas' gradients sum to one device's update.
             loss = tf.nn.compute_average_loss(terms["loss"])
@@ -133,5 +136,6 @@ class RARLModel(keras.Model):
                 "backbone_weights": self.backbone_weights,
                 "backbone_widths": list(self.backbone_widths), "discount": self.discount,
                 "reinforce_weight": self.reinforce_weight,
-                "baseline_weight": self.baseline_weight, "agent_kwargs": self.agent_kwargs,
+                "baseline_weight": self.baseline_weight,
+                "sample_locations": self.sample_locations, "agent_kwargs": self.agent_kwargs,
                 "name": self.name}
