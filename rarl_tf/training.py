@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from rarl_tf import distribute
+from rarl_tf import distribute, loop
 from rarl_tf.config import ExperimentConfig, load_config, save_config
 from rarl_tf.data import pipeline
 from rarl_tf.data.sources import get_source
@@ -49,8 +49,8 @@ class StepCheckpoint(keras.callbacks.Callback):
 
     Keras's BackupAndRestore resumes only from the start of an epoch; a step-level
     `tf.train.CheckpointManager` loses at most `every_steps` steps to a kill. A checkpoint is
-    only written while the loss and every weight are finite, so a diverged run keeps its last
-    good state.
+    only written while every weight is finite (the loop stops on a non-finite loss first), so
+    a diverged run keeps its last good state.
     """
 
     def __init__(self, directory: str, restore_from: str, every_steps: int, max_to_keep: int = 3):
@@ -60,7 +60,6 @@ class StepCheckpoint(keras.callbacks.Callback):
         self.every_steps = every_steps
         self.max_to_keep = max_to_keep
         self.manager = None
-        self.diverged_at = None
 
     def attach(self, model: keras.Model) -> int:
         """Binds to `model`, restores the newest checkpoint if any; returns the global step."""
@@ -74,33 +73,20 @@ class StepCheckpoint(keras.callbacks.Callback):
             print(f"Resuming from {latest} (step {global_step(model)})", flush=True)
         return global_step(model)
 
-    def _healthy(self, logs) -> bool:
-        loss = (logs or {}).get("loss")
-        if loss is not None and not np.isfinite(float(loss)):
-            return False
-        return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.model.weights
-                   if "float" in str(v.dtype))
-
-    def _save(self, logs):
+    def _save(self):
         step = global_step(self.model)
-        if not self._healthy(logs):
-            self.diverged_at = step
-            self.model.stop_training = True
-            return
+        if not all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.model.weights
+                   if "float" in str(v.dtype)):
+            raise loop.NonFiniteStep(step, "a weight")
         if self.manager.latest_checkpoint != os.path.join(self.directory, f"ckpt-{step}"):
             self.manager.save(checkpoint_number=step)
 
     def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not np.isfinite(float(loss)):
-            self.diverged_at = global_step(self.model)
-            self.model.stop_training = True
-        elif global_step(self.model) % self.every_steps == 0:
-            self._save(logs)
+        if global_step(self.model) % self.every_steps == 0:
+            self._save()
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.diverged_at is None:
-            self._save(logs)
+        self._save()
 
 
 class SkippedImages(keras.callbacks.Callback):
@@ -236,26 +222,19 @@ def train(config: ExperimentConfig, model_dir: str,
                       keras.callbacks.CSVLogger(os.path.join(model_dir, "history.csv"),
                                                 append=step > 0)]
 
-    def fit(start: int, end: int, epoch: int, epochs: int):
-        stream = pipeline.train_stream(examples, pass_size, start, end, t.batch_size,
+    if step < total_steps:
+        # The stream starts at the checkpoint's step, mid-epoch included.
+        stream = pipeline.train_stream(examples, pass_size, step, total_steps, t.batch_size,
                                        m.image_size, m.crop_margin, t.seed, d.shuffle_buffer,
                                        counter)
-        model.fit(stream, initial_epoch=epoch, epochs=epochs, shuffle=False,
-                  steps_per_epoch=(end - start) // (epochs - epoch), callbacks=callbacks,
-                  verbose=verbose)
-
-    epoch, done_in_epoch = divmod(step, steps_per_epoch)
-    if step < total_steps and done_in_epoch:
-        # Finish the interrupted epoch first, from the step the checkpoint holds.
-        fit(step, (epoch + 1) * steps_per_epoch, epoch, epoch + 1)
-        epoch += 1
-    if epoch < t.epochs and checkpoint.diverged_at is None:
-        fit(epoch * steps_per_epoch, total_steps, epoch, t.epochs)
-    if checkpoint.diverged_at is not None:
-        raise TrainingDiverged(
-            f"the loss became NaN or infinite at step {checkpoint.diverged_at}; training stopped "
-            f"and kept the last good checkpoint {checkpoint.manager.latest_checkpoint} (lower "
-            f"--learning_rate, or check the data; rerunning resumes from that checkpoint)")
+        try:
+            loop.train_steps(model, strategy, stream, step, total_steps, steps_per_epoch,
+                             callbacks, verbose)
+        except loop.NonFiniteStep as err:
+            raise TrainingDiverged(
+                f"{err}; training stopped and kept the last good checkpoint "
+                f"{checkpoint.manager.latest_checkpoint} (lower --learning_rate, or check the "
+                f"data; rerunning resumes from that checkpoint)") from None
     if chief:
         model.save_weights(os.path.join(model_dir, WEIGHTS_FILE))
     return model, config

@@ -40,13 +40,18 @@ def record(builder_name: str, index: int) -> dict:
     return example
 
 
-def as_dataset_fn(num_examples: int):
-    """A replacement for `DatasetBuilder._as_dataset` yielding `num_examples` records."""
+def as_dataset_fn(num_examples: int, undecodable: tuple[int, ...] = ()):
+    """A replacement for `DatasetBuilder._as_dataset` yielding `num_examples` records.
+
+    The images of the records numbered in `undecodable` are bytes that do not decode.
+    """
 
     def as_dataset(self, split, decoders=None, read_config=None, shuffle_files=False):
         del split, read_config, shuffle_files
         features = self.info.features
         encoded = [features.encode_example(record(self.name, i)) for i in range(num_examples)]
+        for i in undecodable:
+            encoded[i]["image"] = b"\xff\xd8\xff truncated"
         specs = features.get_serialized_info()
         signature = tf.nest.map_structure(lambda s: tf.TensorSpec(s.shape, s.dtype), specs)
         ds = tf.data.Dataset.from_generator(lambda: iter(encoded), output_signature=signature)

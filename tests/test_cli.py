@@ -86,13 +86,29 @@ def test_predict_draws_attention_and_survives_a_bad_file(trained):
     ("--loc_std=-1", "--loc_std=-1.0 is not allowed"),
     ("--anchor_sizes=8,x", "--anchor_sizes=8,x: expected a comma-separated list"),
     ("--dataset=nope", "--dataset=nope is not allowed"),
+    ("--backbone=resnet", "--backbone=resnet is not allowed: expected one of"),
+    ("--anchor_sizes=8,16", "expected as many ratios as --anchor_sizes has sizes"),
+    ("--strategy=mirrored --num_cpu_devices=2 --batch_size=15",
+     "--batch_size=15 is not allowed: expected a multiple of the 2 replicas"),
+    ("--strategy=multi_worker", "--strategy=multi_worker needs the TF_CONFIG"),
 ])
 def test_bad_flags_stop_with_one_clear_line(tmp_path, flag, message):
-    result = run("rarl_tf.train", *TINY, flag, f"--model_dir={tmp_path / 'run'}",
+    result = run("rarl_tf.train", *TINY, *flag.split(), f"--model_dir={tmp_path / 'run'}",
                  data_dir=tmp_path / "tfds")
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()  # stopped before any work
+
+
+def test_unwritable_model_dir_stops_before_any_work(tmp_path):
+    # A path under a regular file: unwritable even for root, who ignores permission bits.
+    (tmp_path / "a_file").write_text("")
+    result = run("rarl_tf.train", *TINY, f"--model_dir={tmp_path / 'a_file' / 'run'}",
+                 data_dir=tmp_path / "tfds")
+    assert result.returncode == 2
+    assert "--model_dir=" in result.stderr and "is not a writable directory" in result.stderr
+    assert not (tmp_path / "tfds").exists()  # not even the dataset was prepared
 
 
 def test_voc_recipe_without_data_says_how_to_get_it(tmp_path):

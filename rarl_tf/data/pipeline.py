@@ -20,24 +20,19 @@ AUTOTUNE = tf.data.AUTOTUNE
 class SkipCounter:
     """Counts images that fail to decode, so a bad file costs one image, not the run.
 
-    `seen` counts examples entering the decoder and `delivered` those leaving it; both are
-    updated in sequential maps so the difference is exact once a pass is consumed.
+    `undecodable` is exact at any moment: it counts the failed images *before* the last image
+    delivered (images still being decoded in parallel are not counted yet), and once the
+    dataset has been read to its end, all of them.
     """
 
     def __init__(self):
-        self.seen = tf.Variable(0, dtype=tf.int64, trainable=False, name="decode_seen")
         self.delivered = tf.Variable(0, dtype=tf.int64, trainable=False, name="decode_delivered")
+        # 1 + position of the last image delivered (the dataset's length once it is exhausted).
+        self.reached = tf.Variable(0, dtype=tf.int64, trainable=False, name="decode_reached")
 
     @property
     def undecodable(self) -> int:
-        return int(self.seen) - int(self.delivered)
-
-
-def _count(variable: tf.Variable):
-    def count(example):
-        with tf.control_dependencies([variable.assign_add(1)]):
-            return tf.nest.map_structure(tf.identity, example)
-    return count
+        return int(self.reached) - int(self.delivered)
 
 
 def decode(examples: tf.data.Dataset, counter: SkipCounter | None = None) -> tf.data.Dataset:
@@ -47,16 +42,30 @@ def decode(examples: tf.data.Dataset, counter: SkipCounter | None = None) -> tf.
     `counter`. Other keys, e.g. a stream index, pass through.
     """
     counter = counter or SkipCounter()
+    # An end marker (a valid 1x1 PNG) follows the last example: when it leaves the decoder,
+    # every example has been judged, so failures at the very end are counted too.
+    end = examples.take(1).map(
+        lambda ex: (True, {**ex, "image": tf.io.encode_png(tf.zeros([1, 1, 3], tf.uint8))}))
+    positioned = examples.map(lambda ex: (False, ex)).concatenate(end).enumerate()
 
-    def decode_one(example):
+    def decode_one(position, marked):
+        is_end, example = marked
         image = tf.io.decode_image(example["image"], channels=3, expand_animations=False)
         image.set_shape([None, None, 3])
-        return {**example, "image": image}
+        return position, is_end, {**example, "image": image}
 
-    ds = examples.map(_count(counter.seen))
-    ds = ds.map(decode_one, num_parallel_calls=AUTOTUNE, deterministic=True)
+    def count(position, is_end, example):
+        # The marker's position is the number of examples before it.
+        reached = counter.reached.assign(tf.where(is_end, position, position + 1))
+        delivered = counter.delivered.assign_add(tf.cast(tf.logical_not(is_end), tf.int64))
+        with tf.control_dependencies([reached, delivered]):
+            return is_end, tf.nest.map_structure(tf.identity, example)
+
+    ds = positioned.map(decode_one, num_parallel_calls=AUTOTUNE, deterministic=True)
     ds = ds.ignore_errors(log_warning=True)
-    return ds.map(_count(counter.delivered))
+    # Sequential, so `reached` and `delivered` move together.
+    ds = ds.map(count)
+    return ds.filter(lambda is_end, _: tf.logical_not(is_end)).map(lambda _, example: example)
 
 
 def is_labeled(example) -> tf.Tensor:
@@ -97,7 +106,8 @@ def train_stream(examples: tf.data.Dataset, pass_size: int, start_step: int, tot
 
     Returns:
       (images [B, N - m, N - m, 3] float32, labels [B, C] float32); `total_steps - start_step`
-      batches (fewer only if images fail to decode).
+      batches. Images that fail to decode are skipped (and counted in `counter`); the images
+      after them fill their places, so the run still makes its configured number of steps.
     """
     if pass_size < batch_size:
         raise ValueError(f"the training split has {pass_size} usable images, fewer than one batch "
@@ -113,11 +123,12 @@ def train_stream(examples: tf.data.Dataset, pass_size: int, start_step: int, tot
         indices = tf.data.Dataset.range(pass_index * pass_size, (pass_index + 1) * pass_size)
         return tf.data.Dataset.zip(indices, shuffled)
 
-    passes = [one_pass(p) for p in range(first // pass_size, (last - 1) // pass_size + 1)]
+    # One pass more than the steps need: it stands in for images that fail to decode.
+    passes = [one_pass(p) for p in range(first // pass_size, (last - 1) // pass_size + 2)]
     stream = passes[0]
     for more in passes[1:]:
         stream = stream.concatenate(more)
-    stream = stream.skip(first % pass_size).take(last - first)
+    stream = stream.skip(first % pass_size)
     stream = stream.map(lambda index, example: {**example, "index": index})
 
     def prepare(example):
@@ -126,7 +137,8 @@ def train_stream(examples: tf.data.Dataset, pass_size: int, start_step: int, tot
 
     ds = decode(stream, counter).map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
     # drop_remainder: every step sees the same global batch, which tf.distribute needs to split.
-    return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
+    ds = ds.batch(batch_size, drop_remainder=True).take(total_steps - start_step)
+    return ds.prefetch(AUTOTUNE)
 
 
 def eval_batches(examples: tf.data.Dataset, image_size: int, batch_size: int,
