@@ -16,6 +16,10 @@ from typing import Any
 BACKBONES = ("vgg16", "small_vgg")
 LR_SCHEDULES = ("constant", "cosine")
 REGION_POOLS = ("flatten", "max")
+# Ablations of the paper's Tables 3-4 and a global-pooling baseline (tools/ablate.py).
+ARCHITECTURES = ("rarl", "global")
+LOCATIONS = ("policy", "random")
+RECURRENCES = ("lstm", "localisation_only", "none")
 # Names of rarl_tf/data/sources.py's SOURCES (kept here so flags are checked before TF loads).
 DATASETS = ("cluttered_digits", "cluttered_digits/small", "voc2007", "coco2014", "voc_dir")
 
@@ -41,6 +45,13 @@ class ModelConfig:
     discount: float = 1.0  # gamma
     reinforce_weight: float = 1.0
     baseline_weight: float = 1.0
+    # rarl | global: backbone, global average pooling, one dense layer (the "VeryDeep" baseline).
+    architecture: str = "rarl"
+    # policy (the paper) | random: uniform random centres, same anchors (Table 3's "random").
+    locations: str = "policy"
+    # lstm (Ours-C) | localisation_only: LSTM places regions, an independent classifier scores
+    # them (Ours-B) | none: no LSTM, locations from the regions' mean embedding (Ours-A).
+    recurrence: str = "lstm"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +133,10 @@ class ExperimentConfig:
             (m.crop_size >= 1, "crop_size", m.crop_size, "an integer >= 1"),
             (m.region_pool in REGION_POOLS, "region_pool", m.region_pool,
              f"one of {REGION_POOLS}"),
+            (m.architecture in ARCHITECTURES, "architecture", m.architecture,
+             f"one of {ARCHITECTURES}"),
+            (m.locations in LOCATIONS, "locations", m.locations, f"one of {LOCATIONS}"),
+            (m.recurrence in RECURRENCES, "recurrence", m.recurrence, f"one of {RECURRENCES}"),
             (m.num_steps >= 1, "num_steps", m.num_steps, "T >= 1"),
             (m.loc_std > 0, "loc_std", m.loc_std, "sigma > 0"),
             (0 < m.discount <= 1, "discount", m.discount, "0 < gamma <= 1"),

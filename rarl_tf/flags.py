@@ -48,6 +48,13 @@ def define_experiment_flags() -> None:
     flags.DEFINE_integer("embed_dim", _M.embed_dim, "Width of the region embedding.")
     flags.DEFINE_integer("lstm_units", _M.lstm_units, "Width of the LSTM state.")
     flags.DEFINE_integer("num_steps", _M.num_steps, "T: attention iterations.")
+    flags.DEFINE_string("architecture", _M.architecture,
+                        "rarl, or global (backbone + global pooling + dense: the baseline).")
+    flags.DEFINE_string("locations", _M.locations,
+                        "policy (learned), or random (uniform centres: the paper's Table 3).")
+    flags.DEFINE_string("recurrence", _M.recurrence,
+                        "lstm (paper), localisation_only (an independent region classifier), "
+                        "or none (no LSTM): the paper's Table 4.")
     flags.DEFINE_float("loc_std", _M.loc_std, "sigma of the location policy ([-1, 1] frame).")
     flags.DEFINE_float("discount", _M.discount, "gamma, the reward discount.")
     flags.DEFINE_float("reinforce_weight", _M.reinforce_weight, "Weight of the REINFORCE term.")
@@ -102,7 +109,9 @@ def experiment_config_from_flags() -> ExperimentConfig:
         crop_size=FLAGS.crop_size, region_pool=FLAGS.region_pool, embed_dim=FLAGS.embed_dim,
         lstm_units=FLAGS.lstm_units,
         num_steps=FLAGS.num_steps, loc_std=FLAGS.loc_std, discount=FLAGS.discount,
-        reinforce_weight=FLAGS.reinforce_weight, baseline_weight=FLAGS.baseline_weight)
+        reinforce_weight=FLAGS.reinforce_weight, baseline_weight=FLAGS.baseline_weight,
+        architecture=FLAGS.architecture, locations=FLAGS.locations,
+        recurrence=FLAGS.recurrence)
     data = DataConfig(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
                       download=FLAGS.download, shuffle_buffer=FLAGS.shuffle_buffer)
     train = TrainConfig(batch_size=FLAGS.batch_size, epochs=FLAGS.epochs,

@@ -9,6 +9,10 @@ One iteration t >= 1, for each episode (an image seen through one view):
     l_{t+1} ~ Normal(f_loc(h_t), sigma)          (the mean when not sampling)
 
 Iteration 0 sees the whole view as its one region and only places l_1.
+
+Ablations (the paper's Tables 3 and 4): `locations="random"` draws l_t uniformly in the view
+instead; `recurrence="localisation_only"` scores regions with an independent classifier on
+e_tr (the LSTM only places them, trained by REINFORCE); `recurrence="none"` drops the LSTM: h_t = mean_r e_tr.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from rarl_tf.config import REGION_POOLS
+from rarl_tf.config import LOCATIONS, RECURRENCES, REGION_POOLS
 from rarl_tf.model import anchors as anchors_lib
 from rarl_tf.model import crop as crop_lib
 
@@ -53,6 +57,8 @@ class RecurrentAttention(keras.layers.Layer):
         paper's fully-connected layer over the whole grid, like VGG's fc6) or "max" (max over
         the grid first: translation-invariant inside the region, which a backbone trained from
         scratch on little data needs; see README "Design choices").
+      locations: "policy" (the paper) or "random" (uniform centres; no REINFORCE term).
+      recurrence: "lstm" (the paper), "localisation_only" or "none" (see the module docstring).
       seed: seed of the location sampler.
     """
 
@@ -60,12 +66,17 @@ class RecurrentAttention(keras.layers.Layer):
                  aspect_ratios: Sequence[float] = (2.0, 1.0, 0.5), num_steps: int = 5,
                  crop_size: int = 7, embed_dim: int = 512, lstm_units: int = 512,
                  loc_std: float = 0.11, crop_mode: str = "crop_and_resize",
-                 region_pool: str = "flatten", seed: int | None = None, **kwargs):
+                 region_pool: str = "flatten", locations: str = "policy",
+                 recurrence: str = "lstm", seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if crop_mode not in CROP_MODES:
             raise ValueError(f"crop_mode={crop_mode!r}; expected one of {CROP_MODES}")
         if region_pool not in REGION_POOLS:
             raise ValueError(f"region_pool={region_pool!r}; expected one of {REGION_POOLS}")
+        if locations not in LOCATIONS:
+            raise ValueError(f"locations={locations!r}; expected one of {LOCATIONS}")
+        if recurrence not in RECURRENCES:
+            raise ValueError(f"recurrence={recurrence!r}; expected one of {RECURRENCES}")
         self.num_classes = int(num_classes)
         self.anchor_sizes = tuple(float(s) for s in anchor_sizes)
         self.aspect_ratios = tuple(float(r) for r in aspect_ratios)
@@ -76,14 +87,18 @@ class RecurrentAttention(keras.layers.Layer):
         self.loc_std = float(loc_std)
         self.crop_mode = crop_mode
         self.region_pool = region_pool
+        self.locations = locations
+        self.recurrence = recurrence
         self.seed = seed
         self.anchor_px = anchors_lib.anchor_shapes(self.anchor_sizes, self.aspect_ratios)
         self.num_anchors = len(self.anchor_px)
         self.embed = keras.layers.Dense(embed_dim, activation="relu", name="embed")
-        self.cell = keras.layers.LSTMCell(lstm_units, name="lstm_cell")
+        self.cell = (keras.layers.LSTMCell(lstm_units, name="lstm_cell")
+                     if recurrence != "none" else None)
         self.cls_head = keras.layers.Dense(num_classes, name="cls_head")
         # tanh keeps the policy's mean inside the view frame [-1, 1].
-        self.loc_head = keras.layers.Dense(2, activation="tanh", name="loc_head")
+        self.loc_head = (keras.layers.Dense(2, activation="tanh", name="loc_head")
+                         if locations == "policy" else None)
         # The REINFORCE baseline b_t(h_t) of Mnih et al. (2014), for variance reduction only.
         self.baseline_head = keras.layers.Dense(1, name="baseline_head")
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -92,9 +107,14 @@ class RecurrentAttention(keras.layers.Layer):
         channels = features_shape[-1]
         grid = 1 if self.region_pool == "max" else self.crop_size * self.crop_size
         self.embed.build((None, grid * channels))
-        self.cell.build((None, self.embed_dim))
-        for head in (self.cls_head, self.loc_head, self.baseline_head):
-            head.build((None, self.lstm_units))
+        state = self.embed_dim if self.cell is None else self.lstm_units
+        if self.cell is not None:
+            self.cell.build((None, self.embed_dim))
+        self.cls_head.build((None, self.lstm_units if self.recurrence == "lstm"
+                             else self.embed_dim))
+        for head in (self.loc_head, self.baseline_head):
+            if head is not None:
+                head.build((None, state))
         self.built = True
 
     def _crop(self, features, boxes, box_indices):
@@ -105,14 +125,25 @@ class RecurrentAttention(keras.layers.Layer):
         return crop_lib.crop_regions(features, boxes, box_indices, self.crop_size)
 
     def _observe(self, features, boxes, box_indices, state):
-        """Crops boxes [R, 4], embeds them and steps the LSTM from `state` ([R, H] each)."""
+        """Crops boxes [R, 4], embeds them and steps the LSTM from `state` ([R, H] each).
+
+        Returns (h, c, e): the new state and the embeddings e [R, D]; without an LSTM the
+        state is the embedding itself.
+        """
         regions = self._crop(features, boxes, box_indices)  # [R, s, s, F]
         if self.region_pool == "max":
             flat = tf.reduce_max(regions, axis=[1, 2])
         else:
             flat = tf.reshape(regions, [-1, self.crop_size * self.crop_size * regions.shape[-1]])
-        h, (h, c) = self.cell(self.embed(flat), state)
-        return h, c
+        embedded = self.embed(flat)
+        if self.cell is None:
+            return embedded, embedded, embedded
+        # An LSTM that only places regions learns from REINFORCE alone, which must not reach
+        # the embedding and backbone the classifier trains (see `call`).
+        lstm_input = (tf.stop_gradient(embedded) if self.recurrence == "localisation_only"
+                      else embedded)
+        h, (h, c) = self.cell(lstm_input, state)
+        return h, c, embedded
 
     def call(self, features, views, image_size, sample=False):
         """Runs T + 1 iterations on every (image, view) pair.
@@ -147,7 +178,7 @@ class RecurrentAttention(keras.layers.Layer):
 
         num_episodes = tf.shape(episode_views)[0]
         zeros = tf.zeros([num_episodes, self.lstm_units], features.dtype)
-        h, c = self._observe(features, episode_views, episode_image, [zeros, zeros])
+        h, c, _ = self._observe(features, episode_views, episode_image, [zeros, zeros])
 
         outputs = {key: [] for key in ("region_logits", "boxes", "locations", "means",
                                        "log_probs", "baselines")}
@@ -156,10 +187,19 @@ class RecurrentAttention(keras.layers.Layer):
             # head only. Its gradient, (l - mu) / sigma^2 ~ 9 per unit of advantage, dwarfs that
             # of the softmax-MSE loss and drowned the classifier when let into the LSTM and
             # backbone (measured on cluttered_digits; see README "Design choices").
-            mean = self.loc_head(tf.stop_gradient(h))
+            # (With recurrence="localisation_only" the LSTM serves the policy alone, so REINFORCE
+            # trains it too; its input is cut from the trunk in `_observe` instead.)
+            if self.loc_head is None:  # random locations: no policy to learn
+                mean = tf.zeros([num_episodes, 2], h.dtype)
+            else:
+                mean = self.loc_head(h if self.recurrence == "localisation_only"
+                                     else tf.stop_gradient(h))
             baseline = tf.squeeze(self.baseline_head(tf.stop_gradient(h)), -1)
             policy = tfd.Normal(loc=mean, scale=self.loc_std)
-            if sample:
+            if self.locations == "random":
+                # Table 3's baseline: centres uniform in the view, in training and inference.
+                loc = keras.random.uniform(tf.shape(mean), -1.0, 1.0, seed=self.seed_generator)
+            elif sample:
                 seed = tf.cast(self.seed_generator.next(), tf.int32)
                 # No gradient through the sample: REINFORCE reaches the mean through log_prob
                 # only, never through the sampled location or the crop it feeds.
@@ -167,14 +207,16 @@ class RecurrentAttention(keras.layers.Layer):
             else:
                 loc = mean
             log_prob = tf.reduce_sum(policy.log_prob(tf.stop_gradient(loc)), axis=-1)
+            if self.locations == "random":
+                log_prob = tf.zeros_like(log_prob)  # nothing to learn: no REINFORCE term
             used = tf.clip_by_value(tf.stop_gradient(loc), -1.0, 1.0)
 
             boxes = anchors_lib.anchor_boxes(used, episode_views, shapes)  # [E, k, 4]
-            h_r, c_r = self._observe(features, tf.reshape(boxes, [-1, 4]), region_image,
-                                     [_repeat_rows(h, k), _repeat_rows(c, k)])
-            logits = self.cls_head(h_r)  # [E * k, C]
-            h = tf.reduce_mean(tf.reshape(h_r, [-1, k, self.lstm_units]), axis=1)
-            c = tf.reduce_mean(tf.reshape(c_r, [-1, k, self.lstm_units]), axis=1)
+            h_r, c_r, e_r = self._observe(features, tf.reshape(boxes, [-1, 4]), region_image,
+                                          [_repeat_rows(h, k), _repeat_rows(c, k)])
+            logits = self.cls_head(h_r if self.recurrence == "lstm" else e_r)  # [E * k, C]
+            h = tf.reduce_mean(tf.reshape(h_r, [-1, k, h_r.shape[-1]]), axis=1)
+            c = tf.reduce_mean(tf.reshape(c_r, [-1, k, c_r.shape[-1]]), axis=1)
 
             outputs["region_logits"].append(tf.reshape(logits, [-1, k, self.num_classes]))
             outputs["boxes"].append(boxes)
@@ -196,5 +238,6 @@ class RecurrentAttention(keras.layers.Layer):
                       aspect_ratios=list(self.aspect_ratios), num_steps=self.num_steps,
                       crop_size=self.crop_size, embed_dim=self.embed_dim,
                       lstm_units=self.lstm_units, loc_std=self.loc_std,
-                      crop_mode=self.crop_mode, region_pool=self.region_pool, seed=self.seed)
+                      crop_mode=self.crop_mode, region_pool=self.region_pool,
+                      locations=self.locations, recurrence=self.recurrence, seed=self.seed)
         return config

@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from rarl_tf.config import ExperimentConfig, ModelConfig, load_config
+from rarl_tf.model.global_pool import GlobalPoolingClassifier
 from rarl_tf.model.rarl import RARLModel
 
 WEIGHTS_FILE = "model.weights.h5"
@@ -14,8 +15,8 @@ WEIGHTS_FILE = "model.weights.h5"
 
 def build_model(config: ModelConfig, num_classes: int, seed: int | None = 0,
                 crop_mode: str = "crop_and_resize", backbone_weights: str | None = None
-                ) -> RARLModel:
-    """An unbuilt-weights RARLModel, built on a dummy batch so its variables exist.
+                ) -> RARLModel | GlobalPoolingClassifier:
+    """The model `config.architecture` names, built on a dummy batch so its variables exist.
 
     Args:
       config: the model configuration.
@@ -26,16 +27,23 @@ def build_model(config: ModelConfig, num_classes: int, seed: int | None = 0,
         trained model's own weights, so nothing is downloaded).
     """
     weights = config.backbone_weights if backbone_weights is None else backbone_weights
+    side = config.image_size - config.crop_margin
+    if config.architecture == "global":
+        model = GlobalPoolingClassifier(num_classes, backbone=config.backbone,
+                                        backbone_weights=weights,
+                                        backbone_widths=config.backbone_widths)
+        model(np.zeros((1, side, side, 3), np.float32))
+        return model
     model = RARLModel(
         num_classes=num_classes, backbone=config.backbone, backbone_weights=weights,
         backbone_widths=config.backbone_widths, discount=config.discount,
         reinforce_weight=config.reinforce_weight, baseline_weight=config.baseline_weight,
         agent_kwargs=dict(anchor_sizes=config.anchor_sizes, aspect_ratios=config.aspect_ratios,
                           num_steps=config.num_steps, crop_size=config.crop_size,
-                          region_pool=config.region_pool,
+                          region_pool=config.region_pool, locations=config.locations,
+                          recurrence=config.recurrence,
                           embed_dim=config.embed_dim, lstm_units=config.lstm_units,
                           loc_std=config.loc_std, crop_mode=crop_mode, seed=seed))
-    side = config.image_size - config.crop_margin
     model(np.zeros((1, side, side, 3), np.float32))
     return model
 

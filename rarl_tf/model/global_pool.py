@@ -1,0 +1,84 @@
+"""The global-feature baseline ("VeryDeep"-style): backbone -> global average pooling -> dense.
+
+No attention: each view's part of the feature map is averaged and scored by one dense layer,
+trained with the same eq. 9 loss as RARL so the two differ only in the attention.
+
+    images [B, H, W, 3] -> backbone -> features [B, h, w, F]
+      -> crop each of the V views on the map (the same crop RARL uses) -> [B * V, h, w, F]
+      -> mean over the grid -> [B * V, F] -> dense -> view_logits [B, V, C]
+      -> softmax, mean over V -> probs [B, C]
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+import tensorflow as tf
+
+from rarl_tf.model import backbone as backbone_lib
+from rarl_tf.model import crop as crop_lib
+from rarl_tf.model import losses
+from rarl_tf.model.views import FULL_VIEW
+
+
+@keras.saving.register_keras_serializable(package="rarl_tf")
+class GlobalPoolingClassifier(keras.Model):
+    """Backbone features averaged over each view, one dense layer, the paper's eq. 9 loss.
+
+    Args:
+      num_classes: C.
+      backbone, backbone_weights, backbone_widths: as `RARLModel`.
+    """
+
+    def __init__(self, num_classes: int, backbone: str = "vgg16",
+                 backbone_weights: str | None = "imagenet",
+                 backbone_widths: Sequence[int] = (32, 64, 128), **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = int(num_classes)
+        self.backbone_name = backbone
+        self.backbone_weights = backbone_weights
+        self.backbone_widths = tuple(int(w) for w in backbone_widths)
+        self.backbone = backbone_lib.build_backbone(backbone, backbone_weights,
+                                                    self.backbone_widths)
+        self.classifier = keras.layers.Dense(num_classes, name="classifier")
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("loss", "cls_loss")}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, images, training=False, views=None, sample=None):
+        """images [B, H, W, 3] pixels in [0, 255] -> {"view_logits" [B, V, C], "logits" [B, C]
+        (first view), "probs" [B, C]}. `sample` is accepted for RARLModel's signature."""
+        del sample
+        images = tf.cast(images, self.compute_dtype)
+        views = tf.convert_to_tensor(FULL_VIEW if views is None else views, tf.float32)
+        features = self.backbone(images, training=training)
+        batch, num_views = tf.shape(features)[0], views.shape[0]
+        boxes = tf.reshape(views[None] + tf.zeros([batch, 1, 1]), [-1, 4])
+        owners = tf.repeat(tf.range(batch, dtype=tf.int32), num_views)
+        # Resampled at the map's own size, so the full view is the map itself (7 x 7 when the
+        # size is only known at run time).
+        regions = crop_lib.crop_regions(features, boxes, owners, features.shape[1] or 7)
+        pooled = tf.reduce_mean(regions, axis=[1, 2])  # [B * V, F]
+        view_logits = tf.reshape(self.classifier(pooled), [batch, num_views, self.num_classes])
+        return {"view_logits": view_logits, "logits": view_logits[:, 0],
+                "probs": tf.reduce_mean(tf.nn.softmax(view_logits, axis=-1), axis=1)}
+
+    def train_step(self, data):
+        images, labels = data[0], data[1]
+        with tf.GradientTape() as tape:
+            cls = losses.classification_loss(self(images, training=True)["logits"], labels)
+            # Divided by the global batch, as RARLModel's, for tf.distribute.
+            loss = self.optimizer.scale_loss(tf.nn.compute_average_loss(cls))
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        for tracker in self.trackers.values():
+            tracker.update_state(cls)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def get_config(self):
+        return {"num_classes": self.num_classes, "backbone": self.backbone_name,
+                "backbone_weights": self.backbone_weights,
+                "backbone_widths": list(self.backbone_widths), "name": self.name}

@@ -1,0 +1,186 @@
+"""The paper's ablations (Tables 3-6) and a global-pooling baseline, trained side by side.
+
+    python -m tools.ablate --flagfile=digits.flags --output=ablation.json
+    python -m tools.ablate --flagfile=digits.flags --epochs=3 --repeats=2 --output=ablation.json
+
+Every variant trains with the same backbone, budget (the flagfile's) and seed (seed + r for
+repeat r), on the same data, then is evaluated with the flagfile's views. On cluttered_digits,
+where every digit's box is known, `rarl` and `random_locations` also get an object-discovery
+score (`rarl_tf/discovery.py`). Runs live under --work_dir/VARIANT/seed_S and resume like
+`rarl_tf.train`; the JSON is rewritten after every run, with a markdown table next to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+from absl import app, flags
+
+from rarl_tf import cli
+from rarl_tf import flags as rarl_flags
+
+FLAGS = flags.FLAGS
+
+# name -> (ModelConfig changes, or a function of the base ModelConfig; the paper's row).
+VARIANTS = {
+    "rarl": ({}, "Ours-C 91.3 (Table 4, ten views); attention 90.2 (Table 3, one view)"),
+    "global": ({"architecture": "global"}, "VeryDeep 89.7 (Table 1, VGG16 global features)"),
+    "random_locations": ({"locations": "random"}, "random 89.0 (Table 3, one view)"),
+    # The paper's single region is 224 px at N = 512; the same fraction of N here.
+    "single_region": (lambda m: {"anchor_sizes": (round(224 / 512 * m.image_size),),
+                                 "aspect_ratios": (1.0,)},
+                      "single region 90.9 (Table 5)"),
+    "T=1": ({"num_steps": 1}, "T = 1: 90.9 (Table 6)"),
+    "T=5": ({"num_steps": 5}, "T = 5: 91.3 (Table 6)"),
+    "T=10": ({"num_steps": 10}, "T = 10: 91.3 (Table 6)"),
+    "lstm_localisation_only": ({"recurrence": "localisation_only"}, "Ours-B 90.0 (Table 4)"),
+    "no_lstm": ({"recurrence": "none"}, "Ours-A 89.6 (Table 4)"),
+}
+DISCOVERY_VARIANTS = ("rarl", "random_locations")
+
+
+def variant_config(base, name: str):
+    """`base` (an ExperimentConfig) with variant `name`'s model changes."""
+    changes, _ = VARIANTS[name]
+    changes = changes(base.model) if callable(changes) else changes
+    return dataclasses.replace(base, model=dataclasses.replace(base.model, **changes))
+
+
+def attended_and_true_boxes(model, config, max_images: int):
+    """(regions per image [T * k, 4], objects per image [n, 4]) on cluttered_digits' test split,
+    one full view, locations at the policy's mean (random ones for `random_locations`)."""
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    from rarl_tf.data import cluttered_digits  # noqa: F401  (registers the builder)
+    from rarl_tf.data import pipeline
+
+    name = config.data.dataset
+    name = name if "/" in name else f"{name}/default"
+    examples = tfds.builder(name, data_dir=config.data.data_dir).as_dataset(split="test")
+    batches = examples.take(max_images).map(
+        lambda ex: (pipeline.resize(ex["image"], config.model.image_size),
+                    ex["objects"]["bbox"])).padded_batch(
+        64, padded_shapes=([None, None, 3], [None, 4]), padding_values=(0.0, -1.0))
+
+    @tf.function(reduce_retracing=True)
+    def boxes_of(images):
+        return model(images, training=False)["boxes"]  # [B, 1, T, k, 4]
+
+    regions, objects = [], []
+    for images, true in batches:
+        found = boxes_of(images).numpy()
+        for image_boxes, image_true in zip(found, true.numpy()):
+            regions.append(image_boxes.reshape(-1, 4))
+            objects.append(image_true[image_true[:, 0] >= 0])
+    return regions, objects
+
+
+def summarize(values):
+    import numpy as np
+
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1))
+            if len(values) > 1 else None, "n": len(values), "values": values}
+
+
+def markdown(results: dict) -> str:
+    def cell(stat, scale=100):
+        if not stat:
+            return "-"
+        text = f"{stat['mean'] * scale:.1f}"
+        return text + (f" ± {stat['std'] * scale:.1f}" if stat["std"] is not None else "")
+
+    rows = ["| variant | mAP | CF1 | OF1 | discovered, IoU >= 0.5 | discovered, centre inside "
+            "| train min / run | paper (VOC07 mAP) |", "|---|---|---|---|---|---|---|---|"]
+    for name, entry in results["variants"].items():
+        s = entry["summary"]
+        minutes = s["train_seconds"]["mean"] / 60 if s.get("train_seconds") else None
+        if "same_runs_as" in entry:
+            name = f"{name} (the {entry['same_runs_as']} runs)"
+        rows.append(f"| {name} | {cell(s.get('mAP'))} | {cell(s.get('CF1'))} | "
+                    f"{cell(s.get('OF1'))} | {cell(s.get('discovery_iou50'))} | "
+                    f"{cell(s.get('discovery_centre_inside'))} | "
+                    f"{'-' if minutes is None else f'{minutes:.1f}'} | {entry['paper']} |")
+    return "\n".join(rows)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise ValueError(f"unexpected arguments {argv[1:]}; flags go as --name=value")
+    base = rarl_flags.experiment_config_from_flags()
+    names = FLAGS.variants
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise ValueError(f"--variants={','.join(names)} is not allowed: {unknown} unknown; "
+                         f"expected names from {list(VARIANTS)}")
+    if FLAGS.repeats < 1:
+        raise ValueError(f"--repeats={FLAGS.repeats} is not allowed: expected an integer >= 1")
+    for name in names:
+        variant_config(base, name).validate()
+    os.makedirs(FLAGS.work_dir, exist_ok=True)
+    out_dir = os.path.dirname(os.path.abspath(FLAGS.output))
+    os.makedirs(out_dir, exist_ok=True)
+
+    from rarl_tf import evaluation, training
+    from rarl_tf.discovery import discovery_rates
+
+    digits = base.data.dataset.startswith("cluttered_digits")
+    results = {"base_config": dataclasses.asdict(base), "repeats": FLAGS.repeats,
+               "variants": {}}
+    trained = {}  # config -> variant name, so e.g. T=5 reuses rarl's runs when T is 5
+    for name in names:
+        config = variant_config(base, name)
+        if config in trained:
+            same = results["variants"][trained[config]]
+            results["variants"][name] = {**same, "paper": VARIANTS[name][1],
+                                         "same_runs_as": trained[config]}
+            continue
+        trained[config] = name
+        runs = []
+        for repeat in range(FLAGS.repeats):
+            seed = base.train.seed + repeat
+            run_config = dataclasses.replace(config, train=dataclasses.replace(config.train,
+                                                                               seed=seed))
+            model_dir = os.path.join(FLAGS.work_dir, name.replace("=", ""), f"seed_{seed}")
+            print(f"== {name}, seed {seed}: {model_dir}", flush=True)
+            start = time.time()
+            model, saved = training.train(run_config, model_dir, verbose=FLAGS.verbose)
+            train_seconds = time.time() - start
+            metrics = evaluation.evaluate(model, saved)
+            run = {"seed": seed, "model_dir": model_dir, "train_seconds": train_seconds,
+                   **{k: metrics[k] for k in ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")}}
+            if digits and name in DISCOVERY_VARIANTS:
+                rates = discovery_rates(*attended_and_true_boxes(model, saved,
+                                                                 FLAGS.discovery_images))
+                run.update(discovery_iou50=rates["iou50"],
+                           discovery_centre_inside=rates["centre_inside"],
+                           discovery_objects=rates["objects"])
+            runs.append(run)
+            print(json.dumps(run), flush=True)
+        keys = ("mAP", "CF1", "OF1", "discovery_iou50", "discovery_centre_inside",
+                "train_seconds")
+        results["variants"][name] = {
+            "paper": VARIANTS[name][1], "runs": runs,
+            "summary": {k: summarize([r.get(k) for r in runs]) for k in keys}}
+        results["markdown"] = markdown(results)
+        with open(FLAGS.output, "w") as f:
+            json.dump(results, f, indent=2)
+    print(results["markdown"])
+
+
+if __name__ == "__main__":
+    rarl_flags.define_experiment_flags()
+    flags.DEFINE_list("variants", list(VARIANTS), f"Variants to run, from {list(VARIANTS)}.")
+    flags.DEFINE_integer("repeats", 1, "Runs per variant, with seeds seed, seed + 1, ...")
+    flags.DEFINE_string("work_dir", "runs/ablate", "Where the runs are trained (resumable).")
+    flags.DEFINE_string("output", "ablation.json", "JSON results (with a markdown table).")
+    flags.DEFINE_integer("discovery_images", 500, "Test images for the discovery score.")
+    flags.DEFINE_integer("verbose", 2, "Keras verbosity while training (0, 1 or 2).")
+    app.run(cli.user_errors_exit(main))
