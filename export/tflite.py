@@ -69,18 +69,23 @@ def convert(model_dir: str, quantization: str = "none", representative_images=No
     Args:
       representative_images: for int8, an iterable of float32 [1, N, N, 3] training images.
     """
-    import tensorflow as tf
-
     from rarl_tf.model.factory import load_trained
 
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"--quantization={quantization} is not allowed: expected one of "
                          f"{QUANTIZATIONS}")
+    model, config = load_trained(model_dir, crop_mode="matmul")
+    return convert_model(model, config.model.image_size, quantization, representative_images)
+
+
+def convert_model(model, image_size: int, quantization: str = "none",
+                  representative_images=None) -> bytes:
+    """The TFLite flatbuffer of a built model whose agent crops with `crop_mode="matmul"`."""
+    import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2)
 
-    model, config = load_trained(model_dir, crop_mode="matmul")
-    concrete = inference_function(model, config.model.image_size).get_concrete_function()
+    concrete = inference_function(model, image_size).get_concrete_function()
     # Freeze explicitly: handed the live function (or a SavedModel of it), the converter kept
     # Keras 3's variables as resource variables that LiteRT never initialised (NaN outputs).
     frozen = convert_variables_to_constants_v2(concrete)

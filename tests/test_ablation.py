@@ -1,6 +1,7 @@
 """The ablation variants are wired as the paper describes, and the discovery score is right."""
 
 import dataclasses
+import json
 
 import keras
 import numpy as np
@@ -119,3 +120,35 @@ def test_localisation_only_lstm_learns_from_reinforce_alone():
     assert all(g is None for g in tape.gradient(cls, lstm))  # the classifier skips the LSTM
     assert all(g is not None for g in tape.gradient(rl, lstm))  # REINFORCE trains it
     assert all(g is None for g in tape.gradient(rl, embed))  # but not the trunk
+
+
+def test_ablate_command_writes_runs_discovery_and_a_table(tmp_path):
+    from test_cli import TINY, run
+
+    out = tmp_path / "ablation.json"
+    result = run("tools.ablate", *TINY, "--epochs=1", "--num_steps=1",
+                 "--variants=rarl,random_locations,T=1", "--repeats=2", "--verbose=0",
+                 "--discovery_images=16", f"--work_dir={tmp_path / 'runs'}", f"--output={out}",
+                 data_dir=tmp_path / "tfds")
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(out.read_text())
+    rarl = results["variants"]["rarl"]
+    assert [r["seed"] for r in rarl["runs"]] == [0, 1]
+    assert rarl["summary"]["mAP"]["n"] == 2 and rarl["summary"]["mAP"]["std"] is not None
+    for key in ("discovery_iou50", "discovery_centre_inside"):
+        assert 0.0 <= rarl["runs"][0][key] <= 1.0, key
+    assert rarl["runs"][0]["discovery_objects"] > 16  # several digits per canvas
+    # --num_steps=1 makes T=1 the same experiment as rarl: its runs are reused, not retrained.
+    assert results["variants"]["T=1"]["same_runs_as"] == "rarl"
+    assert "| random_locations |" in results["markdown"]
+    assert "| variant | mAP |" in result.stdout
+
+
+def test_ablate_refuses_an_unknown_variant_before_any_work(tmp_path):
+    from test_cli import TINY, run
+
+    result = run("tools.ablate", *TINY, "--variants=rarl,bogus", f"--work_dir={tmp_path / 'w'}",
+                 f"--output={tmp_path / 'a.json'}", data_dir=tmp_path / "tfds")
+    assert result.returncode == 2
+    assert "--variants=rarl,bogus is not allowed: ['bogus'] unknown" in result.stderr
+    assert not (tmp_path / "w").exists()

@@ -128,9 +128,6 @@ def main(argv):
     out_dir = os.path.dirname(os.path.abspath(FLAGS.output))
     os.makedirs(out_dir, exist_ok=True)
 
-    from rarl_tf import evaluation, training
-    from rarl_tf.discovery import discovery_rates
-
     digits = base.data.dataset.startswith("cluttered_digits")
     results = {"base_config": dataclasses.asdict(base), "repeats": FLAGS.repeats,
                "variants": {}}
@@ -141,38 +138,44 @@ def main(argv):
             same = results["variants"][trained[config]]
             results["variants"][name] = {**same, "paper": VARIANTS[name][1],
                                          "same_runs_as": trained[config]}
-            continue
-        trained[config] = name
-        runs = []
-        for repeat in range(FLAGS.repeats):
-            seed = base.train.seed + repeat
-            run_config = dataclasses.replace(config, train=dataclasses.replace(config.train,
-                                                                               seed=seed))
-            model_dir = os.path.join(FLAGS.work_dir, name.replace("=", ""), f"seed_{seed}")
-            print(f"== {name}, seed {seed}: {model_dir}", flush=True)
-            start = time.time()
-            model, saved = training.train(run_config, model_dir, verbose=FLAGS.verbose)
-            train_seconds = time.time() - start
-            metrics = evaluation.evaluate(model, saved)
-            run = {"seed": seed, "model_dir": model_dir, "train_seconds": train_seconds,
-                   **{k: metrics[k] for k in ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")}}
-            if digits and name in DISCOVERY_VARIANTS:
-                rates = discovery_rates(*attended_and_true_boxes(model, saved,
-                                                                 FLAGS.discovery_images))
-                run.update(discovery_iou50=rates["iou50"],
-                           discovery_centre_inside=rates["centre_inside"],
-                           discovery_objects=rates["objects"])
-            runs.append(run)
-            print(json.dumps(run), flush=True)
-        keys = ("mAP", "CF1", "OF1", "discovery_iou50", "discovery_centre_inside",
-                "train_seconds")
-        results["variants"][name] = {
-            "paper": VARIANTS[name][1], "runs": runs,
-            "summary": {k: summarize([r.get(k) for r in runs]) for k in keys}}
+        else:
+            trained[config] = name
+            results["variants"][name] = run_variant(name, config, digits)
         results["markdown"] = markdown(results)
         with open(FLAGS.output, "w") as f:
             json.dump(results, f, indent=2)
     print(results["markdown"])
+
+
+def run_variant(name: str, config, digits: bool) -> dict:
+    """Trains and evaluates `config` --repeats times; {"paper", "runs", "summary"}."""
+    from rarl_tf import evaluation, training
+    from rarl_tf.discovery import discovery_rates
+
+    runs = []
+    for repeat in range(FLAGS.repeats):
+        seed = config.train.seed + repeat
+        run_config = dataclasses.replace(config, train=dataclasses.replace(config.train,
+                                                                           seed=seed))
+        model_dir = os.path.join(FLAGS.work_dir, name.replace("=", ""), f"seed_{seed}")
+        print(f"== {name}, seed {seed}: {model_dir}", flush=True)
+        start = time.time()
+        model, saved = training.train(run_config, model_dir, verbose=FLAGS.verbose)
+        train_seconds = time.time() - start
+        metrics = evaluation.evaluate(model, saved)
+        run = {"seed": seed, "model_dir": model_dir, "train_seconds": train_seconds,
+               **{k: metrics[k] for k in ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")}}
+        if digits and name in DISCOVERY_VARIANTS:
+            rates = discovery_rates(*attended_and_true_boxes(model, saved,
+                                                             FLAGS.discovery_images))
+            run.update(discovery_iou50=rates["iou50"],
+                       discovery_centre_inside=rates["centre_inside"],
+                       discovery_objects=rates["objects"])
+        runs.append(run)
+        print(json.dumps(run), flush=True)
+    keys = ("mAP", "CF1", "OF1", "discovery_iou50", "discovery_centre_inside", "train_seconds")
+    return {"paper": VARIANTS[name][1], "runs": runs,
+            "summary": {k: summarize([r.get(k) for r in runs]) for k in keys}}
 
 
 if __name__ == "__main__":
