@@ -5,9 +5,12 @@ Logical CPU devices must be configured before TensorFlow starts, so these run in
 
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -82,16 +85,7 @@ def test_two_workers_on_localhost_finish_and_only_the_chief_writes(tmp_path):
     assert prepare.returncode == 0, prepare.stderr[-3000:]
 
     model_dir = tmp_path / "run"
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
-    workers = []
-    for index in range(2):
-        env = dict(os.environ, TFDS_DATA_DIR=str(data_dir), PYTHONPATH=ROOT,
-                   TF_CONFIG=json.dumps({"cluster": cluster,
-                                         "task": {"type": "worker", "index": index}}))
-        workers.append(subprocess.Popen(
-            [sys.executable, "-m", "rarl_tf.train", *TINY, "--strategy=multi_worker",
-             f"--model_dir={model_dir}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True))
+    workers = start_workers(model_dir, data_dir, TINY, free_ports(2))
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     for index, (worker, output) in enumerate(zip(workers, outputs)):
         assert worker.returncode == 0, f"worker {index}:\n{output[-3000:]}"
@@ -104,3 +98,47 @@ def test_two_workers_on_localhost_finish_and_only_the_chief_writes(tmp_path):
     # The other worker's copies went to its scratch folder, not over the chief's files.
     assert (model_dir / ".workers" / "worker_1" / "checkpoints").is_dir()
     assert not (model_dir / ".workers" / "worker_1" / "metrics.json").exists()
+
+
+def start_workers(model_dir, data_dir, flags_, ports):
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    workers = []
+    for index in range(2):
+        env = dict(os.environ, TFDS_DATA_DIR=str(data_dir), PYTHONPATH=ROOT,
+                   TF_CONFIG=json.dumps({"cluster": cluster,
+                                         "task": {"type": "worker", "index": index}}))
+        workers.append(subprocess.Popen(
+            [sys.executable, "-m", "rarl_tf.train", *flags_, "--strategy=multi_worker",
+             f"--model_dir={model_dir}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True))
+    return workers
+
+
+@pytest.mark.slow
+def test_killed_workers_restarted_with_the_same_command_resume_together(tmp_path):
+    data_dir, model_dir = tmp_path / "tfds", tmp_path / "run"
+    prepare = run("rarl_tf.train", *TINY, "--epochs=1", "--steps_per_epoch=1",
+                  f"--model_dir={tmp_path / 'warmup'}", data_dir=data_dir)
+    assert prepare.returncode == 0, prepare.stderr[-3000:]
+    longer = [*TINY, "--epochs=2", "--steps_per_epoch=20", "--checkpoint_every_steps=4"]
+    workers = start_workers(model_dir, data_dir, longer, free_ports(2))
+    index = model_dir / "checkpoints" / "checkpoint"
+    deadline = time.time() + 300
+    while not index.exists() and time.time() < deadline and all(w.poll() is None
+                                                                 for w in workers):
+        time.sleep(0.02)
+    for worker in workers:
+        worker.send_signal(signal.SIGKILL)
+        worker.communicate()
+    assert all(w.returncode == -signal.SIGKILL for w in workers), "a worker ended first"
+
+    workers = start_workers(model_dir, data_dir, longer, free_ports(2))
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    steps = []
+    for index, (worker, output) in enumerate(zip(workers, outputs)):
+        assert worker.returncode == 0, f"worker {index}:\n{output[-3000:]}"
+        resumed = re.search(r"Resuming from \S+ \(step (\d+)\)", output)
+        assert resumed, f"worker {index} did not resume:\n{output[-2000:]}"
+        steps.append(int(resumed.group(1)))
+    assert steps[0] == steps[1] and 4 <= steps[0] < 40  # both from the chief's checkpoint
+    assert json.loads((model_dir / "metrics.json").read_text())["steps"] == 40

@@ -78,3 +78,16 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     assert floats and all(np.isfinite(v).all() for v in floats)
     assert not (tmp_path / "checkpoints" / "ckpt-3.index").exists()
     assert not (tmp_path / "model.weights.h5").exists()
+
+
+def test_diverging_run_exits_1_with_one_line_naming_the_step_and_checkpoint(tmp_path):
+    # Adam at lr 1e30 sends the weights to infinity within a couple of steps.
+    result = run("rarl_tf.train", *TINY, "--learning_rate=1e30", "--checkpoint_every_steps=1",
+                 f"--model_dir={tmp_path / 'run'}", data_dir=tmp_path / "tfds")
+    assert result.returncode == 1
+    error = re.search(r"error: the loss became NaN or infinite at step (\d+); .* kept the last "
+                      r"good checkpoint \S+ckpt-(\d+)", result.stderr)
+    assert error, result.stderr[-2000:]
+    assert int(error.group(2)) == int(error.group(1)) - 1
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run" / "model.weights.h5").exists()
