@@ -1,4 +1,4 @@
-"""Surviving faults: a SIGKILLed run resumes where it was; a NaN loss stops with the last good state."""
+"""Surviving faults: a SIGKILLed run resumes; a NaN loss stops and keeps the last good state."""
 
 import json
 import os

@@ -12,7 +12,8 @@ Iteration 0 sees the whole view as its one region and only places l_1.
 
 Ablations (the paper's Tables 3 and 4): `locations="random"` draws l_t uniformly in the view
 instead; `recurrence="localisation_only"` scores regions with an independent classifier on
-e_tr (the LSTM only places them, trained by REINFORCE); `recurrence="none"` drops the LSTM: h_t = mean_r e_tr.
+e_tr (the LSTM only places them, trained by REINFORCE); `recurrence="none"` drops the LSTM:
+h_t = mean_r e_tr.
 """
 
 from __future__ import annotations
