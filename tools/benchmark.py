@@ -71,6 +71,7 @@ def measure_size(m, num_classes: int, t, progress) -> dict:
     import tensorflow as tf
 
     from export.tflite import convert_model
+    from rarl_tf.model import crop as crop_lib
     from rarl_tf.model.factory import build_model
     from rarl_tf.model.views import FULL_VIEW, ten_views
 
@@ -88,7 +89,7 @@ def measure_size(m, num_classes: int, t, progress) -> dict:
     @tf.function
     def naive_ten(x):
         # The ten view images themselves (mirrored boxes flip), each through the whole model.
-        crops = tf.image.crop_and_resize(x, views10, tf.zeros([10], tf.int32), (side, side))
+        crops = crop_lib.crop_regions(x, views10, tf.zeros([10], tf.int32), side)
         return tf.reduce_mean(model(crops, training=False)["probs"], axis=0)
 
     result = {"image_size": n, "backbone": m.backbone, "num_steps": m.num_steps,
@@ -109,8 +110,7 @@ def measure_size(m, num_classes: int, t, progress) -> dict:
 
     @tf.function
     def proposal_chunk(x):
-        crops = tf.image.crop_and_resize(x, boxes, tf.zeros([len(boxes)], tf.int32),
-                                         (proposal_side, proposal_side))
+        crops = crop_lib.crop_regions(x, boxes, tf.zeros([len(boxes)], tf.int32), proposal_side)
         features = model.backbone(crops, training=False)
         scores = classifier(tf.reduce_max(features, axis=[1, 2]))
         return tf.reduce_max(scores, axis=0)  # category-wise max pooling over proposals
