@@ -16,12 +16,18 @@ from typing import Any
 BACKBONES = ("vgg16", "small_vgg")
 LR_SCHEDULES = ("constant", "cosine")
 REGION_POOLS = ("flatten", "max")
+# As rarl_tf/model/losses.py's REWARDS and STEP_REWARDS.
+REWARDS = ("top_n", "log_likelihood")
+STEP_REWARDS = ("final", "improvement")
 # Ablations of the paper's Tables 3-4 and a global-pooling baseline (tools/ablate.py).
 ARCHITECTURES = ("rarl", "global")
 LOCATIONS = ("policy", "random")
 RECURRENCES = ("lstm", "localisation_only", "none")
 # Names of rarl_tf/data/sources.py's SOURCES (kept here so flags are checked before TF loads).
 DATASETS = ("cluttered_digits", "cluttered_digits/small", "voc2007", "coco2014", "voc_dir")
+
+
+REMOVED_MODEL_KEYS = ("reinforce_weight", "baseline_weight")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,8 +49,14 @@ class ModelConfig:
     num_steps: int = 5  # T
     loc_std: float = 0.11  # sigma, in the [-1, 1] view frame
     discount: float = 1.0  # gamma
-    reinforce_weight: float = 1.0
-    baseline_weight: float = 1.0
+    # The location policy (README, "The location policy"); the defaults are the paper's.
+    reward: str = "top_n"  # top_n (eq. 5) | log_likelihood of the true labels
+    # final (eq. 6: reward at T only) | improvement: step t earns R_t - R_(t-1)
+    step_reward: str = "final"
+    trajectories: int = 1  # K sampled per training image; K > 1: leave-one-out baseline
+    location_input: bool = False  # feed l_t into the LSTM with each region (as RAM does)
+    loc_hidden: int = 0  # hidden ReLU units in f_loc (0: the paper's one layer)
+    context_grid: bool = False  # iteration 0 embeds the whole view's flattened s x s grid
     # rarl | global: backbone, global average pooling, one dense layer (the "VeryDeep" baseline).
     architecture: str = "rarl"
     # policy (the paper) | random: uniform random centres, same anchors (Table 3's "random").
@@ -139,7 +151,12 @@ class ExperimentConfig:
             (m.recurrence in RECURRENCES, "recurrence", m.recurrence, f"one of {RECURRENCES}"),
             (m.num_steps >= 1, "num_steps", m.num_steps, "T >= 1"),
             (m.loc_std > 0, "loc_std", m.loc_std, "sigma > 0"),
-            (0 < m.discount <= 1, "discount", m.discount, "0 < gamma <= 1"),
+            (0 <= m.discount <= 1, "discount", m.discount, "0 <= gamma <= 1"),
+            (m.reward in REWARDS, "reward", m.reward, f"one of {REWARDS}"),
+            (m.step_reward in STEP_REWARDS, "step_reward", m.step_reward,
+             f"one of {STEP_REWARDS}"),
+            (m.trajectories >= 1, "trajectories", m.trajectories, "an integer K >= 1"),
+            (m.loc_hidden >= 0, "loc_hidden", m.loc_hidden, "an integer >= 0 (0: no layer)"),
             (t.batch_size >= 1, "batch_size", t.batch_size, "an integer >= 1"),
             (t.epochs >= 1, "epochs", t.epochs, "an integer >= 1"),
             (t.learning_rate > 0, "learning_rate", t.learning_rate, "> 0"),
@@ -164,6 +181,10 @@ class ExperimentConfig:
     def from_dict(cls, raw: dict[str, Any]) -> "ExperimentConfig":
         def build(kind, values):
             fields = {f.name: f for f in dataclasses.fields(kind)}
+            if kind is ModelConfig:
+                # Written by runs before 2026-11-26; under Adam they had no effect (each scaled
+                # the only loss of its head), so such runs load as if they were never set.
+                values = {k: v for k, v in values.items() if k not in REMOVED_MODEL_KEYS}
             unknown = set(values) - set(fields)
             if unknown:
                 raise ValueError(f"unknown {kind.__name__} keys {sorted(unknown)}")

@@ -57,8 +57,18 @@ def define_experiment_flags() -> None:
                         "or none (no LSTM): the paper's Table 4.")
     flags.DEFINE_float("loc_std", _M.loc_std, "sigma of the location policy ([-1, 1] frame).")
     flags.DEFINE_float("discount", _M.discount, "gamma, the reward discount.")
-    flags.DEFINE_float("reinforce_weight", _M.reinforce_weight, "Weight of the REINFORCE term.")
-    flags.DEFINE_float("baseline_weight", _M.baseline_weight, "Weight of the baseline's MSE.")
+    flags.DEFINE_string("reward", _M.reward, "top_n (the paper's eq. 5) or log_likelihood "
+                        "(of the true labels; does not saturate).")
+    flags.DEFINE_string("step_reward", _M.step_reward, "final (the paper: the reward at T "
+                        "only) or improvement (step t earns what it added to the reward).")
+    flags.DEFINE_integer("trajectories", _M.trajectories, "K location trajectories per training "
+                         "image (one backbone pass); K > 1 uses a leave-one-out baseline.")
+    flags.DEFINE_bool("location_input", _M.location_input,
+                      "Feed l_t into the LSTM with every region.")
+    flags.DEFINE_integer("loc_hidden", _M.loc_hidden,
+                         "Hidden ReLU units in the location head (0: one layer, the paper).")
+    flags.DEFINE_bool("context_grid", _M.context_grid, "Embed the whole view of iteration 0 "
+                      "from its flattened s x s grid (keeps where things are).")
     # Training.
     flags.DEFINE_integer("batch_size", _T.batch_size, "Global batch size.")
     flags.DEFINE_integer("epochs", _T.epochs, "Training epochs.")
@@ -109,7 +119,9 @@ def experiment_config_from_flags() -> ExperimentConfig:
         crop_size=FLAGS.crop_size, region_pool=FLAGS.region_pool, embed_dim=FLAGS.embed_dim,
         lstm_units=FLAGS.lstm_units,
         num_steps=FLAGS.num_steps, loc_std=FLAGS.loc_std, discount=FLAGS.discount,
-        reinforce_weight=FLAGS.reinforce_weight, baseline_weight=FLAGS.baseline_weight,
+        reward=FLAGS.reward, step_reward=FLAGS.step_reward, trajectories=FLAGS.trajectories,
+        location_input=FLAGS.location_input, loc_hidden=FLAGS.loc_hidden,
+        context_grid=FLAGS.context_grid,
         architecture=FLAGS.architecture, locations=FLAGS.locations,
         recurrence=FLAGS.recurrence)
     data = DataConfig(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,

@@ -107,6 +107,44 @@ class SkippedImages(keras.callbacks.Callback):
             self.reported = skipped
 
 
+class AttentionPictures(keras.callbacks.Callback):
+    """At each epoch's end, writes the attended regions on a few fixed evaluation images to
+    TensorBoard (`logs/attention`, `tf.summary.image`), drawn as `rarl_tf.predict` draws them.
+
+    Args:
+      images: [n, N, N, 3] float pixels (the evaluation pipeline's), the same every epoch.
+    """
+
+    def __init__(self, log_dir: str, images: np.ndarray):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(log_dir)
+        self.images = images
+
+    def on_epoch_end(self, epoch, logs=None):
+        from PIL import Image
+
+        from rarl_tf.visualize import draw_attention
+
+        out = self.model(self.images, training=False)
+        boxes = out["boxes"][:, 0].numpy()  # [n, T, k, 4]
+        centres = (out["locations"][:, 0].numpy() + 1.0) / 2.0  # full view: view = image
+        pictures = [np.asarray(draw_attention(Image.fromarray(np.uint8(image)), b, c, 192))
+                    for image, b, c in zip(self.images, boxes, centres)]
+        with self.writer.as_default():
+            tf.summary.image("attention", np.stack(pictures), step=epoch + 1,
+                             max_outputs=len(pictures))
+        self.writer.flush()
+
+
+def attention_sample(config: ExperimentConfig, count: int = 4) -> np.ndarray:
+    """The first `count` evaluation images, resized to N x N: [count, N, N, 3] float32."""
+    source = get_source(config.data.dataset)
+    examples = source.load(source.eval_split, config.data.data_dir, False, config.train.seed,
+                           config.data.download).take(count)
+    batch = next(iter(pipeline.eval_batches(examples, config.model.image_size, count)))
+    return batch[0].numpy()
+
+
 def learning_rate(config: ExperimentConfig, steps_per_epoch: int):
     """The configured schedule: constant, or linear warm-up then cosine decay to 0."""
     t = config.train
@@ -221,6 +259,9 @@ def train(config: ExperimentConfig, model_dir: str,
         callbacks += [keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
                       keras.callbacks.CSVLogger(os.path.join(model_dir, "history.csv"),
                                                 append=step > 0)]
+        if m.architecture == "rarl":
+            callbacks.append(AttentionPictures(os.path.join(model_dir, "logs", "attention"),
+                                               attention_sample(config)))
 
     if step < total_steps:
         # The stream starts at the checkpoint's step, mid-epoch included.

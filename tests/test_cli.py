@@ -174,3 +174,42 @@ def test_two_scale_evaluation_averages_models_and_prints_tables(trained, tmp_pat
     result = run("rarl_tf.evaluate", f"--model_dir={model_dir}", "--views=10",
                  f"--output={alone}", data_dir=base / "tfds")
     assert json.loads(alone.read_text())["mAP"] == combined["per_model"]["run (40)"]["mAP"]
+
+
+def test_policy_report_compares_the_policy_with_random_centres(trained):
+    base, model_dir, _ = trained
+    out = base / "report" / "policy.json"
+    result = run("tools.policy_report", f"--model_dir={model_dir}", "--max_images=40",
+                 "--samples=3", f"--output={out}", data_dir=base / "tfds")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["images"] == 40
+    for name in ("policy", "random"):
+        row = report[name]
+        assert 0.0 <= row["mAP"] <= 1.0
+        assert len(row["step_centre_inside"]) == 2 and len(row["step_distance"]) == 1  # T = 2
+        # A digit found at some step is found by the union of the steps.
+        assert row["union_centre_inside"] >= max(row["step_centre_inside"]) - 1e-9
+        assert row["objects"] > 40  # several digits per canvas
+    assert report["random"]["step_distance"][0] > 0.1  # random centres move
+    assert report["learned_minus_random_mAP"] == pytest.approx(
+        report["policy"]["mAP"] - report["random"]["mAP"])
+    variation = report["reward_variation"]
+    assert variation["samples"] == 3 and 0.0 <= variation["top_n_varies"] <= 1.0
+    assert report["gradient"]["batches"] == 2 and report["gradient"]["snr"] > 0.0
+    assert (base / "report" / "policy.md").read_text().startswith("| placement |")
+    assert "| random |" in result.stdout
+
+
+def test_training_draws_attention_pictures_for_tensorboard(trained):
+    import glob
+
+    import tensorflow as tf
+
+    _, model_dir, _ = trained
+    steps = []
+    for path in glob.glob(str(model_dir / "logs" / "attention" / "events*")):
+        for record in tf.data.TFRecordDataset(path):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            steps += [event.step for value in event.summary.value if value.tag == "attention"]
+    assert sorted(steps) == [1, 2]  # one picture set per epoch (TINY trains 2 epochs)

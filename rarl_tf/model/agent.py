@@ -10,6 +10,13 @@ One iteration t >= 1, for each episode (an image seen through one view):
 
 Iteration 0 sees the whole view as its one region and only places l_1.
 
+Levers against a policy that does not learn where to look (README, "The location policy"), each
+off by default (the paper): `location_input` appends l_t to every region's LSTM input, as the
+glimpse network of Mnih et al. (2014) does, so the agent knows where it has looked;
+`loc_hidden` gives f_loc a hidden ReLU layer; `context_grid` embeds iteration 0's whole view from
+its flattened s x s grid by a dense layer of its own, so the state that places l_1.. keeps where
+things are in the view even when regions are max-pooled (`region_pool="max"`).
+
 Ablations (the paper's Tables 3 and 4): `locations="random"` draws l_t uniformly in the view
 instead; `recurrence="localisation_only"` scores regions with an independent classifier on
 e_tr (the LSTM only places them, trained by REINFORCE); `recurrence="none"` drops the LSTM:
@@ -60,6 +67,9 @@ class RecurrentAttention(keras.layers.Layer):
         scratch on little data needs; see README "Design choices").
       locations: "policy" (the paper) or "random" (uniform centres; no REINFORCE term).
       recurrence: "lstm" (the paper), "localisation_only" or "none" (see the module docstring).
+      location_input: feed l_t (2 numbers, view frame) into the LSTM with every region.
+      loc_hidden: units of a hidden ReLU layer in f_loc; 0 is the paper's single layer.
+      context_grid: embed iteration 0's whole view from its flattened s x s grid.
       seed: seed of the location sampler.
     """
 
@@ -68,7 +78,8 @@ class RecurrentAttention(keras.layers.Layer):
                  crop_size: int = 7, embed_dim: int = 512, lstm_units: int = 512,
                  loc_std: float = 0.11, crop_mode: str = "crop_and_resize",
                  region_pool: str = "flatten", locations: str = "policy",
-                 recurrence: str = "lstm", seed: int | None = None, **kwargs):
+                 recurrence: str = "lstm", location_input: bool = False, loc_hidden: int = 0,
+                 context_grid: bool = False, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if crop_mode not in CROP_MODES:
             raise ValueError(f"crop_mode={crop_mode!r}; expected one of {CROP_MODES}")
@@ -90,6 +101,9 @@ class RecurrentAttention(keras.layers.Layer):
         self.region_pool = region_pool
         self.locations = locations
         self.recurrence = recurrence
+        self.location_input = bool(location_input)
+        self.loc_hidden = int(loc_hidden)
+        self.context_grid = bool(context_grid)
         self.seed = seed
         self.anchor_px = anchors_lib.anchor_shapes(self.anchor_sizes, self.aspect_ratios)
         self.num_anchors = len(self.anchor_px)
@@ -100,6 +114,12 @@ class RecurrentAttention(keras.layers.Layer):
         # tanh keeps the policy's mean inside the view frame [-1, 1].
         self.loc_head = (keras.layers.Dense(2, activation="tanh", name="loc_head")
                          if locations == "policy" else None)
+        self.loc_hidden_layer = (keras.layers.Dense(self.loc_hidden, activation="relu",
+                                                    name="loc_hidden")
+                                 if locations == "policy" and self.loc_hidden else None)
+        self.context_embed = (keras.layers.Dense(embed_dim, activation="relu",
+                                                 name="context_embed")
+                              if self.context_grid else None)
         # The REINFORCE baseline b_t(h_t) of Mnih et al. (2014), for variance reduction only.
         self.baseline_head = keras.layers.Dense(1, name="baseline_head")
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -108,14 +128,18 @@ class RecurrentAttention(keras.layers.Layer):
         channels = features_shape[-1]
         grid = 1 if self.region_pool == "max" else self.crop_size * self.crop_size
         self.embed.build((None, grid * channels))
+        if self.context_embed is not None:
+            self.context_embed.build((None, self.crop_size * self.crop_size * channels))
         state = self.embed_dim if self.cell is None else self.lstm_units
         if self.cell is not None:
-            self.cell.build((None, self.embed_dim))
+            self.cell.build((None, self.embed_dim + (2 if self.location_input else 0)))
         self.cls_head.build((None, self.lstm_units if self.recurrence == "lstm"
                              else self.embed_dim))
-        for head in (self.loc_head, self.baseline_head):
-            if head is not None:
-                head.build((None, state))
+        self.baseline_head.build((None, state))
+        if self.loc_hidden_layer is not None:
+            self.loc_hidden_layer.build((None, state))
+        if self.loc_head is not None:
+            self.loc_head.build((None, self.loc_hidden or state))
         self.built = True
 
     def _crop(self, features, boxes, box_indices):
@@ -125,24 +149,30 @@ class RecurrentAttention(keras.layers.Layer):
                                                 self.crop_size)
         return crop_lib.crop_regions(features, boxes, box_indices, self.crop_size)
 
-    def _observe(self, features, boxes, box_indices, state):
+    def _observe(self, features, boxes, box_indices, state, location, context=False):
         """Crops boxes [R, 4], embeds them and steps the LSTM from `state` ([R, H] each).
 
+        `location` [R, 2] is l_t, fed to the LSTM with `location_input`; `context` marks
+        iteration 0's whole view (embedded by `context_embed` with `context_grid`).
         Returns (h, c, e): the new state and the embeddings e [R, D]; without an LSTM the
         state is the embedding itself.
         """
         regions = self._crop(features, boxes, box_indices)  # [R, s, s, F]
-        if self.region_pool == "max":
-            flat = tf.reduce_max(regions, axis=[1, 2])
+        grid = tf.reshape(regions, [-1, self.crop_size * self.crop_size * regions.shape[-1]])
+        if context and self.context_embed is not None:
+            embedded = self.context_embed(grid)
+        elif self.region_pool == "max":
+            embedded = self.embed(tf.reduce_max(regions, axis=[1, 2]))
         else:
-            flat = tf.reshape(regions, [-1, self.crop_size * self.crop_size * regions.shape[-1]])
-        embedded = self.embed(flat)
+            embedded = self.embed(grid)
         if self.cell is None:
             return embedded, embedded, embedded
         # An LSTM that only places regions learns from REINFORCE alone, which must not reach
         # the embedding and backbone the classifier trains (see `call`).
         lstm_input = (tf.stop_gradient(embedded) if self.recurrence == "localisation_only"
                       else embedded)
+        if self.location_input:
+            lstm_input = tf.concat([lstm_input, tf.cast(location, lstm_input.dtype)], axis=-1)
         h, (h, c) = self.cell(lstm_input, state)
         return h, c, embedded
 
@@ -169,7 +199,7 @@ class RecurrentAttention(keras.layers.Layer):
         views = tf.convert_to_tensor(views, tf.float32)
         batch = tf.shape(features)[0]
         num_views = views.shape[0]
-        k, t_steps = self.num_anchors, self.num_steps
+        k = self.num_anchors
         # Episode e = b * V + v reads image b through view v.
         episode_views = tf.reshape(views[None] + tf.zeros([batch, 1, 1]), [-1, 4])
         episode_image = tf.repeat(tf.range(batch, dtype=tf.int32), num_views)
@@ -179,52 +209,25 @@ class RecurrentAttention(keras.layers.Layer):
 
         num_episodes = tf.shape(episode_views)[0]
         zeros = tf.zeros([num_episodes, self.lstm_units], features.dtype)
-        h, c, _ = self._observe(features, episode_views, episode_image, [zeros, zeros])
+        # Iteration 0: the whole view, centred at l = (0, 0).
+        h, c, _ = self._observe(features, episode_views, episode_image, [zeros, zeros],
+                                tf.zeros([num_episodes, 2]), context=True)
 
         outputs = {key: [] for key in ("region_logits", "boxes", "locations", "means",
                                        "log_probs", "baselines")}
-        for _ in range(t_steps):
-            # The policy reads a stop-gradient copy of the state: REINFORCE trains the location
-            # head only. Its gradient, (l - mu) / sigma^2 ~ 9 per unit of advantage, dwarfs that
-            # of the softmax-MSE loss and drowned the classifier when let into the LSTM and
-            # backbone (measured on cluttered_digits; see README "Design choices").
-            # (With recurrence="localisation_only" the LSTM serves the policy alone, so REINFORCE
-            # trains it too; its input is cut from the trunk in `_observe` instead.)
-            if self.loc_head is None:  # random locations: no policy to learn
-                mean = tf.zeros([num_episodes, 2], h.dtype)
-            else:
-                mean = self.loc_head(h if self.recurrence == "localisation_only"
-                                     else tf.stop_gradient(h))
-            baseline = tf.squeeze(self.baseline_head(tf.stop_gradient(h)), -1)
-            policy = tfd.Normal(loc=mean, scale=self.loc_std)
-            if self.locations == "random":
-                # Table 3's baseline: centres uniform in the view, in training and inference.
-                loc = keras.random.uniform(tf.shape(mean), -1.0, 1.0, seed=self.seed_generator)
-            elif sample:
-                seed = tf.cast(self.seed_generator.next(), tf.int32)
-                # No gradient through the sample: REINFORCE reaches the mean through log_prob
-                # only, never through the sampled location or the crop it feeds.
-                loc = tf.stop_gradient(policy.sample(seed=seed))
-            else:
-                loc = mean
-            log_prob = tf.reduce_sum(policy.log_prob(tf.stop_gradient(loc)), axis=-1)
-            if self.locations == "random":
-                log_prob = tf.zeros_like(log_prob)  # nothing to learn: no REINFORCE term
-            used = tf.clip_by_value(tf.stop_gradient(loc), -1.0, 1.0)
-
+        for _ in range(self.num_steps):
+            used, mean, log_prob, baseline = self._place(h, sample)
             boxes = anchors_lib.anchor_boxes(used, episode_views, shapes)  # [E, k, 4]
             h_r, c_r, e_r = self._observe(features, tf.reshape(boxes, [-1, 4]), region_image,
-                                          [_repeat_rows(h, k), _repeat_rows(c, k)])
+                                          [_repeat_rows(h, k), _repeat_rows(c, k)],
+                                          _repeat_rows(used, k))
             logits = self.cls_head(h_r if self.recurrence == "lstm" else e_r)  # [E * k, C]
             h = tf.reduce_mean(tf.reshape(h_r, [-1, k, h_r.shape[-1]]), axis=1)
             c = tf.reduce_mean(tf.reshape(c_r, [-1, k, c_r.shape[-1]]), axis=1)
-
-            outputs["region_logits"].append(tf.reshape(logits, [-1, k, self.num_classes]))
-            outputs["boxes"].append(boxes)
-            outputs["locations"].append(used)
-            outputs["means"].append(mean)
-            outputs["log_probs"].append(log_prob)
-            outputs["baselines"].append(baseline)
+            for key, value in (("region_logits", tf.reshape(logits, [-1, k, self.num_classes])),
+                               ("boxes", boxes), ("locations", used), ("means", mean),
+                               ("log_probs", log_prob), ("baselines", baseline)):
+                outputs[key].append(value)
 
         result = {}
         for key, steps in outputs.items():
@@ -233,6 +236,39 @@ class RecurrentAttention(keras.layers.Layer):
             result[key] = tf.reshape(stacked, shape)
         return result
 
+    def _place(self, h, sample):
+        """The next location from state h [E, H]: (used [E, 2] clipped to the view, mean [E, 2],
+        log pi(used) [E], baseline b_t [E])."""
+        # The policy reads a stop-gradient copy of the state: REINFORCE trains the location
+        # head only. Its gradient, (l - mu) / sigma^2 ~ 9 per unit of advantage, dwarfs that
+        # of the softmax-MSE loss and drowned the classifier when let into the LSTM and
+        # backbone (measured on cluttered_digits; see README "Design choices").
+        # (With recurrence="localisation_only" the LSTM serves the policy alone, so REINFORCE
+        # trains it too; its input is cut from the trunk in `_observe` instead.)
+        policy_input = h if self.recurrence == "localisation_only" else tf.stop_gradient(h)
+        if self.loc_head is None:  # random locations: no policy to learn
+            mean = tf.zeros([tf.shape(h)[0], 2], h.dtype)
+        else:
+            if self.loc_hidden_layer is not None:
+                policy_input = self.loc_hidden_layer(policy_input)
+            mean = self.loc_head(policy_input)
+        baseline = tf.squeeze(self.baseline_head(tf.stop_gradient(h)), -1)
+        policy = tfd.Normal(loc=mean, scale=self.loc_std)
+        if self.locations == "random":
+            # Table 3's baseline: centres uniform in the view, in training and inference.
+            loc = keras.random.uniform(tf.shape(mean), -1.0, 1.0, seed=self.seed_generator)
+        elif sample:
+            seed = tf.cast(self.seed_generator.next(), tf.int32)
+            # No gradient through the sample: REINFORCE reaches the mean through log_prob
+            # only, never through the sampled location or the crop it feeds.
+            loc = tf.stop_gradient(policy.sample(seed=seed))
+        else:
+            loc = mean
+        log_prob = tf.reduce_sum(policy.log_prob(tf.stop_gradient(loc)), axis=-1)
+        if self.locations == "random":
+            log_prob = tf.zeros_like(log_prob)  # nothing to learn: no REINFORCE term
+        return tf.clip_by_value(tf.stop_gradient(loc), -1.0, 1.0), mean, log_prob, baseline
+
     def get_config(self):
         config = super().get_config()
         config.update(num_classes=self.num_classes, anchor_sizes=list(self.anchor_sizes),
@@ -240,5 +276,7 @@ class RecurrentAttention(keras.layers.Layer):
                       crop_size=self.crop_size, embed_dim=self.embed_dim,
                       lstm_units=self.lstm_units, loc_std=self.loc_std,
                       crop_mode=self.crop_mode, region_pool=self.region_pool,
-                      locations=self.locations, recurrence=self.recurrence, seed=self.seed)
+                      locations=self.locations, recurrence=self.recurrence,
+                      location_input=self.location_input, loc_hidden=self.loc_hidden,
+                      context_grid=self.context_grid, seed=self.seed)
         return config

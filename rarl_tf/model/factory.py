@@ -37,11 +37,13 @@ def build_model(config: ModelConfig, num_classes: int, seed: int | None = 0,
     model = RARLModel(
         num_classes=num_classes, backbone=config.backbone, backbone_weights=weights,
         backbone_widths=config.backbone_widths, discount=config.discount,
-        reinforce_weight=config.reinforce_weight, baseline_weight=config.baseline_weight,
+        trajectories=config.trajectories, reward=config.reward,
+        step_reward=config.step_reward,
         agent_kwargs=dict(anchor_sizes=config.anchor_sizes, aspect_ratios=config.aspect_ratios,
                           num_steps=config.num_steps, crop_size=config.crop_size,
                           region_pool=config.region_pool, locations=config.locations,
-                          recurrence=config.recurrence,
+                          recurrence=config.recurrence, location_input=config.location_input,
+                          loc_hidden=config.loc_hidden, context_grid=config.context_grid,
                           embed_dim=config.embed_dim, lstm_units=config.lstm_units,
                           loc_std=config.loc_std, crop_mode=crop_mode, seed=seed))
     model(np.zeros((1, side, side, 3), np.float32))

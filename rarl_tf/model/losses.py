@@ -26,15 +26,18 @@ def classification_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.square(tf.nn.softmax(logits, axis=-1) - target), axis=-1)
 
 
+REWARDS = ("top_n", "log_likelihood")
+
+
 def top_n_reward(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     """r_T = |top-n(a) ∩ g| / n with n = |g| (eq. 5).
 
     Args:
-      logits: [B, C] scores.
-      labels: [B, C] multi-hot ground truth g.
+      logits: [..., C] scores.
+      labels: [..., C] multi-hot ground truth g.
 
     Returns:
-      [B] reward in [0, 1]; 0 for an image without labels (the caller masks those out).
+      [...] reward in [0, 1]; 0 for an image without labels (the caller masks those out).
       Ties in the scores are broken towards the lower class index.
     """
     labels = tf.cast(labels, tf.float32)
@@ -47,26 +50,119 @@ def top_n_reward(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     return hits / tf.maximum(tf.squeeze(n, -1), 1.0)
 
 
-def reinforce_terms(log_probs: tf.Tensor, baselines: tf.Tensor, reward: tf.Tensor,
-                    valid: tf.Tensor, discount: float = 1.0) -> tuple[tf.Tensor, tf.Tensor]:
-    """REINFORCE surrogate and baseline regression for the T location decisions.
+def log_likelihood_reward(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """r_T = sum_c (y_c / |y|_1) log softmax(a)_c: the log-likelihood of the true labels.
 
-    The episode's return is R = gamma^(T-1) r_T (eq. 6 with the reward only at t = T); every
-    decision l_1..l_T is credited with it, less the baseline predicted at that step.
+    Unlike eq. 5 it does not saturate once the true labels rank first: a glimpse that makes a
+    true label more certain still earns more. A departure from the paper (`--reward`).
 
     Args:
-      log_probs: [B, T] log pi(l_t); its gradient reaches the location head's mean only.
-      baselines: [B, T] b_t, computed from a stop-gradient copy of the state.
-      reward: [B] r_T.
-      valid: [B] 1 for images whose reward is defined (at least one label), else 0.
-      discount: gamma (paper: 1).
+      logits: [..., C] scores; labels: [..., C] multi-hot.
 
     Returns:
-      ([B] surrogate loss -sum_t log pi(l_t) (R - b_t), [B] sum_t (R - b_t)^2).
+      [...] reward <= 0 (nats); 0 for an image without labels (masked out by the caller).
     """
-    num_steps = log_probs.shape[-1]
-    ret = tf.stop_gradient(reward * (discount ** (num_steps - 1)))[:, None]
-    advantage = tf.stop_gradient(ret - baselines)
-    surrogate = -tf.reduce_sum(log_probs * advantage, axis=-1) * valid
-    baseline_mse = tf.reduce_sum(tf.square(ret - baselines), axis=-1) * valid
+    labels = tf.cast(labels, logits.dtype)
+    target = labels / tf.maximum(tf.reduce_sum(labels, axis=-1, keepdims=True), 1.0)
+    return tf.reduce_sum(target * tf.nn.log_softmax(logits, axis=-1), axis=-1)
+
+
+def reward(kind: str, logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """The delayed reward r_T named by `kind` (one of REWARDS), [...] from [..., C]."""
+    if kind == "top_n":
+        return top_n_reward(logits, labels)
+    if kind == "log_likelihood":
+        return log_likelihood_reward(logits, labels)
+    raise ValueError(f"reward={kind!r}; expected one of {REWARDS}")
+
+
+STEP_REWARDS = ("final", "improvement")
+
+
+def step_returns(prefix_rewards: tf.Tensor, step_reward: str = "final",
+                 discount: float = 1.0) -> tf.Tensor:
+    """Returns G_t = sum_{s >= t} gamma^(s - t) r_s of the T decisions: [..., T].
+
+    Args:
+      prefix_rewards: [..., T + 1] R_0..R_T, the reward of the scores max-pooled over the
+        regions of steps 1..t (R_0: before any region, e.g. all-zero scores); only R_T is used
+        for "final".
+      step_reward: "final", the paper's delayed reward (r_T = R_T, r_t = 0 before): then
+        G_t = gamma^(T - t) R_T (eq. 6); or "improvement", r_t = R_t - R_{t-1}, what step t
+        added to the classification (the terms telescope: sum_t r_t = R_T - R_0). With
+        gamma < 1 a step answers less for the noise its successors add.
+      discount: gamma.
+    """
+    num_steps = prefix_rewards.shape[-1] - 1
+    if step_reward == "final":
+        step = tf.concat([tf.zeros_like(prefix_rewards[..., 2:]), prefix_rewards[..., -1:]], -1)
+    elif step_reward == "improvement":
+        step = prefix_rewards[..., 1:] - prefix_rewards[..., :-1]
+    else:
+        raise ValueError(f"step_reward={step_reward!r}; expected one of {STEP_REWARDS}")
+    returns, running = [], tf.zeros_like(step[..., 0])
+    for t in reversed(range(num_steps)):
+        running = step[..., t] + discount * running
+        returns.append(running)
+    return tf.stack(returns[::-1], axis=-1)
+
+
+def prefix_rewards(kind: str, step_logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """R_0..R_T: the reward (`kind`) of the scores max-pooled over steps 1..t.
+
+    Args:
+      step_logits: [..., T, C] scores of each step (max over its k regions).
+      labels: multi-hot [..., C], broadcastable against one step's scores.
+
+    Returns:
+      [..., T + 1]; R_0 scores all-zero logits (a constant per image).
+    """
+    running = tf.zeros_like(step_logits[..., 0, :])
+    rewards = [reward(kind, running, labels)]
+    for t in range(step_logits.shape[-2]):
+        running = step_logits[..., t, :] if t == 0 else tf.maximum(running,
+                                                                   step_logits[..., t, :])
+        rewards.append(reward(kind, running, labels))
+    return tf.stack(rewards, axis=-1)
+
+
+def advantages(returns: tf.Tensor, baselines: tf.Tensor) -> tf.Tensor:
+    """A = R - b, with gradients stopped: [B, K, T] from returns and baselines [B, K, T].
+
+    With one trajectory per image (K = 1) b is the learned baseline b_t(h_t) of Mnih et al.
+    (2014). With K > 1 trajectories of the same image, b is the mean return of the other K - 1
+    (the leave-one-out baseline of Kool et al. 2019): unbiased, and it removes what the image
+    alone decides, leaving the part of the return the locations cause. Over an image's K
+    trajectories these advantages sum to zero.
+    """
+    k = returns.shape[1]
+    if k is None or k == 1:
+        return tf.stop_gradient(returns - baselines)
+    others = (tf.reduce_sum(returns, axis=1, keepdims=True) - returns) / (k - 1)
+    return tf.stop_gradient(returns - others)
+
+
+def reinforce_terms(log_probs: tf.Tensor, baselines: tf.Tensor, returns: tf.Tensor,
+                    valid: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """REINFORCE surrogate and baseline regression for the T location decisions.
+
+    Decision l_t is credited with its return G_t (`step_returns`), less a baseline
+    (`advantages`).
+
+    Args:
+      log_probs: [B, K, T] log pi(l_t) of K trajectories per image; its gradient reaches the
+        location head's mean only.
+      baselines: [B, K, T] b_t, computed from a stop-gradient copy of the state.
+      returns: [B, K, T] G_t.
+      valid: [B] 1 for images whose reward is defined (at least one label), else 0.
+
+    Returns:
+      ([B] surrogate loss -sum_t log pi(l_t) A_t, [B] sum_t (G_t - b_t)^2), each averaged
+      over the K trajectories.
+    """
+    returns = tf.stop_gradient(returns)
+    advantage = advantages(returns, baselines)
+    surrogate = -tf.reduce_mean(tf.reduce_sum(log_probs * advantage, axis=-1), axis=1) * valid
+    baseline_mse = tf.reduce_mean(tf.reduce_sum(tf.square(returns - baselines), axis=-1),
+                                  axis=1) * valid
     return surrogate, baseline_mse

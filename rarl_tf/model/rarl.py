@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from rarl_tf.model import backbone as backbone_lib
@@ -34,8 +35,12 @@ class RARLModel(keras.Model):
       backbone_weights: "imagenet", "none" or a `.weights.h5` path (vgg16 only).
       backbone_widths: channel widths of small_vgg's blocks.
       discount: gamma of eq. 6 (paper: 1).
-      reinforce_weight: weight of the REINFORCE surrogate in the hybrid loss.
-      baseline_weight: weight of the baseline's squared error.
+      trajectories: K, location trajectories sampled per training image on its one feature map
+        (the backbone runs once); K > 1 uses the leave-one-out baseline (`losses.advantages`),
+        K = 1 the paper's single episode with a learned baseline.
+      reward: "top_n" (eq. 5) or "log_likelihood" (`losses.REWARDS`).
+      step_reward: "final" (eq. 6: the reward at T only) or "improvement" (step t earns what
+        it added to the reward; `losses.step_returns`).
       sample_locations: sample l_t from the policy in `train_step` (REINFORCE needs it);
         False uses the policy's mean, which makes a training step deterministic (tests).
       **agent_kwargs: `RecurrentAttention` arguments (anchor_sizes, aspect_ratios, num_steps,
@@ -45,7 +50,7 @@ class RARLModel(keras.Model):
     def __init__(self, num_classes: int, backbone: str = "vgg16",
                  backbone_weights: str | None = "imagenet",
                  backbone_widths: Sequence[int] = (32, 64, 128), discount: float = 1.0,
-                 reinforce_weight: float = 1.0, baseline_weight: float = 1.0,
+                 trajectories: int = 1, reward: str = "top_n", step_reward: str = "final",
                  sample_locations: bool = True, agent_kwargs: dict | None = None, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = int(num_classes)
@@ -53,15 +58,22 @@ class RARLModel(keras.Model):
         self.backbone_weights = backbone_weights
         self.backbone_widths = tuple(int(w) for w in backbone_widths)
         self.discount = float(discount)
-        self.reinforce_weight = float(reinforce_weight)
-        self.baseline_weight = float(baseline_weight)
+        self.trajectories = int(trajectories)
+        if reward not in losses.REWARDS:
+            raise ValueError(f"reward={reward!r}; expected one of {losses.REWARDS}")
+        self.reward = reward
+        if step_reward not in losses.STEP_REWARDS:
+            raise ValueError(f"step_reward={step_reward!r}; expected one of "
+                             f"{losses.STEP_REWARDS}")
+        self.step_reward = step_reward
         self.sample_locations = bool(sample_locations)
         self.agent_kwargs = dict(agent_kwargs or {})
         self.backbone = backbone_lib.build_backbone(backbone, backbone_weights,
                                                     self.backbone_widths)
         self.agent = RecurrentAttention(num_classes, name="agent", **self.agent_kwargs)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in
-                         ("loss", "cls_loss", "reward", "reinforce_loss", "baseline_loss")}
+                         ("loss", "cls_loss", "reward", "reinforce_loss", "baseline_loss",
+                          "reward_spread", "step_distance")}
 
     @property
     def metrics(self):
@@ -99,15 +111,33 @@ class RARLModel(keras.Model):
         return out
 
     def compute_terms(self, out, labels):
-        """Per-example loss terms (each [B]) of one forward pass with one view."""
-        cls = losses.classification_loss(out["logits"], labels)
-        reward = losses.top_n_reward(tf.stop_gradient(out["logits"]), labels)
-        valid = tf.cast(tf.reduce_sum(tf.cast(labels, tf.float32), -1) > 0, tf.float32)
-        surrogate, baseline_mse = losses.reinforce_terms(
-            out["log_probs"][:, 0], out["baselines"][:, 0], reward, valid, self.discount)
-        total = cls + self.reinforce_weight * surrogate + self.baseline_weight * baseline_mse
-        return {"loss": total, "cls_loss": cls, "reward": reward,
-                "reinforce_loss": surrogate, "baseline_loss": baseline_mse}
+        """Per-example loss terms and diagnostics (each [B]) of one forward pass whose V views
+        are K trajectories through the same view (V = 1: one episode per image).
+
+        Besides the loss terms: `reward_spread`, the standard deviation of r_T over an image's
+        K trajectories (0 when the reward does not depend on where the agent looks), and
+        `step_distance`, the mean distance between consecutive locations (view frame).
+        """
+        logits = out["view_logits"]  # [B, K, C]
+        labels = tf.cast(labels, logits.dtype)[:, None, :]
+        cls = tf.reduce_mean(losses.classification_loss(logits, labels), axis=1)
+        step_logits = tf.stop_gradient(tf.reduce_max(out["region_logits"], axis=3))
+        prefix = losses.prefix_rewards(self.reward, step_logits, labels)  # [B, K, T + 1]
+        reward = prefix[..., -1]  # [B, K]: r_T of the whole trajectory
+        returns = losses.step_returns(prefix, self.step_reward, self.discount)  # [B, K, T]
+        valid = tf.cast(tf.reduce_sum(labels[:, 0], -1) > 0, tf.float32)
+        surrogate, baseline_mse = losses.reinforce_terms(out["log_probs"], out["baselines"],
+                                                         returns, valid)
+        steps = out["locations"]  # [B, K, T, 2]
+        # With T = 1 there is no pair of steps: 0 rather than the NaN mean of nothing.
+        distance = tf.norm(tf.concat([steps[:, :, 1:] - steps[:, :, :-1],
+                                      tf.zeros_like(steps[:, :, :1])], axis=2), axis=-1)
+        return {"loss": cls + surrogate + baseline_mse, "cls_loss": cls,
+                "reward": tf.reduce_mean(reward, axis=1),
+                "reinforce_loss": surrogate, "baseline_loss": baseline_mse,
+                "reward_spread": tf.math.reduce_std(reward, axis=1),
+                "step_distance": tf.reduce_mean(tf.reduce_sum(distance, axis=2), axis=1)
+                / max(steps.shape[2] - 1, 1)}
 
     def _update_trackers(self, terms):
         for name, value in terms.items():
@@ -117,7 +147,8 @@ class RARLModel(keras.Model):
     def train_step(self, data):
         images, labels = data[0], data[1]
         with tf.GradientTape() as tape:
-            out = self(images, training=True, sample=self.sample_locations)
+            out = self(images, training=True, sample=self.sample_locations,
+                       views=np.repeat(FULL_VIEW, self.trajectories, axis=0))
             terms = self.compute_terms(out, labels)
             # Divide by the global batch so replicas' gradients sum to one device's update.
             loss = tf.nn.compute_average_loss(terms["loss"])
@@ -135,7 +166,7 @@ class RARLModel(keras.Model):
         return {"num_classes": self.num_classes, "backbone": self.backbone_name,
                 "backbone_weights": self.backbone_weights,
                 "backbone_widths": list(self.backbone_widths), "discount": self.discount,
-                "reinforce_weight": self.reinforce_weight,
-                "baseline_weight": self.baseline_weight,
+                "trajectories": self.trajectories, "reward": self.reward,
+                "step_reward": self.step_reward,
                 "sample_locations": self.sample_locations, "agent_kwargs": self.agent_kwargs,
                 "name": self.name}
