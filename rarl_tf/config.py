@@ -19,6 +19,7 @@ REGION_POOLS = ("flatten", "max")
 # As rarl_tf/model/losses.py's REWARDS and STEP_REWARDS.
 REWARDS = ("top_n", "log_likelihood")
 STEP_REWARDS = ("final", "improvement")
+LOC_HEADS = ("dense", "spatial")  # as rarl_tf/model/agent.py's LOC_HEADS
 # Ablations of the paper's Tables 3-4 and a global-pooling baseline (tools/ablate.py).
 ARCHITECTURES = ("rarl", "global")
 LOCATIONS = ("policy", "random")
@@ -57,6 +58,10 @@ class ModelConfig:
     location_input: bool = False  # feed l_t into the LSTM with each region (as RAM does)
     loc_hidden: int = 0  # hidden ReLU units in f_loc (0: the paper's one layer)
     context_grid: bool = False  # iteration 0 embeds the whole view's flattened s x s grid
+    # dense (paper: f_loc = FC(h_t)) | spatial: cells of a G x G grid of the view score
+    # themselves from (F_g, h_t); the mean is their softmax-weighted position
+    loc_head: str = "dense"
+    loc_grid: int = 7  # G
     # rarl | global: backbone, global average pooling, one dense layer (the "VeryDeep" baseline).
     architecture: str = "rarl"
     # policy (the paper) | random: uniform random centres, same anchors (Table 3's "random").
@@ -156,6 +161,8 @@ class ExperimentConfig:
             (m.step_reward in STEP_REWARDS, "step_reward", m.step_reward,
              f"one of {STEP_REWARDS}"),
             (m.trajectories >= 1, "trajectories", m.trajectories, "an integer K >= 1"),
+            (m.loc_head in LOC_HEADS, "loc_head", m.loc_head, f"one of {LOC_HEADS}"),
+            (m.loc_grid >= 2, "loc_grid", m.loc_grid, "an integer G >= 2"),
             (m.loc_hidden >= 0, "loc_hidden", m.loc_hidden, "an integer >= 0 (0: no layer)"),
             (t.batch_size >= 1, "batch_size", t.batch_size, "an integer >= 1"),
             (t.epochs >= 1, "epochs", t.epochs, "an integer >= 1"),

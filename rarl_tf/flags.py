@@ -67,6 +67,10 @@ def define_experiment_flags() -> None:
                       "Feed l_t into the LSTM with every region.")
     flags.DEFINE_integer("loc_hidden", _M.loc_hidden,
                          "Hidden ReLU units in the location head (0: one layer, the paper).")
+    flags.DEFINE_string("loc_head", _M.loc_head, "dense (the paper's f_loc(h_t)) or spatial "
+                        "(cells of a G x G grid of the view score themselves; the mean is their "
+                        "weighted position).")
+    flags.DEFINE_integer("loc_grid", _M.loc_grid, "G: side of the spatial head's grid.")
     flags.DEFINE_bool("context_grid", _M.context_grid, "Embed the whole view of iteration 0 "
                       "from its flattened s x s grid (keeps where things are).")
     # Training.
@@ -121,7 +125,7 @@ def experiment_config_from_flags() -> ExperimentConfig:
         num_steps=FLAGS.num_steps, loc_std=FLAGS.loc_std, discount=FLAGS.discount,
         reward=FLAGS.reward, step_reward=FLAGS.step_reward, trajectories=FLAGS.trajectories,
         location_input=FLAGS.location_input, loc_hidden=FLAGS.loc_hidden,
-        context_grid=FLAGS.context_grid,
+        context_grid=FLAGS.context_grid, loc_head=FLAGS.loc_head, loc_grid=FLAGS.loc_grid,
         architecture=FLAGS.architecture, locations=FLAGS.locations,
         recurrence=FLAGS.recurrence)
     data = DataConfig(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,

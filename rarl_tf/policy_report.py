@@ -126,7 +126,9 @@ def reward_variation(model: keras.Model, batches: tf.data.Dataset, samples: int)
 def gradient_snr(model: keras.Model, batches: tf.data.Dataset) -> dict | None:
     """Signal-to-noise of the REINFORCE gradient of the location head over batches as trained
     (the model's own K trajectories and advantage); None without a learned policy."""
-    variables = [v for layer in (model.agent.loc_hidden_layer, model.agent.loc_head)
+    agent = model.agent
+    variables = [v for layer in (agent.loc_hidden_layer, agent.loc_head, agent.loc_cell,
+                                 agent.loc_state, agent.loc_score)
                  if layer is not None for v in layer.trainable_variables]
     if not variables or model.agent.locations != "policy":
         return None

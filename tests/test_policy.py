@@ -88,3 +88,39 @@ def test_bad_policy_settings_name_the_flag(field, value, message):
     config = ExperimentConfig(model=dataclasses.replace(ModelConfig(), **{field: value}))
     with pytest.raises(ValueError, match=message):
         config.validate()
+
+
+def test_spatial_head_points_at_the_cell_whose_features_score_highest():
+    model = build_model(tiny_model_config(loc_head="spatial", loc_grid=5, loc_hidden=4), 5)
+    agent = model.agent
+    assert agent.loc_head is None and agent.loc_cell.kernel.shape == (16, 4)
+    # Features: one hot cell at row 1, column 3 of a 5 x 5 map (the grid samples cell centres).
+    features = np.zeros((1, 5, 5, 16), np.float32)
+    features[0, 1, 3, 0] = 1.0
+    agent.loc_cell.kernel.assign(np.eye(16, 4, dtype=np.float32) * 50.0)
+    agent.loc_cell.bias.assign(np.zeros(4, np.float32))
+    agent.loc_score.kernel.assign(np.ones((4, 1), np.float32))
+    cells = agent._cell_scores(tf.constant(features), tf.constant([[0.0, 0.0, 1.0, 1.0]]),
+                               tf.constant([0]))
+    mean = agent._spatial_mean(tf.zeros([1, 16]), cells).numpy()[0]
+    np.testing.assert_allclose(mean, [-1.0 + 2 * 1 / 4, -1.0 + 2 * 3 / 4], atol=1e-3)
+    # A mirrored view reads the map right to left: the same cell is at -x.
+    cells = agent._cell_scores(tf.constant(features), tf.constant([[0.0, 1.0, 1.0, 0.0]]),
+                               tf.constant([0]))
+    np.testing.assert_allclose(agent._spatial_mean(tf.zeros([1, 16]), cells).numpy()[0],
+                               [-0.5, -0.5], atol=1e-3)
+
+
+def test_spatial_head_learns_from_reinforce_only_and_not_through_the_map():
+    keras.utils.set_random_seed(0)
+    model = build_model(tiny_model_config(loc_head="spatial", loc_grid=4, trajectories=2,
+                                          reward="log_likelihood"), 5)
+    images, labels = _batch()
+    with tf.GradientTape(persistent=True) as tape:
+        out = model(images, training=True, views=np.repeat([[0.0, 0.0, 1.0, 1.0]], 2, 0))
+        terms = model.compute_terms(out, labels)
+        rl, cls = tf.reduce_mean(terms["reinforce_loss"]), tf.reduce_mean(terms["cls_loss"])
+    head = model.agent.loc_cell.trainable_variables + model.agent.loc_score.trainable_variables
+    assert all(g is not None and float(tf.norm(g)) > 0 for g in tape.gradient(rl, head))
+    assert all(g is None for g in tape.gradient(cls, head))
+    assert all(g is None for g in tape.gradient(rl, model.backbone.trainable_variables))

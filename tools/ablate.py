@@ -49,37 +49,6 @@ def variant_config(base, name: str):
     return dataclasses.replace(base, model=dataclasses.replace(base.model, **changes))
 
 
-def attended_and_true_boxes(model, config, max_images: int):
-    """(regions per image [T * k, 4], objects per image [n, 4]) on cluttered_digits' test split,
-    one full view, locations at the policy's mean (random ones for `random_locations`)."""
-    import numpy as np
-    import tensorflow as tf
-    import tensorflow_datasets as tfds
-
-    from rarl_tf.data import cluttered_digits  # noqa: F401  (registers the builder)
-    from rarl_tf.data import pipeline
-
-    name = config.data.dataset
-    name = name if "/" in name else f"{name}/default"
-    examples = tfds.builder(name, data_dir=config.data.data_dir).as_dataset(split="test")
-    batches = examples.take(max_images).map(
-        lambda ex: (pipeline.resize(ex["image"], config.model.image_size),
-                    ex["objects"]["bbox"])).padded_batch(
-        64, padded_shapes=([None, None, 3], [None, 4]), padding_values=(0.0, -1.0))
-
-    @tf.function(reduce_retracing=True)
-    def boxes_of(images):
-        return model(images, training=False)["boxes"]  # [B, 1, T, k, 4]
-
-    regions, objects = [], []
-    for images, true in batches:
-        found = boxes_of(images).numpy()
-        for image_boxes, image_true in zip(found, true.numpy()):
-            regions.append(image_boxes.reshape(-1, 4))
-            objects.append(image_true[image_true[:, 0] >= 0])
-    return regions, objects
-
-
 def summarize(values):
     import numpy as np
 
@@ -98,7 +67,8 @@ def markdown(results: dict) -> str:
         return text + (f" ± {stat['std'] * scale:.1f}" if stat["std"] is not None else "")
 
     rows = ["| variant | mAP | CF1 | OF1 | discovered, IoU >= 0.5 | discovered, centre inside "
-            "| train min / run | paper (VOC07 mAP) |", "|---|---|---|---|---|---|---|---|"]
+            "| same weights: learned − random centres (mAP) | train min / run "
+            "| paper (VOC07 mAP) |", "|---|---|---|---|---|---|---|---|---|"]
     for name, entry in results["variants"].items():
         s = entry["summary"]
         minutes = s["train_seconds"]["mean"] / 60 if s.get("train_seconds") else None
@@ -107,6 +77,7 @@ def markdown(results: dict) -> str:
         rows.append(f"| {name} | {cell(s.get('mAP'))} | {cell(s.get('CF1'))} | "
                     f"{cell(s.get('OF1'))} | {cell(s.get('discovery_iou50'))} | "
                     f"{cell(s.get('discovery_centre_inside'))} | "
+                    f"{cell(s.get('learned_minus_random_mAP'))} | "
                     f"{'-' if minutes is None else f'{minutes:.1f}'} | {entry['paper']} |")
     return "\n".join(rows)
 
@@ -150,7 +121,7 @@ def main(argv):
 def run_variant(name: str, config, digits: bool) -> dict:
     """Trains and evaluates `config` --repeats times; {"paper", "runs", "summary"}."""
     from rarl_tf import evaluation, training
-    from rarl_tf.discovery import discovery_rates
+    from rarl_tf.policy_report import policy_report
 
     runs = []
     for repeat in range(FLAGS.repeats):
@@ -166,14 +137,19 @@ def run_variant(name: str, config, digits: bool) -> dict:
         run = {"seed": seed, "model_dir": model_dir, "train_seconds": train_seconds,
                **{k: metrics[k] for k in ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")}}
         if digits and name in DISCOVERY_VARIANTS:
-            rates = discovery_rates(*attended_and_true_boxes(model, saved,
-                                                             FLAGS.discovery_images))
-            run.update(discovery_iou50=rates["iou50"],
-                       discovery_centre_inside=rates["centre_inside"],
-                       discovery_objects=rates["objects"])
+            # The same weights with the policy's locations and with random centres.
+            report = policy_report(model, saved, FLAGS.discovery_images)
+            run.update(discovery_iou50=report["policy"]["union_iou50"],
+                       discovery_centre_inside=report["policy"]["union_centre_inside"],
+                       discovery_objects=report["policy"]["objects"],
+                       same_weights_random_mAP=report["random"]["mAP"],
+                       same_weights_random_centre_inside=report["random"]["union_centre_inside"],
+                       learned_minus_random_mAP=report["learned_minus_random_mAP"],
+                       policy_report=report)
         runs.append(run)
         print(json.dumps(run), flush=True)
-    keys = ("mAP", "CF1", "OF1", "discovery_iou50", "discovery_centre_inside", "train_seconds")
+    keys = ("mAP", "CF1", "OF1", "discovery_iou50", "discovery_centre_inside", "train_seconds",
+            "learned_minus_random_mAP", "same_weights_random_centre_inside")
     return {"paper": VARIANTS[name][1], "runs": runs,
             "summary": {k: summarize([r.get(k) for r in runs]) for k in keys}}
 
@@ -184,6 +160,6 @@ if __name__ == "__main__":
     flags.DEFINE_integer("repeats", 1, "Runs per variant, with seeds seed, seed + 1, ...")
     flags.DEFINE_string("work_dir", "runs/ablate", "Where the runs are trained (resumable).")
     flags.DEFINE_string("output", "ablation.json", "JSON results (with a markdown table).")
-    flags.DEFINE_integer("discovery_images", 500, "Test images for the discovery score.")
+    flags.DEFINE_integer("discovery_images", 512, "Test images for the discovery score.")
     flags.DEFINE_integer("verbose", 2, "Keras verbosity while training (0, 1 or 2).")
     app.run(cli.user_errors_exit(main))

@@ -15,7 +15,11 @@ off by default (the paper): `location_input` appends l_t to every region's LSTM 
 glimpse network of Mnih et al. (2014) does, so the agent knows where it has looked;
 `loc_hidden` gives f_loc a hidden ReLU layer; `context_grid` embeds iteration 0's whole view from
 its flattened s x s grid by a dense layer of its own, so the state that places l_1.. keeps where
-things are in the view even when regions are max-pooled (`region_pool="max"`).
+things are in the view even when regions are max-pooled (`region_pool="max"`);
+`loc_head="spatial"` replaces the paper's f_loc(h_t) = FC(h_t) by f_loc(h_t, F): every cell of
+a G x G grid cropped from the view scores itself from its features and the state,
+u_g = v . relu(W_f F_g + W_h h_t), and the mean location is the softmax(u)-weighted mean of the
+cells' positions, so where the policy looks follows what the map shows there.
 
 Ablations (the paper's Tables 3 and 4): `locations="random"` draws l_t uniformly in the view
 instead; `recurrence="localisation_only"` scores regions with an independent classifier on
@@ -38,6 +42,7 @@ from rarl_tf.model import crop as crop_lib
 tfd = tfp.distributions
 
 CROP_MODES = ("crop_and_resize", "matmul")
+LOC_HEADS = ("dense", "spatial")
 
 
 def _repeat_rows(x: tf.Tensor, k: int) -> tf.Tensor:
@@ -70,6 +75,8 @@ class RecurrentAttention(keras.layers.Layer):
       location_input: feed l_t (2 numbers, view frame) into the LSTM with every region.
       loc_hidden: units of a hidden ReLU layer in f_loc; 0 is the paper's single layer.
       context_grid: embed iteration 0's whole view from its flattened s x s grid.
+      loc_head: "dense" (the paper's f_loc(h_t)) or "spatial" (see the module docstring).
+      loc_grid: G, the side of the spatial head's grid of cells over the view.
       seed: seed of the location sampler.
     """
 
@@ -79,7 +86,8 @@ class RecurrentAttention(keras.layers.Layer):
                  loc_std: float = 0.11, crop_mode: str = "crop_and_resize",
                  region_pool: str = "flatten", locations: str = "policy",
                  recurrence: str = "lstm", location_input: bool = False, loc_hidden: int = 0,
-                 context_grid: bool = False, seed: int | None = None, **kwargs):
+                 context_grid: bool = False, loc_head: str = "dense", loc_grid: int = 7,
+                 seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if crop_mode not in CROP_MODES:
             raise ValueError(f"crop_mode={crop_mode!r}; expected one of {CROP_MODES}")
@@ -104,6 +112,10 @@ class RecurrentAttention(keras.layers.Layer):
         self.location_input = bool(location_input)
         self.loc_hidden = int(loc_hidden)
         self.context_grid = bool(context_grid)
+        if loc_head not in LOC_HEADS:
+            raise ValueError(f"loc_head={loc_head!r}; expected one of {LOC_HEADS}")
+        self.loc_head_kind = loc_head
+        self.loc_grid = int(loc_grid)
         self.seed = seed
         self.anchor_px = anchors_lib.anchor_shapes(self.anchor_sizes, self.aspect_ratios)
         self.num_anchors = len(self.anchor_px)
@@ -112,11 +124,18 @@ class RecurrentAttention(keras.layers.Layer):
                      if recurrence != "none" else None)
         self.cls_head = keras.layers.Dense(num_classes, name="cls_head")
         # tanh keeps the policy's mean inside the view frame [-1, 1].
+        dense_policy = locations == "policy" and loc_head == "dense"
         self.loc_head = (keras.layers.Dense(2, activation="tanh", name="loc_head")
-                         if locations == "policy" else None)
+                         if dense_policy else None)
         self.loc_hidden_layer = (keras.layers.Dense(self.loc_hidden, activation="relu",
                                                     name="loc_hidden")
-                                 if locations == "policy" and self.loc_hidden else None)
+                                 if dense_policy and self.loc_hidden else None)
+        spatial = locations == "policy" and loc_head == "spatial"
+        width = self.loc_hidden or embed_dim
+        self.loc_cell = keras.layers.Dense(width, name="loc_cell") if spatial else None
+        self.loc_state = (keras.layers.Dense(width, use_bias=False, name="loc_state")
+                          if spatial else None)
+        self.loc_score = keras.layers.Dense(1, name="loc_score") if spatial else None
         self.context_embed = (keras.layers.Dense(embed_dim, activation="relu",
                                                  name="context_embed")
                               if self.context_grid else None)
@@ -140,14 +159,29 @@ class RecurrentAttention(keras.layers.Layer):
             self.loc_hidden_layer.build((None, state))
         if self.loc_head is not None:
             self.loc_head.build((None, self.loc_hidden or state))
+        if self.loc_cell is not None:
+            self.loc_cell.build((None, channels))
+            self.loc_state.build((None, state))
+            self.loc_score.build((None, self.loc_cell.units))
         self.built = True
 
-    def _crop(self, features, boxes, box_indices):
+    def _crop(self, features, boxes, box_indices, size=None):
+        size = size or self.crop_size
         if self.crop_mode == "matmul":
             single = features.shape[0] == 1
             return crop_lib.crop_regions_matmul(features, boxes, None if single else box_indices,
-                                                self.crop_size)
-        return crop_lib.crop_regions(features, boxes, box_indices, self.crop_size)
+                                                size)
+        return crop_lib.crop_regions(features, boxes, box_indices, size)
+
+    def _cell_scores(self, features, episode_views, episode_image):
+        """The spatial head's per-cell terms W_f F_g of each episode's view: [E, G * G, A]
+        (None for other heads). The map is read through a stop-gradient: REINFORCE must not
+        reach the backbone (see `_place`)."""
+        if self.loc_cell is None:
+            return None
+        grid = self._crop(tf.stop_gradient(features), episode_views, episode_image,
+                          self.loc_grid)
+        return self.loc_cell(tf.reshape(grid, [-1, self.loc_grid ** 2, grid.shape[-1]]))
 
     def _observe(self, features, boxes, box_indices, state, location, context=False):
         """Crops boxes [R, 4], embeds them and steps the LSTM from `state` ([R, H] each).
@@ -213,10 +247,11 @@ class RecurrentAttention(keras.layers.Layer):
         h, c, _ = self._observe(features, episode_views, episode_image, [zeros, zeros],
                                 tf.zeros([num_episodes, 2]), context=True)
 
+        cells = self._cell_scores(features, episode_views, episode_image)
         outputs = {key: [] for key in ("region_logits", "boxes", "locations", "means",
                                        "log_probs", "baselines")}
         for _ in range(self.num_steps):
-            used, mean, log_prob, baseline = self._place(h, sample)
+            used, mean, log_prob, baseline = self._place(h, sample, cells)
             boxes = anchors_lib.anchor_boxes(used, episode_views, shapes)  # [E, k, 4]
             h_r, c_r, e_r = self._observe(features, tf.reshape(boxes, [-1, 4]), region_image,
                                           [_repeat_rows(h, k), _repeat_rows(c, k)],
@@ -236,9 +271,21 @@ class RecurrentAttention(keras.layers.Layer):
             result[key] = tf.reshape(stacked, shape)
         return result
 
-    def _place(self, h, sample):
-        """The next location from state h [E, H]: (used [E, 2] clipped to the view, mean [E, 2],
-        log pi(used) [E], baseline b_t [E])."""
+    def _spatial_mean(self, state, cells):
+        """Softmax over the G x G cells of v . relu(cells + W_h h) -> the mean of their (y, x)
+        positions in the view frame: [E, 2]."""
+        scores = self.loc_score(tf.nn.relu(cells + self.loc_state(state)[:, None, :]))
+        weights = tf.nn.softmax(tf.squeeze(scores, -1), axis=-1)  # [E, G * G]
+        # Cell g = i * G + j samples the view at (-1 + 2 i / (G - 1), -1 + 2 j / (G - 1)).
+        side = tf.linspace(-1.0, 1.0, self.loc_grid)
+        ys, xs = tf.meshgrid(side, side, indexing="ij")
+        positions = tf.stack([tf.reshape(ys, [-1]), tf.reshape(xs, [-1])], axis=-1)
+        return tf.matmul(weights, tf.cast(positions, weights.dtype))
+
+    def _place(self, h, sample, cells=None):
+        """The next location from state h [E, H] (and, for the spatial head, the view's cell
+        terms): (used [E, 2] clipped to the view, mean [E, 2], log pi(used) [E], baseline
+        b_t [E])."""
         # The policy reads a stop-gradient copy of the state: REINFORCE trains the location
         # head only. Its gradient, (l - mu) / sigma^2 ~ 9 per unit of advantage, dwarfs that
         # of the softmax-MSE loss and drowned the classifier when let into the LSTM and
@@ -246,7 +293,9 @@ class RecurrentAttention(keras.layers.Layer):
         # (With recurrence="localisation_only" the LSTM serves the policy alone, so REINFORCE
         # trains it too; its input is cut from the trunk in `_observe` instead.)
         policy_input = h if self.recurrence == "localisation_only" else tf.stop_gradient(h)
-        if self.loc_head is None:  # random locations: no policy to learn
+        if cells is not None:
+            mean = self._spatial_mean(policy_input, cells)
+        elif self.loc_head is None:  # random locations: no policy to learn
             mean = tf.zeros([tf.shape(h)[0], 2], h.dtype)
         else:
             if self.loc_hidden_layer is not None:
@@ -278,5 +327,6 @@ class RecurrentAttention(keras.layers.Layer):
                       crop_mode=self.crop_mode, region_pool=self.region_pool,
                       locations=self.locations, recurrence=self.recurrence,
                       location_input=self.location_input, loc_hidden=self.loc_hidden,
-                      context_grid=self.context_grid, seed=self.seed)
+                      context_grid=self.context_grid, loc_head=self.loc_head_kind,
+                      loc_grid=self.loc_grid, seed=self.seed)
         return config
