@@ -8,7 +8,9 @@ version is written to a temporary folder and renamed, so Serving never sees half
 Signatures:
   serving_default(image_bytes: string [B])  JPEG or PNG bytes, any size; grayscale and RGBA are
       converted to RGB. Bytes that are neither give InvalidArgument "image could not be decoded";
-      an image over --max_pixels is refused before it is decoded.
+      an image whose header declares more than --max_pixels pixels is refused before it is
+      decoded (InvalidArgument "image refused: more than N pixels"), as in training and
+      `rarl_tf.predict` (rarl_tf/data/image_header.py).
   predict_pixels(pixels: uint8 [B, H, W, 3])
 Both return
   scores       float [B, C]     class probabilities (softmax of the max-pooled region scores)
@@ -28,8 +30,9 @@ from absl import app, flags
 from rarl_tf import cli
 from rarl_tf import flags as rarl_flags
 
+from rarl_tf.config import DEFAULT_MAX_PIXELS
+
 FLAGS = flags.FLAGS
-DEFAULT_MAX_PIXELS = 50_000_000
 
 
 def next_version_dir(export_base: str) -> str:
@@ -44,6 +47,7 @@ def build_serving_module(model, image_size: int, class_names, top_k: int = 3,
     """A tf.Module with the two serving signatures around a trained RARLModel."""
     import tensorflow as tf
 
+    from rarl_tf.data import image_header
     from rarl_tf.data.pipeline import resize
     from rarl_tf.model.views import FULL_VIEW
 
@@ -53,34 +57,14 @@ def build_serving_module(model, image_size: int, class_names, top_k: int = 3,
             self.model = model
             self.class_names = tf.constant(list(class_names))
 
-        def _image_shape(self, data):
-            """(height, width) read from the JPEG or PNG header, without decoding pixels."""
-            is_jpeg = tf.io.is_jpeg(data)
-            is_png = tf.equal(tf.strings.substr(data, 0, 8), b"\x89PNG\r\n\x1a\n")
+        def _decode(self, data):
+            # Serving takes JPEG and PNG only; the size check is the pipeline's (one rule).
+            is_png = tf.equal(tf.strings.substr(data, 0, 8), image_header.PNG_SIGNATURE)
             check = tf.debugging.Assert(
-                is_jpeg | is_png,
+                tf.io.is_jpeg(data) | is_png,
                 ["image could not be decoded: expected JPEG or PNG bytes"], summarize=1)
             with tf.control_dependencies([check]):
-                def png_shape():
-                    # IHDR: width then height, 4 bytes big-endian each, from byte 16.
-                    raw = tf.cast(tf.io.decode_raw(tf.strings.substr(data, 16, 8), tf.uint8),
-                                  tf.int64)
-                    weights = tf.constant([2**24, 2**16, 2**8, 1], tf.int64)
-                    return tf.stack([tf.reduce_sum(raw[4:] * weights),
-                                     tf.reduce_sum(raw[:4] * weights)])
-
-                return tf.cond(is_jpeg,
-                               lambda: tf.cast(tf.io.extract_jpeg_shape(data)[:2], tf.int64),
-                               png_shape)
-
-        def _decode(self, data):
-            shape = self._image_shape(data)
-            too_big = tf.debugging.assert_less_equal(
-                shape[0] * shape[1], tf.constant(max_pixels, tf.int64),
-                message=f"image refused: more than {max_pixels} pixels (--max_pixels)")
-            with tf.control_dependencies([too_big]):
-                image = tf.io.decode_image(data, channels=3, expand_animations=False)
-            image.set_shape([None, None, 3])
+                image = image_header.decode(data, max_pixels)
             return resize(image, image_size)
 
         def _outputs(self, images):

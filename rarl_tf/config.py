@@ -29,6 +29,9 @@ DATASETS = ("cluttered_digits", "cluttered_digits/small", "voc2007", "coco2014",
 
 
 REMOVED_MODEL_KEYS = ("reinforce_weight", "baseline_weight")
+# --max_pixels: images whose header declares more are refused before decoding (a 180-byte PNG
+# can declare 60,000 x 60,000 pixels). 50 M is about 7,000 x 7,000, far above any dataset here.
+DEFAULT_MAX_PIXELS = 50_000_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +83,8 @@ class DataConfig:
     data_dir: str | None = None
     download: bool = False  # let tensorflow-datasets download and prepare voc2007 / coco2014
     shuffle_buffer: int = 2048
+    # Images over this many pixels (read from the header) are skipped, counted and named.
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +135,8 @@ class ExperimentConfig:
              "ImageSets/Main/) when --dataset=voc_dir"),
             (self.data.shuffle_buffer >= 1, "shuffle_buffer", self.data.shuffle_buffer,
              "an integer >= 1"),
+            (self.data.max_pixels >= 1, "max_pixels", self.data.max_pixels,
+             "an integer >= 1 (pixels per image)"),
             (m.backbone in BACKBONES, "backbone", m.backbone, f"one of {BACKBONES}"),
             (weights_ok, "backbone_weights", m.backbone_weights,
              "imagenet, none, or the path of an existing .weights.h5 file"),

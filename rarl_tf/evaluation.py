@@ -67,7 +67,8 @@ def evaluate_scores(scores_fn: Callable[[tf.Tensor], np.ndarray], config: Experi
     source = get_source(config.data.dataset)
     examples = source.load(source.eval_split, config.data.data_dir, False, config.train.seed,
                            config.data.download)
-    batches = pipeline.eval_batches(examples, config.model.image_size, config.eval.batch_size)
+    batches = pipeline.eval_batches(examples, config.model.image_size, config.eval.batch_size,
+                                    max_pixels=config.data.max_pixels)
     num = int(examples.cardinality())
     return score_dataset(scores_fn, batches, num if num > 0 else None)
 

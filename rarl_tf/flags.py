@@ -28,6 +28,8 @@ def define_experiment_flags() -> None:
     flags.DEFINE_bool("download", _D.download, "Let tensorflow-datasets download and prepare "
                       "voc2007 / coco2014 into --data_dir if they are not there.")
     flags.DEFINE_integer("shuffle_buffer", _D.shuffle_buffer, "Shuffle buffer, in images.")
+    flags.DEFINE_integer("max_pixels", _D.max_pixels, "Skip (and count) images whose header "
+                         "declares more pixels than this, before decoding them.")
     # Model.
     flags.DEFINE_string("backbone", _M.backbone, "vgg16 (conv5_3) or small_vgg.")
     flags.DEFINE_string("backbone_weights", _M.backbone_weights,
@@ -129,7 +131,8 @@ def experiment_config_from_flags() -> ExperimentConfig:
         architecture=FLAGS.architecture, locations=FLAGS.locations,
         recurrence=FLAGS.recurrence)
     data = DataConfig(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
-                      download=FLAGS.download, shuffle_buffer=FLAGS.shuffle_buffer)
+                      download=FLAGS.download, shuffle_buffer=FLAGS.shuffle_buffer,
+                      max_pixels=FLAGS.max_pixels)
     train = TrainConfig(batch_size=FLAGS.batch_size, epochs=FLAGS.epochs,
                         learning_rate=FLAGS.learning_rate, lr_schedule=FLAGS.lr_schedule,
                         warmup_epochs=FLAGS.warmup_epochs, beta_1=FLAGS.beta_1,

@@ -5,8 +5,8 @@
 
 Prints one JSON line per image, {"image", "labels": [[name, prob], ...], "scores": {name: prob}},
 and writes OUT/<stem>_attention.png with the regions of each iteration drawn in its own colour.
-An unreadable image prints an error line naming it; the others are still processed, and the exit
-status is 1 if any failed.
+An unreadable image, or one whose header declares more than --max_pixels pixels, prints an error
+line naming it; the others are still processed, and the exit status is 1 if any failed.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from absl import app, flags
 
 from rarl_tf import cli
 from rarl_tf import flags as rarl_flags
+from rarl_tf.config import DEFAULT_MAX_PIXELS
 
 FLAGS = flags.FLAGS
 
@@ -27,6 +28,9 @@ def main(argv):
     paths = argv[1:]
     if not paths:
         raise ValueError("no images given: python -m rarl_tf.predict --model_dir=DIR IMAGE ...")
+    if FLAGS.max_pixels < 1:
+        raise ValueError(f"--max_pixels={FLAGS.max_pixels} is not allowed: expected an integer "
+                         f">= 1 (pixels per image)")
     from rarl_tf import prediction, visualize
     from rarl_tf.model.factory import load_trained
 
@@ -46,7 +50,7 @@ def main(argv):
     failed = 0
     for path in paths:
         try:
-            image = prediction.load_image(path)
+            image = prediction.load_image(path, FLAGS.max_pixels)
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr, flush=True)
             failed += 1
@@ -72,4 +76,6 @@ if __name__ == "__main__":
     flags.DEFINE_string("output_dir", None, "Where to write <stem>_attention.png pictures.")
     flags.DEFINE_integer("top_k", 3, "At most this many labels per image.")
     flags.DEFINE_float("threshold", 0.1, "Labels scoring below this are not reported.")
+    flags.DEFINE_integer("max_pixels", DEFAULT_MAX_PIXELS, "Refuse images whose header declares "
+                         "more pixels than this (before decoding them).")
     app.run(cli.user_errors_exit(main))

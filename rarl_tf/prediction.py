@@ -3,26 +3,59 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from rarl_tf import metrics
+from rarl_tf.config import DEFAULT_MAX_PIXELS
 from rarl_tf.data.pipeline import resize
 from rarl_tf.model.views import FULL_VIEW
 
 
-def load_image(path: str) -> Image.Image:
-    """The image at `path` as RGB; ValueError naming the file if it cannot be read."""
+# What Pillow may open here: the formats TensorFlow's pipeline also reads, and GIF (Pillow decodes
+# only its first frame). Fewer formats, fewer decoders a crafted file can reach.
+FORMATS = ("JPEG", "PNG", "BMP", "WEBP", "GIF")
+
+
+def load_image(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """The image at `path` as RGB.
+
+    Raises:
+      ValueError: naming the file, if it is missing, not a decodable image, or its header
+        declares more than `max_pixels` pixels (checked before any pixel is decoded).
+    """
+    # Pillow's own bomb check warns above MAX_IMAGE_PIXELS and raises above twice that; aligned
+    # with `max_pixels` for this call, so one limit applies (restored after: it is global).
+    pillow_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
     try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path, formats=FORMATS) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise Image.DecompressionBombError(f"{width} x {height} pixels")
+                return image.convert("RGB")
     except FileNotFoundError:
         raise ValueError(f"cannot read image {path}: no such file") from None
-    except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"cannot read image {path}: not a decodable image ({err})") from None
+    except IsADirectoryError:
+        raise ValueError(f"cannot read image {path}: it is a directory") from None
+    except Image.DecompressionBombError as err:
+        raise ValueError(f"image {path} refused: its header declares more than {max_pixels} "
+                         f"pixels (--max_pixels; {err})") from None
+    except MemoryError:
+        raise ValueError(f"cannot read image {path}: too large to decode in memory") from None
+    # Pillow's decoders raise many types for a broken file (OSError, SyntaxError, ValueError,
+    # struct.error, ...); whatever it is, the file is not an image this can use.
+    except Exception as err:  # noqa: BLE001
+        raise ValueError(f"cannot read image {path}: not a decodable {'/'.join(FORMATS)} image "
+                         f"({type(err).__name__}: {err})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_limit
 
 
 def model_input(image: Image.Image, image_size: int) -> np.ndarray:

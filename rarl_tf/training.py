@@ -103,7 +103,7 @@ class SkippedImages(keras.callbacks.Callback):
             logs["skipped_undecodable"] = skipped
         if skipped > self.reported:
             print(f"warning: {skipped} training images could not be decoded and were skipped so "
-                  f"far (TensorFlow logged each error above)", flush=True)
+                  f"far (not a readable image, or over --max_pixels)", flush=True)
             self.reported = skipped
 
 
@@ -267,7 +267,7 @@ def train(config: ExperimentConfig, model_dir: str,
         # The stream starts at the checkpoint's step, mid-epoch included.
         stream = pipeline.train_stream(examples, pass_size, step, total_steps, t.batch_size,
                                        m.image_size, m.crop_margin, t.seed, d.shuffle_buffer,
-                                       counter)
+                                       counter, d.max_pixels)
         try:
             loop.train_steps(model, strategy, stream, step, total_steps, steps_per_epoch,
                              callbacks, verbose)

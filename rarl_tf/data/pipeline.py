@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from rarl_tf.config import DEFAULT_MAX_PIXELS
+from rarl_tf.data import image_header
+
 AUTOTUNE = tf.data.AUTOTUNE
 
 
@@ -35,11 +38,22 @@ class SkipCounter:
         return int(self.reached) - int(self.delivered)
 
 
-def decode(examples: tf.data.Dataset, counter: SkipCounter | None = None) -> tf.data.Dataset:
-    """Decodes `example["image"]` (JPEG/PNG/BMP/GIF bytes) to uint8 [H, W, 3].
+def _image_name(position: tf.Tensor, example: dict) -> tf.Tensor:
+    """What a warning calls the image: its file name if the source keeps one, else its place."""
+    if "name" in example:
+        return example["name"]
+    if "index" in example:
+        return tf.strings.join(["at stream index ", tf.strings.as_string(example["index"])])
+    return tf.strings.join(["at position ", tf.strings.as_string(position)])
 
-    Elements whose image does not decode are dropped (TensorFlow logs each error) and counted in
-    `counter`. Other keys, e.g. a stream index, pass through.
+
+def decode(examples: tf.data.Dataset, counter: SkipCounter | None = None,
+           max_pixels: int = DEFAULT_MAX_PIXELS) -> tf.data.Dataset:
+    """Decodes `example["image"]` (JPEG, PNG, BMP or still WebP bytes) to uint8 [H, W, 3].
+
+    Elements whose image does not decode, or whose header declares more than `max_pixels`
+    pixels (refused before decoding, with one line naming the image on stderr), are dropped and
+    counted in `counter`. Other keys, e.g. a stream index, pass through.
     """
     counter = counter or SkipCounter()
     # An end marker (a valid 1x1 PNG) follows the last example: when it leaves the decoder,
@@ -50,8 +64,8 @@ def decode(examples: tf.data.Dataset, counter: SkipCounter | None = None) -> tf.
 
     def decode_one(position, marked):
         is_end, example = marked
-        image = tf.io.decode_image(example["image"], channels=3, expand_animations=False)
-        image.set_shape([None, None, 3])
+        image = image_header.decode(example["image"], max_pixels,
+                                    _image_name(position, example))
         return position, is_end, {**example, "image": image}
 
     def count(position, is_end, example):
@@ -92,8 +106,8 @@ def augment(image: tf.Tensor, seed: tf.Tensor, image_size: int, crop_margin: int
 
 def train_stream(examples: tf.data.Dataset, pass_size: int, start_step: int, total_steps: int,
                  batch_size: int, image_size: int, crop_margin: int, seed: int,
-                 shuffle_buffer: int = 2048, counter: SkipCounter | None = None
-                 ) -> tf.data.Dataset:
+                 shuffle_buffer: int = 2048, counter: SkipCounter | None = None,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> tf.data.Dataset:
     """Training batches from global step `start_step` up to `total_steps`.
 
     Args:
@@ -106,8 +120,9 @@ def train_stream(examples: tf.data.Dataset, pass_size: int, start_step: int, tot
 
     Returns:
       (images [B, N - m, N - m, 3] float32, labels [B, C] float32); `total_steps - start_step`
-      batches. Images that fail to decode are skipped (and counted in `counter`); the images
-      after them fill their places, so the run still makes its configured number of steps.
+      batches. Images that fail to decode or are over `max_pixels` are skipped (and counted in
+      `counter`); the images after them fill their places, so the run still makes its
+      configured number of steps.
     """
     if pass_size < batch_size:
         raise ValueError(f"the training split has {pass_size} usable images, fewer than one batch "
@@ -135,16 +150,19 @@ def train_stream(examples: tf.data.Dataset, pass_size: int, start_step: int, tot
         seed_pair = tf.stack([tf.constant(seed, tf.int64), example["index"]])
         return augment(example["image"], seed_pair, image_size, crop_margin), example["labels"]
 
-    ds = decode(stream, counter).map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = decode(stream, counter, max_pixels).map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
     # drop_remainder: every step sees the same global batch, which tf.distribute needs to split.
     ds = ds.batch(batch_size, drop_remainder=True).take(total_steps - start_step)
     return ds.prefetch(AUTOTUNE)
 
 
 def eval_batches(examples: tf.data.Dataset, image_size: int, batch_size: int,
-                 counter: SkipCounter | None = None) -> tf.data.Dataset:
-    """(images [B, N, N, 3] float32, labels [B, C], ignore [B, C] bool), in dataset order."""
-    ds = decode(examples, counter).map(
+                 counter: SkipCounter | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+                 ) -> tf.data.Dataset:
+    """(images [B, N, N, 3] float32, labels [B, C], ignore [B, C] bool), in dataset order.
+
+    Images that do not decode or are over `max_pixels` are left out (see `decode`)."""
+    ds = decode(examples, counter, max_pixels).map(
         lambda ex: (resize(ex["image"], image_size), ex["labels"], ex["ignore"]),
         num_parallel_calls=AUTOTUNE)
     return ds.batch(batch_size).prefetch(AUTOTUNE)

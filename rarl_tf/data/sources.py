@@ -2,8 +2,9 @@
 
 A source's `load` returns examples `{"image": encoded image bytes (tf.string), "labels": float32
 [C] multi-hot, "ignore": bool [C]}`. `ignore` marks classes to leave out of AP for that image
-(VOC's "difficult"-only classes); it is all False where a dataset defines no such thing. Images
-are decoded by the pipeline (`pipeline.decode`), which skips and counts those that do not decode.
+(VOC's "difficult"-only classes); it is all False where a dataset defines no such thing. A
+"name" (the file name) is added where the dataset has one. Images are decoded by the pipeline
+(`pipeline.decode`), which skips and counts those that do not decode or are over --max_pixels.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Datasets read through tensorflow-datasets: Pascal VOC 2007, MS-COCO 2014, cluttered_digits.
 
 Each loader returns examples `{"image": encoded bytes (tf.string), "labels": float32 [C],
-"ignore": bool [C]}`. Images stay encoded here so the pipeline can decode them itself and skip
+"ignore": bool [C]}`, and for VOC and COCO the image's file name as "name" (warnings name it). Images stay encoded here so the pipeline can decode them itself and skip
 (and count) an image that does not decode instead of ending the run.
 
 VOC and COCO must be prepared in `data_dir` (`tfds build voc/2007 --data_dir=DIR`) or
@@ -100,7 +100,8 @@ def load_voc2007(split: str, data_dir: str | None, shuffle_files: bool, seed: in
     def convert(ex):
         labels, ignore = voc_labels(ex["objects"]["label"], ex["objects"]["is_difficult"],
                                     len(VOC_CLASSES))
-        return {"image": ex["image"], "labels": labels, "ignore": ignore}
+        return {"image": ex["image"], "labels": labels, "ignore": ignore,
+                "name": ex["image/filename"]}
 
     return _as_dataset(builder, split, shuffle_files, seed).map(
         convert, num_parallel_calls=tf.data.AUTOTUNE)
@@ -115,7 +116,7 @@ def load_coco2014(split: str, data_dir: str | None, shuffle_files: bool, seed: i
     return _as_dataset(builder, split, shuffle_files, seed).map(
         lambda ex: {"image": ex["image"],
                     "labels": _multi_hot(ex["objects"]["label"], num_classes),
-                    "ignore": tf.zeros([num_classes], tf.bool)},
+                    "ignore": tf.zeros([num_classes], tf.bool), "name": ex["image/filename"]},
         num_parallel_calls=tf.data.AUTOTUNE)
 
 

@@ -132,7 +132,7 @@ def read_split(root: str, split: str) -> VocSplit:
 
 
 def load(root: str, split: str, shuffle_files: bool, seed: int) -> tf.data.Dataset:
-    """Examples `{"image": encoded bytes, "labels": [20], "ignore": [20]}` of one split.
+    """Examples `{"image": encoded bytes, "labels": [20], "ignore": [20], "name": its path}`.
 
     Args:
       shuffle_files: shuffle the image order with `seed` (training reshuffles per pass by seed).
@@ -145,4 +145,5 @@ def load(root: str, split: str, shuffle_files: bool, seed: int) -> tf.data.Datas
     ds = tf.data.Dataset.from_tensor_slices({"path": paths, "labels": data.labels[order],
                                              "ignore": data.ignore[order]})
     return ds.map(lambda ex: {"image": tf.io.read_file(ex["path"]), "labels": ex["labels"],
-                              "ignore": ex["ignore"]}, num_parallel_calls=tf.data.AUTOTUNE)
+                              "ignore": ex["ignore"], "name": ex["path"]},
+                  num_parallel_calls=tf.data.AUTOTUNE)
