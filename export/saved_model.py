@@ -100,7 +100,7 @@ def export(model_dir: str, export_base: str, max_pixels: int = DEFAULT_MAX_PIXEL
     import keras
     import tensorflow as tf
 
-    from rarl_tf.model.factory import load_trained
+    from rarl_tf.run_files import load_trained
 
     progress = keras.utils.Progbar(3, unit_name="stage")
     model, config = load_trained(model_dir)

@@ -69,7 +69,7 @@ def convert(model_dir: str, quantization: str = "none", representative_images=No
     Args:
       representative_images: for int8, an iterable of float32 [1, N, N, 3] training images.
     """
-    from rarl_tf.model.factory import load_trained
+    from rarl_tf.run_files import load_trained
 
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"--quantization={quantization} is not allowed: expected one of "

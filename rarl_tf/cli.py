@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -19,7 +20,8 @@ class RunFailed(RuntimeError):
 
 
 def user_errors_exit(main):
-    """Wraps an absl `main`: a user error prints `error: ...` and exits with status 2.
+    """Wraps an absl `main`: a user error prints `error: ...` and exits with status 2; a run
+    that stopped for a stated reason (RunFailed, a full disk) prints it and exits with 1.
 
     Set RARL_TRACEBACK=1 to see the full traceback instead."""
 
@@ -34,6 +36,15 @@ def user_errors_exit(main):
             sys.exit(2)
         except RunFailed as err:
             print(f"error: {err}", file=sys.stderr)
+            sys.exit(1)
+        except OSError as err:
+            # A full disk (or quota) while writing a result: files are written to a temporary
+            # name and renamed, so the previous version of the file is still whole.
+            if err.errno not in (errno.ENOSPC, errno.EDQUOT) or os.environ.get("RARL_TRACEBACK"):
+                raise
+            print(f"error: no space left to write {err.filename or 'a file'} ({err.strerror}); "
+                  f"the previous files are intact: free some space and run the same command "
+                  f"again", file=sys.stderr)
             sys.exit(1)
 
     return wrapped

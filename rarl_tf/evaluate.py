@@ -22,7 +22,7 @@ import os
 
 from absl import app, flags
 
-from rarl_tf import cli, report
+from rarl_tf import cli, report, run_files
 from rarl_tf import flags as rarl_flags
 
 FLAGS = flags.FLAGS
@@ -37,7 +37,7 @@ def main(argv):
         raise ValueError(f"unexpected arguments {argv[1:]}")
     eval_config = rarl_flags.eval_config_from_flags()
     from rarl_tf import evaluation
-    from rarl_tf.model.factory import load_trained
+    from rarl_tf.run_files import load_trained
 
     per_model, scored = {}, []
     for model_dir in FLAGS.model_dir:
@@ -77,8 +77,7 @@ def main(argv):
     text = json.dumps(results, indent=2)
     print(report.results_tables(named) if FLAGS.format == "markdown" else text)
     if FLAGS.output:
-        with open(FLAGS.output, "w") as f:
-            f.write(text)
+        run_files.write_text(FLAGS.output, text)
 
 
 if __name__ == "__main__":

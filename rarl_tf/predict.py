@@ -32,7 +32,7 @@ def main(argv):
         raise ValueError(f"--max_pixels={FLAGS.max_pixels} is not allowed: expected an integer "
                          f">= 1 (pixels per image)")
     from rarl_tf import prediction, visualize
-    from rarl_tf.model.factory import load_trained
+    from rarl_tf.run_files import load_trained
 
     if FLAGS.tflite:
         from export.tflite import labels_path

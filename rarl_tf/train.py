@@ -15,7 +15,7 @@ import time
 
 from absl import app, flags
 
-from rarl_tf import cli
+from rarl_tf import cli, run_files
 from rarl_tf import flags as rarl_flags
 
 FLAGS = flags.FLAGS
@@ -54,15 +54,15 @@ def main(argv):
     start = time.time()
     try:
         model, config = training.train(config, model_dir, strategy)
-    except training.TrainingDiverged as err:
+    except (training.TrainingDiverged, run_files.ModelDirBusy) as err:
         raise cli.RunFailed(str(err)) from None
     if not distribute.is_chief():
         return
     results = evaluation.evaluate(model, config)
     results["steps"] = training.global_step(model)
     results["train_and_eval_seconds"] = round(time.time() - start, 1)
-    with open(os.path.join(model_dir, "metrics.json"), "w") as f:
-        json.dump(results, f, indent=2)
+    # Whole or not at all: a reader never sees half of it (train.py still holds the lock).
+    run_files.write_json(os.path.join(model_dir, "metrics.json"), results)
     print(json.dumps({k: v for k, v in results.items() if k != "per_class_ap"}))
 
 

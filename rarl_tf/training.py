@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from rarl_tf import distribute, loop
+from rarl_tf import distribute, loop, run_files
 from rarl_tf.config import ExperimentConfig, load_config, save_config
 from rarl_tf.data import pipeline
 from rarl_tf.data.sources import get_source
@@ -180,16 +180,20 @@ def count_labeled(examples: tf.data.Dataset, cache_dir: str | None = None, write
     """
     path = os.path.join(cache_dir, DATA_STATS_FILE) if cache_dir else None
     if path and os.path.exists(path):
-        with open(path) as f:
-            stats = json.load(f)
-        return stats["labeled"], stats["unlabeled"]
+        try:
+            with open(path, "rb") as f:
+                stats = json.loads(f.read())
+            return int(stats["labeled"]), int(stats["unlabeled"])
+        except (ValueError, TypeError, KeyError):
+            # Only a cache: counting again is cheap and exact.
+            print(f"warning: {path} is unreadable; counting the training split again",
+                  flush=True)
     flags = examples.map(pipeline.is_labeled, num_parallel_calls=pipeline.AUTOTUNE)
     labeled, total = flags.reduce((np.int64(0), np.int64(0)),
                                   lambda acc, ok: (acc[0] + tf.cast(ok, tf.int64), acc[1] + 1))
     labeled, total = int(labeled), int(total)
     if path and write:
-        with open(path, "w") as f:
-            json.dump({"labeled": labeled, "unlabeled": total - labeled}, f)
+        run_files.write_json(path, {"labeled": labeled, "unlabeled": total - labeled}, None)
     return labeled, total - labeled
 
 
@@ -223,6 +227,8 @@ def train(config: ExperimentConfig, model_dir: str,
 
     Raises:
       TrainingDiverged: the loss became NaN or infinite (the last good checkpoint is kept).
+      run_files.ModelDirBusy: another process is training in `model_dir`. This process keeps
+        the folder's lock until it ends (`run_files.release` gives it up earlier).
     """
     strategy = strategy or tf.distribute.get_strategy()
     m, t, d = config.model, config.train, config.data
@@ -232,6 +238,8 @@ def train(config: ExperimentConfig, model_dir: str,
     # Data first: a dataset that is missing stops the run before anything is written.
     source.load(source.train_split, d.data_dir, False, t.seed, d.download)
     os.makedirs(model_dir, exist_ok=True)
+    # One run per folder, before anything is written; each worker locks the folder it writes.
+    run_files.acquire(distribute.worker_dir(model_dir))
     prepare_model_dir(config, model_dir, write=chief)
     examples, pass_size = training_examples(config, model_dir, write=chief)
     steps_per_epoch = t.steps_per_epoch or pass_size // t.batch_size
@@ -277,5 +285,5 @@ def train(config: ExperimentConfig, model_dir: str,
                 f"{checkpoint.manager.latest_checkpoint} (lower --learning_rate, or check the "
                 f"data; rerunning resumes from that checkpoint)") from None
     if chief:
-        model.save_weights(os.path.join(model_dir, WEIGHTS_FILE))
+        run_files.save_weights(model, os.path.join(model_dir, WEIGHTS_FILE))
     return model, config

@@ -1,4 +1,5 @@
-"""Surviving faults: a SIGKILLed run resumes; a NaN loss stops and keeps the last good state."""
+"""Surviving faults: a SIGKILLed run resumes; a NaN loss stops and keeps the last good state;
+one run per model folder; files written whole."""
 
 import json
 import os
@@ -15,7 +16,7 @@ import tensorflow_datasets as tfds
 
 from conftest import tiny_model_config
 from fake_tfds import as_dataset_fn
-from rarl_tf import training
+from rarl_tf import run_files, training
 from rarl_tf.config import DataConfig, ExperimentConfig, TrainConfig
 from rarl_tf.data import pipeline
 from test_cli import ROOT, TINY, run
@@ -38,6 +39,8 @@ def test_sigkill_then_same_command_resumes_and_makes_exactly_the_configured_step
     first.wait()
     assert first.returncode == -signal.SIGKILL, "the run ended before its first checkpoint"
     assert not (model_dir / "metrics.json").exists()
+    # The killed run's lock file stays; the kernel dropped its lock, so it does not block.
+    assert json.loads((model_dir / ".lock").read_text())["pid"] == first.pid
 
     again = run("rarl_tf.train", *LONGER, f"--model_dir={model_dir}", data_dir=data_dir)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -91,3 +94,114 @@ def test_diverging_run_exits_1_with_one_line_naming_the_step_and_checkpoint(tmp_
     assert int(error.group(2)) == int(error.group(1)) - 1
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run" / "model.weights.h5").exists()
+
+
+def _wait_for_lock(model_dir, process, timeout=300):
+    """Waits until `process` has locked `model_dir` and recorded itself in the lock file."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        try:
+            if json.loads((model_dir / ".lock").read_text())["pid"] == process.pid:
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError("the first run never took the folder's lock")
+
+
+def _listing(folder):
+    return sorted((str(p.relative_to(folder)), p.stat().st_mtime_ns)
+                  for p in folder.rglob("*") if p.is_file())
+
+
+def test_a_second_run_on_the_same_folder_stops_and_the_first_finishes(tmp_path):
+    model_dir, data_dir = tmp_path / "run", tmp_path / "tfds"
+    command = [sys.executable, "-m", "rarl_tf.train", *LONGER, f"--model_dir={model_dir}"]
+    env = dict(os.environ, TFDS_DATA_DIR=str(data_dir), PYTHONPATH=ROOT)
+    first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_lock(model_dir, first)
+        # Frozen while the second run starts, so the test does not race the first's end.
+        first.send_signal(signal.SIGSTOP)
+        before = _listing(model_dir)
+        second = run("rarl_tf.train", *LONGER, f"--model_dir={model_dir}", data_dir=data_dir)
+        assert _listing(model_dir) == before  # the second run wrote nothing
+    finally:
+        first.send_signal(signal.SIGCONT)
+    out, err = first.communicate(timeout=600)
+    assert second.returncode == 1
+    assert "Traceback" not in second.stderr
+    message = [line for line in second.stderr.splitlines() if line.startswith("error:")]
+    assert len(message) == 1 and f"--model_dir={model_dir} is in use by another run" in message[0]
+    assert f"pid {first.pid} on " in message[0]
+    assert first.returncode == 0, err[-3000:]
+    assert "Resuming" not in out
+    assert json.loads((model_dir / "metrics.json").read_text())["steps"] == 40
+    # The first run's own checkpoint schedule (every 4 steps, the last 3 kept), nothing else.
+    state = tf.train.get_checkpoint_state(str(model_dir / "checkpoints"))
+    assert [p.rsplit("-", 1)[1] for p in state.all_model_checkpoint_paths] == ["32", "36", "40"]
+
+
+def test_lock_names_the_holder_and_is_dropped_when_it_ends(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from rarl_tf import run_files; "
+         "run_files.acquire(sys.argv[1]); print('locked', flush=True); time.sleep(60)",
+         str(tmp_path)], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(run_files.ModelDirBusy, match=f"pid {holder.pid} on "):
+            run_files.acquire(str(tmp_path))
+    finally:
+        holder.kill()
+        holder.wait()
+    run_files.acquire(str(tmp_path))  # the kernel dropped the dead holder's lock
+    run_files.acquire(str(tmp_path))  # re-entrant within a process
+    run_files.release(str(tmp_path))
+
+
+def test_files_are_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.json"
+    run_files.write_json(str(path), {"mAP": 0.5})
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError):
+        run_files.write_json(str(path), {"mAP": 0.9})
+    assert json.loads(path.read_text()) == {"mAP": 0.5}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary left
+
+
+@pytest.mark.parametrize("content", [b'{"model": {"backbone": "small_vgg", "image_si', b"\x00" * 64,
+                                     b'["not", "a", "config"]', b'{"model": {"no_such_key": 1}}'],
+                         ids=["truncated", "zeros", "a list", "unknown key"])
+def test_a_corrupt_config_is_named(tmp_path, content):
+    from rarl_tf.config import load_config
+
+    (tmp_path / "config.json").write_bytes(content)
+    with pytest.raises(run_files.CorruptFile, match=r"config.json is not a readable run "
+                                                    r"configuration .* delete it and rerun"):
+        load_config(str(tmp_path))
+
+
+@pytest.mark.parametrize("broken", ["config.json", "model.weights.h5"])
+def test_predict_names_a_truncated_file_instead_of_a_traceback(tiny_model_dir, tmp_path, broken):
+    import shutil
+
+    from PIL import Image
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    data = (model_dir / broken).read_bytes()
+    (model_dir / broken).write_bytes(data[:len(data) // 2])
+    image = tmp_path / "image.png"
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(image)
+    result = run("rarl_tf.predict", f"--model_dir={model_dir}", str(image), data_dir=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"{model_dir / broken} is" in errors[0]
+    assert "rerun" in errors[0]  # says what to do

@@ -34,7 +34,8 @@ def main(argv):
 
     from export import saved_model, tflite
     from rarl_tf import evaluation, prediction
-    from rarl_tf.model.factory import WEIGHTS_FILE, load_trained
+    from rarl_tf.model.factory import WEIGHTS_FILE
+    from rarl_tf.run_files import load_trained
     from rarl_tf.model.views import FULL_VIEW
 
     model, config = load_trained(FLAGS.model_dir)
