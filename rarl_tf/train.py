@@ -42,7 +42,7 @@ def main(argv):
                          f"an integer >= 1")
 
     # Imported after the flags are checked so a bad flag fails before TensorFlow starts.
-    from rarl_tf import distribute, evaluation, training
+    from rarl_tf import checkpoints, distribute, evaluation, training
 
     distribute.split_cpu(FLAGS.num_cpu_devices)
     strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.num_cpu_devices, FLAGS.tpu)
@@ -54,7 +54,8 @@ def main(argv):
     start = time.time()
     try:
         model, config = training.train(config, model_dir, strategy)
-    except (training.TrainingDiverged, run_files.ModelDirBusy) as err:
+    except (training.TrainingDiverged, run_files.ModelDirBusy,
+            checkpoints.CheckpointWriteFailed) as err:
         raise cli.RunFailed(str(err)) from None
     if not distribute.is_chief():
         return

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from rarl_tf import distribute, loop, run_files
+from rarl_tf import checkpoints, distribute, loop, run_files
 from rarl_tf.config import ExperimentConfig, load_config, save_config
 from rarl_tf.data import pipeline
 from rarl_tf.data.sources import get_source
@@ -50,7 +50,8 @@ class StepCheckpoint(keras.callbacks.Callback):
     Keras's BackupAndRestore resumes only from the start of an epoch; a step-level
     `tf.train.CheckpointManager` loses at most `every_steps` steps to a kill. A checkpoint is
     only written while every weight is finite (the loop stops on a non-finite loss first), so
-    a diverged run keeps its last good state.
+    a diverged run keeps its last good state. An unreadable newest checkpoint is skipped for
+    the one before it; a failed write stops the run (`checkpoints` module).
     """
 
     def __init__(self, directory: str, restore_from: str, every_steps: int, max_to_keep: int = 3):
@@ -66,11 +67,12 @@ class StepCheckpoint(keras.callbacks.Callback):
         # Optimizer slots must exist before a restore can fill them.
         model.optimizer.build(model.trainable_variables)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-        self.manager = tf.train.CheckpointManager(checkpoint, self.directory, self.max_to_keep)
-        latest = tf.train.latest_checkpoint(self.restore_from)
+        latest = checkpoints.restore_newest_readable(
+            checkpoint, self.restore_from, owner=self.restore_from == self.directory)
         if latest:
-            checkpoint.restore(latest).assert_existing_objects_matched()
             print(f"Resuming from {latest} (step {global_step(model)})", flush=True)
+        # After the restore: it may have rewritten the folder's index of checkpoints.
+        self.manager = tf.train.CheckpointManager(checkpoint, self.directory, self.max_to_keep)
         return global_step(model)
 
     def _save(self):
@@ -79,7 +81,7 @@ class StepCheckpoint(keras.callbacks.Callback):
                    if "float" in str(v.dtype)):
             raise loop.NonFiniteStep(step, "a weight")
         if self.manager.latest_checkpoint != os.path.join(self.directory, f"ckpt-{step}"):
-            self.manager.save(checkpoint_number=step)
+            checkpoints.save(self.manager, step)
 
     def on_train_batch_end(self, batch, logs=None):
         if global_step(self.model) % self.every_steps == 0:

@@ -205,3 +205,129 @@ def test_predict_names_a_truncated_file_instead_of_a_traceback(tiny_model_dir, t
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and f"{model_dir / broken} is" in errors[0]
     assert "rerun" in errors[0]  # says what to do
+
+
+def _variable_checkpoints(directory, steps):
+    """A CheckpointManager over one variable, saved at `steps` with the step as its value."""
+    value = tf.Variable(0.0)
+    checkpoint = tf.train.Checkpoint(value=value)
+    manager = tf.train.CheckpointManager(checkpoint, str(directory), max_to_keep=5)
+    for step in steps:
+        value.assign(float(step))
+        manager.save(checkpoint_number=step)
+    return value, checkpoint, manager
+
+
+def _truncate(prefix):
+    data = tf.io.gfile.glob(prefix + ".data-*")[0]
+    with open(data, "r+b") as f:
+        f.truncate(os.path.getsize(data) // 2)
+
+
+def test_an_unreadable_newest_checkpoint_falls_back_to_the_one_before(tmp_path, capsys):
+    from rarl_tf import checkpoints
+
+    value, checkpoint, _ = _variable_checkpoints(tmp_path, [2, 4, 6])
+    _truncate(str(tmp_path / "ckpt-6"))
+    (tmp_path / "checkpoint").write_text("garbage that is not a checkpoint state")
+    value.assign(-1.0)
+    assert checkpoints.restore_newest_readable(checkpoint, str(tmp_path)) == str(tmp_path / "ckpt-4")
+    assert float(value) == 4.0
+    out = capsys.readouterr().out
+    assert f"checkpoint {tmp_path / 'ckpt-6'} cannot be read" in out
+    assert f"resuming from the older checkpoint {tmp_path / 'ckpt-4'}" in out
+    # Moved aside, and the index names the readable ones, so a new ckpt-6 can be written.
+    assert (tmp_path / "unreadable" / "ckpt-6.index").exists()
+    assert not (tmp_path / "ckpt-6.index").exists()
+    assert tf.train.latest_checkpoint(str(tmp_path)) == str(tmp_path / "ckpt-4")
+
+
+def test_no_readable_checkpoint_is_named_not_a_fresh_start(tmp_path):
+    from rarl_tf import checkpoints
+
+    _, checkpoint, _ = _variable_checkpoints(tmp_path, [2, 4])
+    for step in (2, 4):
+        _truncate(str(tmp_path / f"ckpt-{step}"))
+    with pytest.raises(run_files.CorruptFile, match=f"none of the 2 checkpoints in {tmp_path}"):
+        checkpoints.restore_newest_readable(checkpoint, str(tmp_path))
+    assert checkpoints.restore_newest_readable(checkpoint, str(tmp_path / "new")) is None
+
+
+def test_training_resumes_from_the_previous_checkpoint_when_the_newest_is_truncated(
+        tmp_path, capsys):
+    config = ExperimentConfig(
+        model=tiny_model_config(),
+        data=DataConfig(dataset="voc2007", download=True, shuffle_buffer=8),
+        train=TrainConfig(batch_size=4, epochs=2, steps_per_epoch=3, learning_rate=1e-3,
+                          checkpoint_every_steps=2))
+    folder = tmp_path / "checkpoints"
+    with tfds.testing.mock_data(as_dataset_fn=as_dataset_fn(12)):
+        training.train(config, str(tmp_path), verbose=0)
+        assert tf.train.latest_checkpoint(str(folder)) == str(folder / "ckpt-6")
+        _truncate(str(folder / "ckpt-6"))
+        capsys.readouterr()
+        model, _ = training.train(config, str(tmp_path), verbose=0)
+    out = capsys.readouterr().out
+    assert f"checkpoint {folder / 'ckpt-6'} cannot be read" in out
+    assert f"Resuming from {folder / 'ckpt-4'} (step 4)" in out
+    assert training.global_step(model) == 6  # steps 5 and 6 made again, not from 0
+    assert (folder / "unreadable" / "ckpt-6.index").exists()
+    assert tf.train.latest_checkpoint(str(folder)) == str(folder / "ckpt-6")  # written anew
+    tf.train.load_checkpoint(str(folder / "ckpt-6"))  # and readable
+
+
+# Runs rarl_tf.train with the N-th checkpoint save failing as a full disk makes it fail: part of
+# the checkpoint's files written, then TensorFlow's own ENOSPC error (a write to /dev/full).
+FULL_DISK_DRIVER = """
+import os, runpy, sys
+import tensorflow as tf
+fail_at, args = int(sys.argv[1]), sys.argv[2:]
+real_save, calls = tf.train.CheckpointManager.save, [0]
+def save(self, checkpoint_number=None, **kwargs):
+    calls[0] += 1
+    if calls[0] == fail_at:
+        prefix = os.path.join(self.directory, f"ckpt-{checkpoint_number}")
+        os.makedirs(prefix + "_temp", exist_ok=True)
+        with open(prefix + ".data-00000-of-00001", "wb") as f:
+            f.write(b"partial")
+        tf.io.write_file("/dev/full", b"x" * 65536)
+    return real_save(self, checkpoint_number=checkpoint_number, **kwargs)
+tf.train.CheckpointManager.save = save
+sys.argv = ["rarl_tf.train", *args]
+runpy.run_module("rarl_tf.train", run_name="__main__")
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full for ENOSPC")
+def test_a_full_disk_stops_cleanly_and_the_same_command_resumes(tmp_path):
+    model_dir, data_dir = tmp_path / "run", tmp_path / "tfds"
+    args = [*LONGER, f"--model_dir={model_dir}"]
+    env = dict(os.environ, TFDS_DATA_DIR=str(data_dir), PYTHONPATH=ROOT)
+    # Saves at steps 4, 8, 12: the third one meets the full disk.
+    full = subprocess.run([sys.executable, "-c", FULL_DISK_DRIVER, "3", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert full.returncode == 1, full.stderr[-3000:]
+    assert "Traceback" not in full.stderr
+    errors = [line for line in full.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    folder = model_dir / "checkpoints"
+    assert f"could not write checkpoint {folder / 'ckpt-12'} at step 12" in errors[0]
+    assert "No space left on device" in errors[0]
+    assert f"last good checkpoint {folder / 'ckpt-8'} is intact" in errors[0]
+    assert not list(folder.glob("ckpt-12*"))  # its partial files were removed
+    assert tf.train.latest_checkpoint(str(folder)) == str(folder / "ckpt-8")
+    assert not (model_dir / "metrics.json").exists()
+
+    again = run("rarl_tf.train", *args, data_dir=data_dir)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"Resuming from {folder / 'ckpt-8'} (step 8)" in again.stdout
+    assert json.loads((model_dir / "metrics.json").read_text())["steps"] == 40
+
+
+def test_a_garbled_checkpoint_index_file_is_rewritten(tmp_path):
+    from rarl_tf import checkpoints
+
+    value, checkpoint, _ = _variable_checkpoints(tmp_path, [2, 4])
+    (tmp_path / "checkpoint").write_text("}}} not a text proto")
+    assert checkpoints.restore_newest_readable(checkpoint, str(tmp_path)) == str(tmp_path / "ckpt-4")
+    assert tf.train.latest_checkpoint(str(tmp_path)) == str(tmp_path / "ckpt-4")
