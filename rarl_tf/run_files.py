@@ -107,12 +107,20 @@ def _replacing(path: str, suffix: str = ""):
 
 
 def write_text(path: str, text: str) -> None:
-    """Writes `text` to `path` whole (temporary file, fsync, rename)."""
-    with _replacing(path) as temporary:
-        with open(temporary, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+    """Writes `text` to `path` whole (temporary file, fsync, rename).
+
+    Raises:
+      OSError: naming `path` (e.g. ENOSPC); `path` itself is left as it was.
+    """
+    try:
+        with _replacing(path) as temporary:
+            with open(temporary, "w") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+    except OSError as err:
+        # The temporary file's name would mean nothing to the user; the target's does.
+        raise OSError(err.errno, err.strerror, path) from None
 
 
 def write_json(path: str, value, indent: int | None = 2) -> None:

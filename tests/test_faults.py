@@ -331,3 +331,24 @@ def test_a_garbled_checkpoint_index_file_is_rewritten(tmp_path):
     (tmp_path / "checkpoint").write_text("}}} not a text proto")
     assert checkpoints.restore_newest_readable(checkpoint, str(tmp_path)) == str(tmp_path / "ckpt-4")
     assert tf.train.latest_checkpoint(str(tmp_path)) == str(tmp_path / "ckpt-4")
+
+
+def test_a_full_disk_while_writing_a_result_is_one_line_and_exit_1(tmp_path, monkeypatch,
+                                                                     capsys):
+    from rarl_tf import cli
+
+    def main(argv):
+        run_files.write_json(str(tmp_path / "metrics.json"), {"mAP": 1.0})
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    monkeypatch.delenv("RARL_TRACEBACK", raising=False)
+    with pytest.raises(SystemExit) as exit_status:
+        cli.user_errors_exit(main)(["train"])
+    assert exit_status.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f"error: no space left to write {tmp_path / 'metrics.json'} (No space left on device)")
+    assert not list(tmp_path.iterdir())  # no temporary file left behind
