@@ -106,8 +106,8 @@ def inputs(seed: int = 0) -> list[tuple[str, bytes]]:
             for height, width in ((HUGE, HUGE), (1, 2**31 - 1), (0, 5), (7, 9), (500, 3)):
                 resized, pixels = _resized_header(fmt, data, height, width)
                 cases.append(("huge" if pixels > 50_000_000 else "wrong_size", resized))
-    for width, height, fix in ((HUGE, HUGE, True), (HUGE, HUGE, False), (2**32 - 1, 2**32 - 1, True),
-                               (2**31 - 1, 2**31 - 1, True)):
+    for width, height, fix in ((HUGE, HUGE, True), (HUGE, HUGE, False),
+                               (2**32 - 1, 2**32 - 1, True), (2**31 - 1, 2**31 - 1, True)):
         cases.append(("huge", _png_declaring(width, height, fix)))
     for signature in (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"GIF89a", b"RIFF\0\0\0\0WEBP"):
         for length in (0, 5, 40, 400):

@@ -231,7 +231,8 @@ def test_an_unreadable_newest_checkpoint_falls_back_to_the_one_before(tmp_path, 
     _truncate(str(tmp_path / "ckpt-6"))
     (tmp_path / "checkpoint").write_text("garbage that is not a checkpoint state")
     value.assign(-1.0)
-    assert checkpoints.restore_newest_readable(checkpoint, str(tmp_path)) == str(tmp_path / "ckpt-4")
+    restored = checkpoints.restore_newest_readable(checkpoint, str(tmp_path))
+    assert restored == str(tmp_path / "ckpt-4")
     assert float(value) == 4.0
     out = capsys.readouterr().out
     assert f"checkpoint {tmp_path / 'ckpt-6'} cannot be read" in out
@@ -329,7 +330,8 @@ def test_a_garbled_checkpoint_index_file_is_rewritten(tmp_path):
 
     value, checkpoint, _ = _variable_checkpoints(tmp_path, [2, 4])
     (tmp_path / "checkpoint").write_text("}}} not a text proto")
-    assert checkpoints.restore_newest_readable(checkpoint, str(tmp_path)) == str(tmp_path / "ckpt-4")
+    restored = checkpoints.restore_newest_readable(checkpoint, str(tmp_path))
+    assert restored == str(tmp_path / "ckpt-4")
     assert tf.train.latest_checkpoint(str(tmp_path)) == str(tmp_path / "ckpt-4")
 
 

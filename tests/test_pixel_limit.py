@@ -25,7 +25,8 @@ def encode(fmt, height=5, width=7, **options):
 def png_declaring(width, height, body=b"\0" * 100):
     """A small valid-looking PNG whose IHDR declares `width` x `height` (the issue's bomb)."""
     def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (image_header.PNG_SIGNATURE + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(body))

@@ -51,8 +51,8 @@ def _webp_shape(padded: tf.Tensor) -> tf.Tensor:
     lossless = tf.stack([(bits // 2**14) % 2**14 + 1, bits % 2**14 + 1])
     # VP8X (extended): 24-bit canvas width - 1 at 24 and height - 1 at 27; flag 0x02 = animated.
     animated = (_uint(padded, 20, 1, False) // 2) % 2 == 1
-    extended = tf.where(animated, tf.constant([-1, -1], tf.int64),
-                        tf.stack([_uint(padded, 27, 3, False) + 1, _uint(padded, 24, 3, False) + 1]))
+    canvas = tf.stack([_uint(padded, 27, 3, False) + 1, _uint(padded, 24, 3, False) + 1])
+    extended = tf.where(animated, tf.constant([-1, -1], tf.int64), canvas)
     unknown = tf.constant([-1, -1], tf.int64)
     return tf.where(tf.equal(chunk, b"VP8 "), lossy,
                     tf.where(tf.equal(chunk, b"VP8L"), lossless,

@@ -150,7 +150,8 @@ def train_stream(examples: tf.data.Dataset, pass_size: int, start_step: int, tot
         seed_pair = tf.stack([tf.constant(seed, tf.int64), example["index"]])
         return augment(example["image"], seed_pair, image_size, crop_margin), example["labels"]
 
-    ds = decode(stream, counter, max_pixels).map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = decode(stream, counter, max_pixels).map(prepare, num_parallel_calls=AUTOTUNE,
+                                                 deterministic=True)
     # drop_remainder: every step sees the same global batch, which tf.distribute needs to split.
     ds = ds.batch(batch_size, drop_remainder=True).take(total_steps - start_step)
     return ds.prefetch(AUTOTUNE)

@@ -1,8 +1,9 @@
 """Datasets read through tensorflow-datasets: Pascal VOC 2007, MS-COCO 2014, cluttered_digits.
 
 Each loader returns examples `{"image": encoded bytes (tf.string), "labels": float32 [C],
-"ignore": bool [C]}`, and for VOC and COCO the image's file name as "name" (warnings name it). Images stay encoded here so the pipeline can decode them itself and skip
-(and count) an image that does not decode instead of ending the run.
+"ignore": bool [C]}`, and for VOC and COCO the image's file name as "name" (warnings name
+it). Images stay encoded here so the pipeline can decode them itself and skip (and count) an
+image that does not decode, or is over --max_pixels, instead of ending the run.
 
 VOC and COCO must be prepared in `data_dir` (`tfds build voc/2007 --data_dir=DIR`) or
 `download=True` lets tensorflow-datasets download and prepare them; without either the loader
