@@ -65,6 +65,8 @@ class ModelConfig:
     # themselves from (F_g, h_t); the mean is their softmax-weighted position
     loc_head: str = "dense"
     loc_grid: int = 7  # G
+    # rho (view frame) of the spatial head's inhibition of return; 0: none
+    inhibition_radius: float = 0.0
     # rarl | global: backbone, global average pooling, one dense layer (the "VeryDeep" baseline).
     architecture: str = "rarl"
     # policy (the paper) | random: uniform random centres, same anchors (Table 3's "random").
@@ -170,6 +172,9 @@ class ExperimentConfig:
             (m.trajectories >= 1, "trajectories", m.trajectories, "an integer K >= 1"),
             (m.loc_head in LOC_HEADS, "loc_head", m.loc_head, f"one of {LOC_HEADS}"),
             (m.loc_grid >= 2, "loc_grid", m.loc_grid, "an integer G >= 2"),
+            (m.inhibition_radius == 0 or (m.inhibition_radius > 0 and m.loc_head == "spatial"),
+             "inhibition_radius", m.inhibition_radius,
+             "0, or > 0 with --loc_head=spatial (it acts on the spatial head's cells)"),
             (m.loc_hidden >= 0, "loc_hidden", m.loc_hidden, "an integer >= 0 (0: no layer)"),
             (t.batch_size >= 1, "batch_size", t.batch_size, "an integer >= 1"),
             (t.epochs >= 1, "epochs", t.epochs, "an integer >= 1"),

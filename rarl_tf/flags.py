@@ -73,6 +73,8 @@ def define_experiment_flags() -> None:
                         "(cells of a G x G grid of the view score themselves; the mean is their "
                         "weighted position).")
     flags.DEFINE_integer("loc_grid", _M.loc_grid, "G: side of the spatial head's grid.")
+    flags.DEFINE_float("inhibition_radius", _M.inhibition_radius, "rho ([-1, 1] view frame) of "
+                       "the spatial head's inhibition of return; 0: none.")
     flags.DEFINE_bool("context_grid", _M.context_grid, "Embed the whole view of iteration 0 "
                       "from its flattened s x s grid (keeps where things are).")
     # Training.
@@ -128,6 +130,7 @@ def experiment_config_from_flags() -> ExperimentConfig:
         reward=FLAGS.reward, step_reward=FLAGS.step_reward, trajectories=FLAGS.trajectories,
         location_input=FLAGS.location_input, loc_hidden=FLAGS.loc_hidden,
         context_grid=FLAGS.context_grid, loc_head=FLAGS.loc_head, loc_grid=FLAGS.loc_grid,
+        inhibition_radius=FLAGS.inhibition_radius,
         architecture=FLAGS.architecture, locations=FLAGS.locations,
         recurrence=FLAGS.recurrence)
     data = DataConfig(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,

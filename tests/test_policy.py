@@ -102,12 +102,12 @@ def test_spatial_head_points_at_the_cell_whose_features_score_highest():
     agent.loc_score.kernel.assign(np.ones((4, 1), np.float32))
     cells = agent._cell_scores(tf.constant(features), tf.constant([[0.0, 0.0, 1.0, 1.0]]),
                                tf.constant([0]))
-    mean = agent._spatial_mean(tf.zeros([1, 16]), cells).numpy()[0]
+    mean = agent._policy(tf.zeros([1, 16]), cells, [])[1].numpy()[0]
     np.testing.assert_allclose(mean, [-1.0 + 2 * 1 / 4, -1.0 + 2 * 3 / 4], atol=1e-3)
     # A mirrored view reads the map right to left: the same cell is at -x.
     cells = agent._cell_scores(tf.constant(features), tf.constant([[0.0, 1.0, 1.0, 0.0]]),
                                tf.constant([0]))
-    np.testing.assert_allclose(agent._spatial_mean(tf.zeros([1, 16]), cells).numpy()[0],
+    np.testing.assert_allclose(agent._policy(tf.zeros([1, 16]), cells, [])[1].numpy()[0],
                                [-0.5, -0.5], atol=1e-3)
 
 
@@ -124,3 +124,32 @@ def test_spatial_head_learns_from_reinforce_only_and_not_through_the_map():
     assert all(g is not None and float(tf.norm(g)) > 0 for g in tape.gradient(rl, head))
     assert all(g is None for g in tape.gradient(cls, head))
     assert all(g is None for g in tape.gradient(rl, model.backbone.trainable_variables))
+
+
+def test_inhibition_of_return_sends_the_next_step_to_the_next_best_cell():
+    model = build_model(tiny_model_config(loc_head="spatial", loc_grid=5, loc_hidden=4,
+                                          inhibition_radius=0.2), 5)
+    agent = model.agent
+    features = np.zeros((1, 5, 5, 16), np.float32)
+    features[0, 1, 3, 0] = 1.0  # the best cell, at (-0.5, 0.5)
+    features[0, 4, 0, 0] = 0.8  # the second best, at (1, -1)
+    agent.loc_cell.kernel.assign(np.eye(16, 4, dtype=np.float32) * 50.0)
+    agent.loc_cell.bias.assign(np.zeros(4, np.float32))
+    agent.loc_score.kernel.assign(np.ones((4, 1), np.float32))
+    cells = agent._cell_scores(tf.constant(features), tf.constant([[0.0, 0.0, 1.0, 1.0]]),
+                               tf.constant([0]))
+    state = tf.zeros([1, 16])
+    first = agent._policy(state, cells, [])[1].numpy()[0]
+    np.testing.assert_allclose(first, [-0.5, 0.5], atol=1e-3)
+    looked = tf.constant([[-0.5, 0.5]])  # the agent looked exactly at the best cell
+    second = agent._policy(state, cells, [looked])[1].numpy()[0]
+    np.testing.assert_allclose(second, [1.0, -1.0], atol=1e-3)
+    # Without inhibition the agent would look at the same cell again.
+    agent.inhibition_radius = 0.0
+    np.testing.assert_allclose(agent._policy(state, cells, [looked])[1], [first], atol=1e-3)
+
+
+def test_inhibition_needs_the_spatial_head():
+    config = ExperimentConfig(model=dataclasses.replace(ModelConfig(), inhibition_radius=0.3))
+    with pytest.raises(ValueError, match="--inhibition_radius=0.3 is not allowed"):
+        config.validate()

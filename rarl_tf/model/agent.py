@@ -16,10 +16,14 @@ glimpse network of Mnih et al. (2014) does, so the agent knows where it has look
 `loc_hidden` gives f_loc a hidden ReLU layer; `context_grid` embeds iteration 0's whole view from
 its flattened s x s grid by a dense layer of its own, so the state that places l_1.. keeps where
 things are in the view even when regions are max-pooled (`region_pool="max"`);
-`loc_head="spatial"` replaces the paper's f_loc(h_t) = FC(h_t) by f_loc(h_t, F): every cell of
-a G x G grid cropped from the view scores itself from its features and the state,
-u_g = v . relu(W_f F_g + W_h h_t), and the mean location is the softmax(u)-weighted mean of the
-cells' positions, so where the policy looks follows what the map shows there.
+`loc_head="spatial"` replaces the paper's Normal(FC(h_t), sigma) by a mixture over the cells
+of a G x G grid cropped from the view: cell g, at position p_g, weighs itself from its features
+and the state, u_g = v . relu(W_f F_g + W_h h_t), and l_{t+1} ~ sum_g softmax(u)_g
+Normal(p_g, sigma) (the most likely cell's position at inference), so where the policy looks
+follows what the map shows there, and several digits are several modes rather than one mean
+between them; `inhibition_radius` rho > 0 adds inhibition of return: a cell's weight is
+multiplied by prod_s (1 - exp(-|p_g - l_s|^2 / (2 rho^2))) over the locations l_s already
+used, so the agent does not look again where it has looked.
 
 Ablations (the paper's Tables 3 and 4): `locations="random"` draws l_t uniformly in the view
 instead; `recurrence="localisation_only"` scores regions with an independent classifier on
@@ -77,6 +81,8 @@ class RecurrentAttention(keras.layers.Layer):
       context_grid: embed iteration 0's whole view from its flattened s x s grid.
       loc_head: "dense" (the paper's f_loc(h_t)) or "spatial" (see the module docstring).
       loc_grid: G, the side of the spatial head's grid of cells over the view.
+      inhibition_radius: rho, in the view frame, of the spatial head's inhibition of return
+        (0: none).
       seed: seed of the location sampler.
     """
 
@@ -87,7 +93,7 @@ class RecurrentAttention(keras.layers.Layer):
                  region_pool: str = "flatten", locations: str = "policy",
                  recurrence: str = "lstm", location_input: bool = False, loc_hidden: int = 0,
                  context_grid: bool = False, loc_head: str = "dense", loc_grid: int = 7,
-                 seed: int | None = None, **kwargs):
+                 inhibition_radius: float = 0.0, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if crop_mode not in CROP_MODES:
             raise ValueError(f"crop_mode={crop_mode!r}; expected one of {CROP_MODES}")
@@ -116,6 +122,7 @@ class RecurrentAttention(keras.layers.Layer):
             raise ValueError(f"loc_head={loc_head!r}; expected one of {LOC_HEADS}")
         self.loc_head_kind = loc_head
         self.loc_grid = int(loc_grid)
+        self.inhibition_radius = float(inhibition_radius)
         self.seed = seed
         self.anchor_px = anchors_lib.anchor_shapes(self.anchor_sizes, self.aspect_ratios)
         self.num_anchors = len(self.anchor_px)
@@ -226,8 +233,8 @@ class RecurrentAttention(keras.layers.Layer):
             region_logits [B, V, T, k, C]: a_tr, the region scores;
             boxes [B, V, T, k, 4]: the regions on the map, normalised (y1, x1, y2, x2);
             locations [B, V, T, 2]: l_1..l_T as used, in the view frame [-1, 1];
-            means [B, V, T, 2]: the policy means f_loc(h_{t-1});
-            log_probs [B, V, T]: log pi(l_t) summed over (y, x), gradient to the means only;
+            means [B, V, T, 2]: the policy's mode: its mean f_loc(h_{t-1}) for the paper's Normal;
+            log_probs [B, V, T]: log pi(l_t) of the 2-D location, gradient to the policy only;
             baselines [B, V, T]: b_t, trained to predict the reward.
         """
         views = tf.convert_to_tensor(views, tf.float32)
@@ -250,8 +257,10 @@ class RecurrentAttention(keras.layers.Layer):
         cells = self._cell_scores(features, episode_views, episode_image)
         outputs = {key: [] for key in ("region_logits", "boxes", "locations", "means",
                                        "log_probs", "baselines")}
+        visited = []
         for _ in range(self.num_steps):
-            used, mean, log_prob, baseline = self._place(h, sample, cells)
+            used, mean, log_prob, baseline = self._place(h, sample, cells, visited)
+            visited.append(used)
             boxes = anchors_lib.anchor_boxes(used, episode_views, shapes)  # [E, k, 4]
             h_r, c_r, e_r = self._observe(features, tf.reshape(boxes, [-1, 4]), region_image,
                                           [_repeat_rows(h, k), _repeat_rows(c, k)],
@@ -271,21 +280,47 @@ class RecurrentAttention(keras.layers.Layer):
             result[key] = tf.reshape(stacked, shape)
         return result
 
-    def _spatial_mean(self, state, cells):
-        """Softmax over the G x G cells of v . relu(cells + W_h h) -> the mean of their (y, x)
-        positions in the view frame: [E, 2]."""
-        scores = self.loc_score(tf.nn.relu(cells + self.loc_state(state)[:, None, :]))
-        weights = tf.nn.softmax(tf.squeeze(scores, -1), axis=-1)  # [E, G * G]
-        # Cell g = i * G + j samples the view at (-1 + 2 i / (G - 1), -1 + 2 j / (G - 1)).
+    def _cell_positions(self, dtype) -> tf.Tensor:
+        """[G * G, 2]: cell g = i * G + j samples the view at (-1 + 2i/(G-1), -1 + 2j/(G-1))."""
         side = tf.linspace(-1.0, 1.0, self.loc_grid)
         ys, xs = tf.meshgrid(side, side, indexing="ij")
-        positions = tf.stack([tf.reshape(ys, [-1]), tf.reshape(xs, [-1])], axis=-1)
-        return tf.matmul(weights, tf.cast(positions, weights.dtype))
+        return tf.cast(tf.stack([tf.reshape(ys, [-1]), tf.reshape(xs, [-1])], -1), dtype)
 
-    def _place(self, h, sample, cells=None):
+    def _cell_logits(self, state, cells, visited=()):
+        """The spatial head's log-weights of the G x G cells, v . relu(cells + W_h h), with the
+        inhibition of the `visited` locations ([E, 2] each): [E, G * G]."""
+        logits = tf.squeeze(self.loc_score(tf.nn.relu(cells + self.loc_state(state)[:, None])),
+                            -1)
+        if self.inhibition_radius > 0:
+            positions = self._cell_positions(logits.dtype)
+            for location in visited:
+                distance2 = tf.reduce_sum(tf.square(positions[None] - location[:, None]), -1)
+                near = tf.exp(-distance2 / (2.0 * self.inhibition_radius ** 2))
+                # log(1 - near): the weight is multiplied by (1 - near), exactly 0 at l_s.
+                logits += tf.math.log(1.0 - near + 1e-20)
+        return logits
+
+    def _policy(self, state, cells, visited):
+        """pi(l | state) and its mode [E, 2]: a Normal(f_loc(h), sigma) per coordinate (the
+        paper), or for the spatial head a mixture over the cells of Normals(p_g, sigma)."""
+        if cells is None:
+            if self.loc_hidden_layer is not None:
+                state = self.loc_hidden_layer(state)
+            mean = self.loc_head(state)
+            return tfd.Independent(tfd.Normal(loc=mean, scale=self.loc_std), 1), mean
+        logits = self._cell_logits(state, cells, visited)
+        positions = self._cell_positions(logits.dtype)
+        components = tfd.Independent(tfd.Normal(
+            loc=positions[None] + tf.zeros_like(logits)[..., None], scale=self.loc_std), 1)
+        policy = tfd.MixtureSameFamily(tfd.Categorical(logits=logits), components)
+        # The most likely cell, as a one-hot product (no gather, for the TFLite GPU delegate).
+        best = tf.one_hot(tf.argmax(logits, axis=-1), self.loc_grid ** 2, dtype=logits.dtype)
+        return policy, tf.matmul(best, positions)
+
+    def _place(self, h, sample, cells=None, visited=()):
         """The next location from state h [E, H] (and, for the spatial head, the view's cell
-        terms): (used [E, 2] clipped to the view, mean [E, 2], log pi(used) [E], baseline
-        b_t [E])."""
+        terms and the locations used so far): (used [E, 2] clipped to the view, mode of the
+        policy [E, 2], log pi(used) [E], baseline b_t [E])."""
         # The policy reads a stop-gradient copy of the state: REINFORCE trains the location
         # head only. Its gradient, (l - mu) / sigma^2 ~ 9 per unit of advantage, dwarfs that
         # of the softmax-MSE loss and drowned the classifier when let into the LSTM and
@@ -293,30 +328,23 @@ class RecurrentAttention(keras.layers.Layer):
         # (With recurrence="localisation_only" the LSTM serves the policy alone, so REINFORCE
         # trains it too; its input is cut from the trunk in `_observe` instead.)
         policy_input = h if self.recurrence == "localisation_only" else tf.stop_gradient(h)
-        if cells is not None:
-            mean = self._spatial_mean(policy_input, cells)
-        elif self.loc_head is None:  # random locations: no policy to learn
-            mean = tf.zeros([tf.shape(h)[0], 2], h.dtype)
-        else:
-            if self.loc_hidden_layer is not None:
-                policy_input = self.loc_hidden_layer(policy_input)
-            mean = self.loc_head(policy_input)
         baseline = tf.squeeze(self.baseline_head(tf.stop_gradient(h)), -1)
-        policy = tfd.Normal(loc=mean, scale=self.loc_std)
-        if self.locations == "random":
-            # Table 3's baseline: centres uniform in the view, in training and inference.
-            loc = keras.random.uniform(tf.shape(mean), -1.0, 1.0, seed=self.seed_generator)
-        elif sample:
+        if self.locations == "random" or (self.loc_head is None and cells is None):
+            # Table 3's baseline: centres uniform in the view, in training and inference;
+            # nothing to learn, so no REINFORCE term.
+            loc = keras.random.uniform([tf.shape(h)[0], 2], -1.0, 1.0, seed=self.seed_generator)
+            zeros = tf.zeros([tf.shape(h)[0]], h.dtype)
+            return loc, tf.zeros_like(loc), zeros, baseline
+        policy, mode = self._policy(policy_input, cells, visited)
+        if sample:
             seed = tf.cast(self.seed_generator.next(), tf.int32)
-            # No gradient through the sample: REINFORCE reaches the mean through log_prob
+            # No gradient through the sample: REINFORCE reaches the policy through log_prob
             # only, never through the sampled location or the crop it feeds.
             loc = tf.stop_gradient(policy.sample(seed=seed))
         else:
-            loc = mean
-        log_prob = tf.reduce_sum(policy.log_prob(tf.stop_gradient(loc)), axis=-1)
-        if self.locations == "random":
-            log_prob = tf.zeros_like(log_prob)  # nothing to learn: no REINFORCE term
-        return tf.clip_by_value(tf.stop_gradient(loc), -1.0, 1.0), mean, log_prob, baseline
+            loc = mode
+        log_prob = policy.log_prob(tf.stop_gradient(loc))
+        return tf.clip_by_value(tf.stop_gradient(loc), -1.0, 1.0), mode, log_prob, baseline
 
     def get_config(self):
         config = super().get_config()
@@ -328,5 +356,6 @@ class RecurrentAttention(keras.layers.Layer):
                       locations=self.locations, recurrence=self.recurrence,
                       location_input=self.location_input, loc_hidden=self.loc_hidden,
                       context_grid=self.context_grid, loc_head=self.loc_head_kind,
-                      loc_grid=self.loc_grid, seed=self.seed)
+                      loc_grid=self.loc_grid, inhibition_radius=self.inhibition_radius,
+                      seed=self.seed)
         return config

@@ -45,6 +45,7 @@ def build_model(config: ModelConfig, num_classes: int, seed: int | None = 0,
                           recurrence=config.recurrence, location_input=config.location_input,
                           loc_hidden=config.loc_hidden, context_grid=config.context_grid,
                           loc_head=config.loc_head, loc_grid=config.loc_grid,
+                          inhibition_radius=config.inhibition_radius,
                           embed_dim=config.embed_dim, lstm_units=config.lstm_units,
                           loc_std=config.loc_std, crop_mode=crop_mode, seed=seed))
     model(np.zeros((1, side, side, 3), np.float32))
