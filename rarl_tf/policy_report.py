@@ -185,3 +185,20 @@ def markdown(report: dict) -> str:
                 + (f" Policy-gradient batch SNR {g['snr']:.2f} ({g['batches']} batches of "
                    f"{g['batch_size']})." if g else ""))
     return "\n".join(rows)
+
+
+def comparison_markdown(reports: dict) -> str:
+    """One row per named report (e.g. runs that differ by one setting), percent."""
+    rows = ["| run | mAP | same weights, random centres | learned − random | centre inside per "
+            "step (mean) | union: centre inside / IoU >= 0.5 | consecutive distance (mean) | "
+            "policy-gradient SNR |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in reports.items():
+        p, g = r["policy"], r["gradient"]
+        snr = "-" if g is None else f"{g['snr']:.2f}"
+        rows.append(
+            f"| {name} | {100 * p['mAP']:.1f} | {100 * r['random']['mAP']:.1f} | "
+            f"{100 * r['learned_minus_random_mAP']:+.1f} | "
+            f"{100 * np.mean(p['step_centre_inside']):.1f} | "
+            f"{100 * p['union_centre_inside']:.1f} / {100 * p['union_iou50']:.1f} | "
+            f"{np.mean(p['step_distance']):.2f} | {snr} |")
+    return "\n".join(rows)

@@ -199,6 +199,10 @@ def test_policy_report_compares_the_policy_with_random_centres(trained):
     assert report["gradient"]["batches"] == 2 and report["gradient"]["snr"] > 0.0
     assert (base / "report" / "policy.md").read_text().startswith("| placement |")
     assert "| random |" in result.stdout
+    table = run("tools.policy_report", f"--compare={out}", data_dir=base / "tfds")
+    assert table.returncode == 0, table.stderr[-2000:]
+    row = [line for line in table.stdout.splitlines() if line.startswith("| policy |")][0]
+    assert f"{100 * report['policy']['mAP']:.1f}" in row
 
 
 def test_training_draws_attention_pictures_for_tensorboard(trained):

@@ -8,6 +8,10 @@ discovery per step and over the union of steps, distance between consecutive loc
 often the reward depends on placement over --samples sampled trajectories, and the batch
 signal-to-noise of the location head's REINFORCE gradient (`rarl_tf/policy_report.py`). Writes
 the JSON and a markdown file next to it, and prints the table.
+
+    python -m tools.policy_report --compare=results/levers/recipe.json,results/levers/dense_head.json
+
+prints one row per report already written (e.g. runs that differ by one setting) instead.
 """
 
 from __future__ import annotations
@@ -23,9 +27,25 @@ from rarl_tf import flags as rarl_flags
 FLAGS = flags.FLAGS
 
 
+def compare(paths) -> None:
+    from rarl_tf.policy_report import comparison_markdown
+
+    reports = {}
+    for path in paths:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"--compare: {path} not found (a JSON written by this tool)")
+        with open(path) as f:
+            reports[os.path.splitext(os.path.basename(path))[0]] = json.load(f)
+    print(comparison_markdown(reports))
+
+
 def main(argv):
     if len(argv) > 1:
         raise ValueError(f"unexpected arguments {argv[1:]}; flags go as --name=value")
+    if FLAGS.compare:
+        return compare(FLAGS.compare)
+    if not FLAGS.model_dir:
+        raise ValueError("--model_dir is required (or --compare=REPORT.json,...)")
     if FLAGS.max_images < 1 or FLAGS.samples < 2:
         raise ValueError(f"--max_images={FLAGS.max_images} / --samples={FLAGS.samples}: expected "
                          f"at least 1 image and 2 samples")
@@ -52,7 +72,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    rarl_flags.define_model_dir_flag()
+    rarl_flags.define_model_dir_flag(required=False)
+    flags.DEFINE_list("compare", [], "Report JSON files to tabulate side by side instead.")
     flags.DEFINE_integer("max_images", 512, "Test images to measure on.")
     flags.DEFINE_integer("samples", 8, "Sampled trajectories per image for the reward rows.")
     flags.DEFINE_string("output", None, "JSON path; default MODEL_DIR/policy_report.json.")
