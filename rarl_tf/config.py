@@ -166,16 +166,6 @@ class ExperimentConfig:
             (m.num_steps >= 1, "num_steps", m.num_steps, "T >= 1"),
             (m.loc_std > 0, "loc_std", m.loc_std, "sigma > 0"),
             (0 <= m.discount <= 1, "discount", m.discount, "0 <= gamma <= 1"),
-            (m.reward in REWARDS, "reward", m.reward, f"one of {REWARDS}"),
-            (m.step_reward in STEP_REWARDS, "step_reward", m.step_reward,
-             f"one of {STEP_REWARDS}"),
-            (m.trajectories >= 1, "trajectories", m.trajectories, "an integer K >= 1"),
-            (m.loc_head in LOC_HEADS, "loc_head", m.loc_head, f"one of {LOC_HEADS}"),
-            (m.loc_grid >= 2, "loc_grid", m.loc_grid, "an integer G >= 2"),
-            (m.inhibition_radius == 0 or (m.inhibition_radius > 0 and m.loc_head == "spatial"),
-             "inhibition_radius", m.inhibition_radius,
-             "0, or > 0 with --loc_head=spatial (it acts on the spatial head's cells)"),
-            (m.loc_hidden >= 0, "loc_hidden", m.loc_hidden, "an integer >= 0 (0: no layer)"),
             (t.batch_size >= 1, "batch_size", t.batch_size, "an integer >= 1"),
             (t.epochs >= 1, "epochs", t.epochs, "an integer >= 1"),
             (t.learning_rate > 0, "learning_rate", t.learning_rate, "> 0"),
@@ -189,7 +179,7 @@ class ExperimentConfig:
             (e.top_k >= 1, "top_k", e.top_k, "an integer >= 1"),
             (0 <= e.threshold <= 1, "threshold", e.threshold, "a probability in [0, 1]"),
         ]
-        for ok, flag, value, allowed in checks:
+        for ok, flag, value, allowed in checks + _policy_checks(m):
             if not ok:
                 raise ValueError(f"--{flag}={value} is not allowed: expected {allowed}")
 
@@ -214,6 +204,22 @@ class ExperimentConfig:
                    train=build(TrainConfig, raw.get("train", {})),
                    eval=build(EvalConfig, raw.get("eval", {})),
                    class_names=tuple(raw.get("class_names", ())))
+
+
+def _policy_checks(m: ModelConfig) -> list[tuple]:
+    """(ok, flag, value, allowed) for the location-policy fields."""
+    return [
+        (m.reward in REWARDS, "reward", m.reward, f"one of {REWARDS}"),
+        (m.step_reward in STEP_REWARDS, "step_reward", m.step_reward,
+         f"one of {STEP_REWARDS}"),
+        (m.trajectories >= 1, "trajectories", m.trajectories, "an integer K >= 1"),
+        (m.loc_head in LOC_HEADS, "loc_head", m.loc_head, f"one of {LOC_HEADS}"),
+        (m.loc_grid >= 2, "loc_grid", m.loc_grid, "an integer G >= 2"),
+        (m.inhibition_radius == 0 or (m.inhibition_radius > 0 and m.loc_head == "spatial"),
+         "inhibition_radius", m.inhibition_radius,
+         "0, or > 0 with --loc_head=spatial (it acts on the spatial head's cells)"),
+        (m.loc_hidden >= 0, "loc_hidden", m.loc_hidden, "an integer >= 0 (0: no layer)"),
+    ]
 
 
 CONFIG_FILE = "config.json"

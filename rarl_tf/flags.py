@@ -58,6 +58,27 @@ def define_experiment_flags() -> None:
                         "lstm (paper), localisation_only (an independent region classifier), "
                         "or none (no LSTM): the paper's Table 4.")
     flags.DEFINE_float("loc_std", _M.loc_std, "sigma of the location policy ([-1, 1] frame).")
+    define_policy_flags()
+    # Training.
+    flags.DEFINE_integer("batch_size", _T.batch_size, "Global batch size.")
+    flags.DEFINE_integer("epochs", _T.epochs, "Training epochs.")
+    flags.DEFINE_float("learning_rate", _T.learning_rate, "Adam learning rate (peak).")
+    flags.DEFINE_enum("lr_schedule", _T.lr_schedule, ["constant", "cosine"],
+                      "Learning-rate schedule.")
+    flags.DEFINE_float("warmup_epochs", _T.warmup_epochs, "Linear warm-up, in epochs.")
+    flags.DEFINE_float("beta_1", _T.beta_1, "Adam beta_1.")
+    flags.DEFINE_float("beta_2", _T.beta_2, "Adam beta_2.")
+    flags.DEFINE_integer("steps_per_epoch", _T.steps_per_epoch,
+                         "Steps per epoch; default one pass over the training split.")
+    flags.DEFINE_integer("checkpoint_every_steps", _T.checkpoint_every_steps,
+                         "Save a resumable checkpoint every this many steps.")
+    flags.DEFINE_integer("seed", _T.seed, "Seed of data order, augmentation, init and sampling.")
+    # Evaluation.
+    define_eval_flags()
+
+
+def define_policy_flags() -> None:
+    """The location policy's flags (README, "The location policy"); defaults: the paper."""
     flags.DEFINE_float("discount", _M.discount, "gamma, the reward discount.")
     flags.DEFINE_string("reward", _M.reward, "top_n (the paper's eq. 5) or log_likelihood "
                         "(of the true labels; does not saturate).")
@@ -77,22 +98,6 @@ def define_experiment_flags() -> None:
                        "the spatial head's inhibition of return; 0: none.")
     flags.DEFINE_bool("context_grid", _M.context_grid, "Embed the whole view of iteration 0 "
                       "from its flattened s x s grid (keeps where things are).")
-    # Training.
-    flags.DEFINE_integer("batch_size", _T.batch_size, "Global batch size.")
-    flags.DEFINE_integer("epochs", _T.epochs, "Training epochs.")
-    flags.DEFINE_float("learning_rate", _T.learning_rate, "Adam learning rate (peak).")
-    flags.DEFINE_enum("lr_schedule", _T.lr_schedule, ["constant", "cosine"],
-                      "Learning-rate schedule.")
-    flags.DEFINE_float("warmup_epochs", _T.warmup_epochs, "Linear warm-up, in epochs.")
-    flags.DEFINE_float("beta_1", _T.beta_1, "Adam beta_1.")
-    flags.DEFINE_float("beta_2", _T.beta_2, "Adam beta_2.")
-    flags.DEFINE_integer("steps_per_epoch", _T.steps_per_epoch,
-                         "Steps per epoch; default one pass over the training split.")
-    flags.DEFINE_integer("checkpoint_every_steps", _T.checkpoint_every_steps,
-                         "Save a resumable checkpoint every this many steps.")
-    flags.DEFINE_integer("seed", _T.seed, "Seed of data order, augmentation, init and sampling.")
-    # Evaluation.
-    define_eval_flags()
 
 
 def define_eval_flags() -> None:

@@ -56,6 +56,16 @@ def _repeat_rows(x: tf.Tensor, k: int) -> tf.Tensor:
     return tf.reshape(x[:, None, :] + tf.zeros([1, k, 1], x.dtype), [-1, d])
 
 
+def _by_image(outputs: dict, batch, num_views: int) -> dict:
+    """Per-step lists of [E, ...] tensors -> [B, V, T, ...] tensors (episode e = b * V + v)."""
+    result = {}
+    for key, steps in outputs.items():
+        stacked = tf.stack(steps, axis=1)  # [E, T, ...]
+        shape = tf.concat([[batch, num_views], tf.shape(stacked)[1:]], axis=0)
+        result[key] = tf.reshape(stacked, shape)
+    return result
+
+
 @keras.saving.register_keras_serializable(package="rarl_tf")
 class RecurrentAttention(keras.layers.Layer):
     """Places T sequences of k anchor regions on a feature map and scores every region.
@@ -130,25 +140,29 @@ class RecurrentAttention(keras.layers.Layer):
         self.cell = (keras.layers.LSTMCell(lstm_units, name="lstm_cell")
                      if recurrence != "none" else None)
         self.cls_head = keras.layers.Dense(num_classes, name="cls_head")
-        # tanh keeps the policy's mean inside the view frame [-1, 1].
-        dense_policy = locations == "policy" and loc_head == "dense"
-        self.loc_head = (keras.layers.Dense(2, activation="tanh", name="loc_head")
-                         if dense_policy else None)
-        self.loc_hidden_layer = (keras.layers.Dense(self.loc_hidden, activation="relu",
-                                                    name="loc_hidden")
-                                 if dense_policy and self.loc_hidden else None)
-        spatial = locations == "policy" and loc_head == "spatial"
-        width = self.loc_hidden or embed_dim
-        self.loc_cell = keras.layers.Dense(width, name="loc_cell") if spatial else None
-        self.loc_state = (keras.layers.Dense(width, use_bias=False, name="loc_state")
-                          if spatial else None)
-        self.loc_score = keras.layers.Dense(1, name="loc_score") if spatial else None
+        self._make_location_layers()
         self.context_embed = (keras.layers.Dense(embed_dim, activation="relu",
                                                  name="context_embed")
                               if self.context_grid else None)
         # The REINFORCE baseline b_t(h_t) of Mnih et al. (2014), for variance reduction only.
         self.baseline_head = keras.layers.Dense(1, name="baseline_head")
         self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def _make_location_layers(self):
+        """The location head's layers (None where the configuration has no use for them)."""
+        dense = self.locations == "policy" and self.loc_head_kind == "dense"
+        spatial = self.locations == "policy" and self.loc_head_kind == "spatial"
+        # tanh keeps the policy's mean inside the view frame [-1, 1].
+        self.loc_head = (keras.layers.Dense(2, activation="tanh", name="loc_head")
+                         if dense else None)
+        self.loc_hidden_layer = (keras.layers.Dense(self.loc_hidden, activation="relu",
+                                                    name="loc_hidden")
+                                 if dense and self.loc_hidden else None)
+        width = self.loc_hidden or self.embed_dim
+        self.loc_cell = keras.layers.Dense(width, name="loc_cell") if spatial else None
+        self.loc_state = (keras.layers.Dense(width, use_bias=False, name="loc_state")
+                          if spatial else None)
+        self.loc_score = keras.layers.Dense(1, name="loc_score") if spatial else None
 
     def build(self, features_shape, views_shape=None):
         channels = features_shape[-1]
@@ -273,12 +287,7 @@ class RecurrentAttention(keras.layers.Layer):
                                ("log_probs", log_prob), ("baselines", baseline)):
                 outputs[key].append(value)
 
-        result = {}
-        for key, steps in outputs.items():
-            stacked = tf.stack(steps, axis=1)  # [E, T, ...]
-            shape = tf.concat([[batch, num_views], tf.shape(stacked)[1:]], axis=0)
-            result[key] = tf.reshape(stacked, shape)
-        return result
+        return _by_image(outputs, batch, num_views)
 
     def _cell_positions(self, dtype) -> tf.Tensor:
         """[G * G, 2]: cell g = i * G + j samples the view at (-1 + 2i/(G-1), -1 + 2j/(G-1))."""
