@@ -34,8 +34,9 @@ QUANTIZATIONS = ("none", "float16", "int8")
 SIGNATURE = "serving_default"
 
 
-def inference_function(model, image_size: int):
-    """tf.function pixels [1, N, N, 3] -> {"scores", "boxes", "centres"}, named."""
+def keras_inference_function(model, image_size: int):
+    """tf.function pixels [1, N, N, 3] -> {"scores", "boxes", "centres"} through the Keras
+    model's own call (the graph before the GPU-delegate rewrite of `export/gpu_graph.py`)."""
     import tensorflow as tf
 
     from rarl_tf.model.views import FULL_VIEW
@@ -85,7 +86,9 @@ def convert_model(model, image_size: int, quantization: str = "none",
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2)
 
-    concrete = inference_function(model, image_size).get_concrete_function()
+    from export import gpu_graph
+
+    concrete = gpu_graph.inference_function(model, image_size).get_concrete_function()
     # Freeze explicitly: handed the live function (or a SavedModel of it), the converter kept
     # Keras 3's variables as resource variables that LiteRT never initialised (NaN outputs).
     frozen = convert_variables_to_constants_v2(concrete)

@@ -1,0 +1,218 @@
+"""The exported inference graph, written so that the TFLite GPU delegate takes every op.
+
+`RARLModel.call` is written for training (batches of episodes, views, sampled locations) and
+converts to ops the GPU delegate refuses (see `export/gpu_rules.py`): rank-5 tensors, shrinking
+strided slices, comparisons that feed LOGICAL_AND, ARG_MAX / ONE_HOT on int64, and batched
+matrix products whose right-hand side is not one [1, I, O] matrix. This module computes the same
+function for the exported case only (one image, the whole view, the policy's mode), from the
+same Keras layers and weights, with:
+
+* nothing of rank 5: per-step region scores are reduced over their k regions as [1, k, C]
+  and the steps' maxima concatenated, not stacked to [B, V, T, k, C];
+* the bilinear crop as ONE matrix product with the feature map as the [1, h*w, C] right-hand
+  side: the weight of sample (i, j) of box r on cell (y, x) is Wy[r, i, y] * Wx[r, j, x]
+  (an outer product formed with constant 0/1 expansion matrices, a TILE and a MUL), so
+  regions = W [1, K*s*s, h*w] @ F [1, h*w, C]. Boxes known when tracing (the whole view at
+  iteration 0, the spatial head's grid) have constant W: their crop is F^T @ W^T, a
+  FULLY_CONNECTED with constant weights;
+* the validity mask as the product of two comparisons, each cast to float on its own
+  (the delegate accepts a comparison only when its single consumer is a CAST to float);
+* the spatial head's mode as a one-hot of the maximum by comparison with REDUCE_MAX (cast to
+  float) times the cell positions, with a column of ones so that a tie averages the tied cells
+  instead of taking the first (tf.argmax); without a tie the result is exactly argmax's;
+* every "repeat for the k regions" as a TILE, and runtime operands tiled to the output's shape
+  before they meet a constant of another shape (the delegate broadcasts a second operand, not
+  the first).
+
+Scores, boxes and centres equal the Keras model's (`tests/test_export_gpu.py`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from rarl_tf.model.views import FULL_VIEW
+
+
+def _axis_weights(start, end, size: int, crop_size: int):
+    """`crop._interpolation_weights` ([K, s, size]) in GPU-delegate ops: start, end [K, 1]."""
+    scale = float(size - 1)
+    k = start.shape[0]
+    if crop_size > 1:
+        steps = tf.range(crop_size, dtype=tf.float32)[None, :] / float(crop_size - 1)
+        start_t = tf.tile(start, [1, crop_size])
+        end_t = tf.tile(end, [1, crop_size])
+        pos = (start_t + steps * (end_t - start_t)) * scale  # [K, s]
+    else:
+        pos = 0.5 * (start + end) * scale
+    cells = tf.range(size, dtype=tf.float32)[None, None, :]
+    spread = tf.tile(tf.reshape(pos, [k, crop_size, 1]), [1, 1, size])
+    weights = tf.nn.relu(1.0 - tf.abs(spread - cells))
+    inside = tf.cast(pos >= 0.0, tf.float32) * tf.cast(pos <= scale, tf.float32)
+    return weights * tf.reshape(inside, [k, crop_size, 1])
+
+
+def _expansions(h: int, w: int):
+    """Constant 0/1 matrices [h, h*w] and [w, h*w]: cell (y, x) is column y * w + x."""
+    ey = np.zeros((h, h * w), np.float32)
+    ex = np.zeros((w, h * w), np.float32)
+    for y in range(h):
+        for x in range(w):
+            ey[y, y * w + x] = 1.0
+            ex[x, y * w + x] = 1.0
+    return tf.constant(ey), tf.constant(ex)
+
+
+def crop_weights(boxes, h: int, w: int, crop_size: int):
+    """[K, s * s, h * w]: the weight of sample (i, j) of box r on map cell (y, x)."""
+    k, s = boxes.shape[0], crop_size
+    y1, x1, y2, x2 = tf.split(boxes, 4, axis=-1)
+    wy = _axis_weights(y1, y2, h, s)  # [K, s, h]
+    wx = _axis_weights(x1, x2, w, s)  # [K, s, w]
+    ey, ex = _expansions(h, w)
+    wy_hw = tf.reshape(tf.matmul(tf.reshape(wy, [k * s, h]), ey), [k, s, 1, h * w])
+    wx_hw = tf.reshape(tf.matmul(tf.reshape(wx, [k * s, w]), ex), [k, 1, s, h * w])
+    return tf.reshape(tf.tile(wy_hw, [1, 1, s, 1]) * wx_hw, [k, s * s, h * w])
+
+
+def crop(features, boxes, crop_size: int):
+    """Bilinear crops of boxes [K, 4] from features [1, h, w, C]: [K, s * s, C] (samples in
+    row-major (i, j) order, as `crop_regions` [K, s, s, C] reshaped)."""
+    _, h, w, c = features.shape
+    k = boxes.shape[0]
+    weights = crop_weights(boxes, h, w, crop_size)
+    out = tf.matmul(tf.reshape(weights, [1, k * crop_size * crop_size, h * w]),
+                    tf.reshape(features, [1, h * w, c]))
+    return tf.reshape(out, [k, crop_size * crop_size, c])
+
+
+def crop_constant(features, boxes: np.ndarray, crop_size: int):
+    """`crop` for boxes known when tracing: F^T [C, h*w] @ W^T [h*w, K*s*s] (constant weights,
+    a FULLY_CONNECTED), transposed back: [K, s * s, C]."""
+    _, h, w, c = features.shape
+    k = boxes.shape[0]
+    with tf.init_scope():  # eager even while tracing: the weights become a constant
+        weights = crop_weights(tf.constant(boxes, tf.float32), h, w, crop_size).numpy()
+    weights_t = tf.constant(weights.reshape(k * crop_size * crop_size, h * w).T)
+    flat_t = tf.transpose(tf.reshape(features, [h * w, c]))  # [C, h*w]
+    out = tf.transpose(tf.matmul(flat_t, weights_t))  # [K*s*s, C]
+    return tf.reshape(out, [k, crop_size * crop_size, c])
+
+
+class GpuInference:
+    """The exported forward pass of a built RARLModel (one image, the whole view, the mode)."""
+
+    def __init__(self, model, image_size: int):
+        agent = model.agent
+        if agent.locations != "policy":
+            raise ValueError(f"locations={agent.locations!r}: random centres have no "
+                             f"deterministic export")
+        self.model, self.agent, self.image_size = model, agent, int(image_size)
+        self.k = agent.num_anchors
+        shapes = agent.anchor_px / np.float32(self.image_size)  # [k, 2] (height, width)
+        half_h, half_w = shapes[:, :1] / 2, shapes[:, 1:] / 2
+        # Offsets of (y1, x1, y2, x2) from the centre: cy - h/2 == cy + (-(h/2)) exactly.
+        self.offsets = tf.constant(np.concatenate([-half_h, -half_w, half_h, half_w], axis=1),
+                                   tf.float32)
+
+    def _embed_regions(self, regions, context: bool):
+        """regions [R, s*s, C] -> e [R, D] as `RecurrentAttention._observe` embeds them."""
+        agent = self.agent
+        r, cells, c = regions.shape
+        if context and agent.context_embed is not None:
+            return agent.context_embed(tf.reshape(regions, [r, cells * c]))
+        if agent.region_pool == "max":
+            return agent.embed(tf.reshape(tf.reduce_max(regions, axis=1), [r, c]))
+        return agent.embed(tf.reshape(regions, [r, cells * c]))
+
+    def _step_lstm(self, embedded, state, location):
+        agent = self.agent
+        if agent.cell is None:
+            return embedded, embedded
+        lstm_input = embedded
+        if agent.location_input:
+            lstm_input = tf.concat([embedded, location], axis=-1)
+        h, (h, c) = agent.cell(lstm_input, state)
+        return h, c
+
+    def _mode(self, h, cells, visited):
+        """The policy's mode [1, 2], clipped to the view, as `_place` with sample=False."""
+        agent = self.agent
+        if cells is None:
+            state = agent.loc_hidden_layer(h) if agent.loc_hidden_layer is not None else h
+            mean = agent.loc_head(state)
+        else:
+            grid = agent.loc_grid ** 2
+            # [G*G, A] + [1, A]: equal ranks (the delegate refuses [G*G, A] + [1, 1, A]).
+            scores = agent.loc_score(tf.nn.relu(cells + agent.loc_state(h)))  # [G*G, 1]
+            logits = tf.reshape(scores, [1, grid])
+            if agent.inhibition_radius > 0:
+                positions = agent._cell_positions(tf.float32)  # noqa: SLF001
+                for location in visited:
+                    delta = positions[None] - tf.reshape(location, [1, 1, 2])
+                    distance2 = tf.reduce_sum(tf.square(delta), -1)
+                    near = tf.exp(-distance2 / (2.0 * agent.inhibition_radius ** 2))
+                    logits += tf.math.log(1.0 - near + 1e-20)
+            top = tf.reduce_max(logits, axis=-1, keepdims=True)
+            best = tf.cast(logits >= top, tf.float32)  # one-hot of the maximum
+            with tf.init_scope():
+                positions = agent._cell_positions(tf.float32).numpy()  # noqa: SLF001
+            table = tf.constant(np.concatenate([positions, np.ones((grid, 1), np.float32)], 1))
+            total = tf.matmul(best, table)  # [1, 3]: sum of the best positions, their count
+            point, count = tf.split(total, [2, 1], axis=-1)
+            mean = point / count
+        return tf.clip_by_value(mean, -1.0, 1.0)
+
+    def _boxes(self, location):
+        """`anchors.anchor_boxes` for the whole (unflipped) view: [k, 4]."""
+        centre = (location + 1.0) * 0.5  # [1, 2] (y, x) on the map
+        corners = tf.tile(tf.concat([centre, centre], axis=-1), [self.k, 1])  # [k, 4]
+        return tf.clip_by_value(corners + self.offsets, 0.0, 1.0)
+
+    def __call__(self, pixels):
+        agent, k = self.agent, self.k
+        features = self.model.backbone(tf.cast(pixels, tf.float32), training=False)
+        units = agent.lstm_units if agent.cell is not None else agent.embed_dim
+        zeros = tf.zeros([1, units])
+        view = np.asarray(FULL_VIEW, np.float32)
+        # Iteration 0: the whole view, at l = (0, 0).
+        whole = crop_constant(features, view, agent.crop_size)
+        h, c = self._step_lstm(self._embed_regions(whole, context=True), [zeros, zeros],
+                               tf.zeros([1, 2]))
+        cells = None
+        if agent.loc_cell is not None:
+            grid = crop_constant(features, view, agent.loc_grid)  # [1, G*G, C]
+            cells = agent.loc_cell(tf.reshape(grid, [agent.loc_grid ** 2, grid.shape[-1]]))
+        logits, boxes, locations, visited = [], [], [], []
+        for _ in range(agent.num_steps):
+            used = self._mode(h, cells, visited)
+            visited.append(used)
+            step_boxes = self._boxes(used)
+            embedded = self._embed_regions(crop(features, step_boxes, agent.crop_size), False)
+            h_r, c_r = self._step_lstm(embedded, [tf.tile(h, [k, 1]), tf.tile(c, [k, 1])],
+                                       tf.tile(used, [k, 1]))
+            scores = agent.cls_head(h_r if agent.recurrence == "lstm" else embedded)
+            logits.append(tf.reshape(scores, [1, k, agent.num_classes]))
+            h = tf.reduce_mean(tf.reshape(h_r, [1, k, h_r.shape[-1]]), axis=1)
+            c = tf.reduce_mean(tf.reshape(c_r, [1, k, c_r.shape[-1]]), axis=1)
+            boxes.append(step_boxes)
+            locations.append(used)
+        steps = agent.num_steps
+        view_logits = tf.reduce_max(tf.concat(logits, axis=1), axis=1)  # [1, C]
+        return {"scores": tf.nn.softmax(view_logits, axis=-1),
+                "boxes": tf.reshape(tf.concat(boxes, axis=0), [1, steps, k, 4]),
+                "centres": tf.reshape((tf.concat(locations, axis=0) + 1.0) / 2.0,
+                                      [1, steps, 2])}
+
+
+def inference_function(model, image_size: int):
+    """tf.function pixels [1, N, N, 3] -> {"scores", "boxes", "centres"}, GPU-delegate ops."""
+    forward = GpuInference(model, image_size)
+
+    @tf.function(input_signature=[tf.TensorSpec([1, image_size, image_size, 3], tf.float32,
+                                                name="pixels")])
+    def infer(pixels):
+        return forward(pixels)
+
+    return infer
