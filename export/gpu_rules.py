@@ -525,6 +525,11 @@ def check_model(content: bytes, max_delegated_partitions: int = 1,
                 allow_quant_ops: bool = True) -> Report:
     """Applies the delegate's rules to every op of the model's first subgraph."""
     ops, consumers, producers, _ = read_model(content)
+    # FP16GraphPartitionHelper (tflite/delegates/utils.cc) checks a consumer of a float16
+    # weight's DEQUANTIZE as if it read the constant itself (RemapFp16InputTensors).
+    for op in ops:
+        if _is_fp16_weight_dequantize(op):
+            op.outputs[0].is_const = True
     reasons = {}
     for op in ops:
         why = check_op(op, consumers, producers, ops, allow_quant_ops)

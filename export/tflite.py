@@ -2,9 +2,9 @@
 
     python -m export.tflite --model_dir=runs/digits --output=rarl.tflite --quantization=none
 
-`tf.image.crop_and_resize` is not a TFLite builtin, so the exported graph uses the same crop
-written as interpolation-weight matrix products (`rarl_tf.model.crop.crop_regions_matmul`);
-locations are the policy means, so the graph holds no random op. The model takes one image:
+`tf.image.crop_and_resize` is not a TFLite builtin, so the exported graph (`export/gpu_graph.py`)
+crops with interpolation weights multiplied into the feature map, one matrix product per step;
+locations are the policy's mode, so the graph holds no random op. The model takes one image:
 
   signature "serving_default": pixels float32 [1, N, N, 3] (RGB in [0, 255], already resized)
     -> scores [1, C], boxes [1, T, k, 4] (normalised y1, x1, y2, x2), centres [1, T, 2]
@@ -14,8 +14,11 @@ The class names go beside it, one per line, in FILE.labels.txt (the classic TFLi
 
 Quantization: none (float32), float16 (weights), int8 (weights and activations, calibrated on
 images of the training split; inputs and outputs stay float32).
-The exporter prints the op list and TFLite's GPU-compatibility analysis, and fails if any op is
-not a TFLite builtin.
+The exporter prints the op list and the GPU delegate check of `export/gpu_rules.py` (the
+delegate's own rules; TF's Analyzer reports "compatible" for anything), fails if any op is not
+a TFLite builtin, and fails naming each op that would fall back from the GPU delegate to the CPU
+unless --allow_cpu_fallback. The graph is `export/gpu_graph.py`'s rewrite of the model's
+forward pass, which the delegate takes whole.
 """
 
 from __future__ import annotations
@@ -134,11 +137,30 @@ def training_images(model_dir: str, count: int = 100):
         yield images.numpy()
 
 
+def gpu_check(content: bytes, allow_cpu_fallback: bool = False):
+    """The GPU delegate's rules applied to a converted model (export/gpu_rules.py); prints the
+    summary and raises `cli.RunFailed` with one line per op that would fall back to the CPU,
+    unless `allow_cpu_fallback`."""
+    from export import gpu_rules
+
+    report = gpu_rules.check_model(content)
+    print(report.summary())
+    if report.reasons and not allow_cpu_fallback:
+        raise cli.RunFailed(
+            f"{len(report.reasons)} ops would fall back from the TFLite GPU delegate to the "
+            f"CPU (pass --allow_cpu_fallback to write the model anyway):\n"
+            + "\n".join(report.fallback_lines()))
+    for line in report.fallback_lines():
+        print("CPU fallback:", line)
+    return report
+
+
 def export(model_dir: str, output: str, quantization: str = "none",
-           calibration_images: int = 100) -> list[str]:
-    """Writes the TFLite model; returns its op names. Raises if any op is not builtin."""
+           calibration_images: int = 100, allow_cpu_fallback: bool = False) -> list[str]:
+    """Writes the TFLite model; returns its op names. Raises if any op is not builtin, or
+    (`cli.RunFailed`) if any op would fall back from the GPU delegate to the CPU, unless
+    `allow_cpu_fallback`."""
     import keras
-    import tensorflow as tf
 
     from rarl_tf.config import load_config
 
@@ -152,6 +174,8 @@ def export(model_dir: str, output: str, quantization: str = "none",
         raise ValueError(f"the converted model uses non-builtin ops {bad}; the stock LiteRT "
                          f"runtime and the GPU delegate cannot run it")
     progress.add(1)
+    print()
+    gpu_check(content, allow_cpu_fallback)
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "wb") as f:
         f.write(content)
@@ -160,8 +184,6 @@ def export(model_dir: str, output: str, quantization: str = "none",
     progress.add(1)
     counts = collections.Counter(names)
     print("ops:", ", ".join(f"{name} x{n}" for name, n in sorted(counts.items())))
-    print("GPU compatibility (tf.lite.experimental.Analyzer):")
-    tf.lite.experimental.Analyzer.analyze(model_content=content, gpu_compatibility=True)
     return names
 
 
@@ -173,7 +195,8 @@ def labels_path(tflite_path: str) -> str:
 def main(argv):
     if len(argv) > 1:
         raise ValueError(f"unexpected arguments {argv[1:]}")
-    export(FLAGS.model_dir, FLAGS.output, FLAGS.quantization, FLAGS.calibration_images)
+    export(FLAGS.model_dir, FLAGS.output, FLAGS.quantization, FLAGS.calibration_images,
+           FLAGS.allow_cpu_fallback)
     print(f"TFLite model written to {FLAGS.output} ({os.path.getsize(FLAGS.output)} bytes)")
 
 
@@ -182,4 +205,6 @@ if __name__ == "__main__":
     flags.DEFINE_string("output", None, "Where to write the .tflite file.", required=True)
     flags.DEFINE_enum("quantization", "none", list(QUANTIZATIONS), "Post-training quantization.")
     flags.DEFINE_integer("calibration_images", 100, "Training images that calibrate int8.")
+    flags.DEFINE_bool("allow_cpu_fallback", False, "Write the model even if some ops would "
+                      "fall back from the TFLite GPU delegate to the CPU.")
     app.run(cli.user_errors_exit(main))

@@ -66,3 +66,43 @@ def test_only_builtin_ops(exported):
 def test_non_builtin_ops_are_detected():
     assert tflite.non_builtin_ops(["CONV_2D", "FlexCropAndResize", "CUSTOM"]) == [
         "CUSTOM", "FlexCropAndResize"]
+
+
+def test_export_prints_the_gpu_delegate_check(tiny_model_dir, tmp_path, capsys):
+    tflite.export(str(tiny_model_dir), str(tmp_path / "m.tflite"), "none")
+    out = capsys.readouterr().out
+    assert "0 would fall back to the CPU; 1 GPU partition(s)" in out
+    assert "Analyzer" not in out
+
+
+def test_export_refuses_ops_that_fall_back_to_the_cpu(tiny_model_dir, tmp_path, monkeypatch):
+    from export import gpu_graph, gpu_rules
+    from rarl_tf import cli
+
+    # The model's own call (before the rewrite) has ops the delegate refuses.
+    monkeypatch.setattr(gpu_graph, "inference_function", tflite.keras_inference_function)
+    path = tmp_path / "fallback.tflite"
+    with pytest.raises(cli.RunFailed) as err:
+        tflite.export(str(tiny_model_dir), str(path), "none")
+    lines = str(err.value).splitlines()
+    assert "--allow_cpu_fallback" in lines[0]
+    assert len(lines) > 1 and all(line.startswith("op ") for line in lines[1:])
+    assert not path.exists()
+    with pytest.raises(SystemExit) as exit_info:
+        cli.user_errors_exit(lambda argv: tflite.export(str(tiny_model_dir), str(path)))([""])
+    assert exit_info.value.code == 1
+    tflite.export(str(tiny_model_dir), str(path), "none", allow_cpu_fallback=True)
+    report = gpu_rules.check_model(path.read_bytes())
+    assert len(report.reasons) == len(lines) - 1
+
+
+@pytest.mark.parametrize("quantization", ["float16", "int8"])
+def test_quantized_exports_run_whole_on_the_gpu_delegate(tiny_model_dir, quantization,
+                                                         monkeypatch):
+    from export import gpu_rules
+
+    rng = np.random.default_rng(0)
+    images = [rng.uniform(0, 255, (1, 40, 40, 3)).astype(np.float32) for _ in range(4)]
+    model, _ = load_trained(str(tiny_model_dir))
+    content = tflite.convert_model(model, 40, quantization, images)
+    assert gpu_rules.check_model(content).fully_delegated
