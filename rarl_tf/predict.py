@@ -1,7 +1,11 @@
 """Labels and attended regions for image files.
 
     python -m rarl_tf.predict --model_dir=runs/digits --output_dir=out IMAGE [IMAGE ...]
-    python -m rarl_tf.predict --tflite=rarl.tflite --output_dir=out IMAGE [IMAGE ...]
+    python -m rarl_tf.predict --tflite=rarl.tflite --accelerator=auto --output_dir=out IMAGE ...
+
+--tflite runs the exported model through LiteRT's CompiledModel: --accelerator=cpu (default),
+gpu (every op on the GPU; one error line where there is no usable GPU) or auto (the GPU if
+there is one, else the CPU with a warning).
 
 Prints one JSON line per image, {"image", "labels": [[name, prob], ...], "scores": {name: prob}},
 and writes OUT/<stem>_attention.png with the regions of each iteration drawn in its own colour.
@@ -37,7 +41,8 @@ def main(argv):
     if FLAGS.tflite:
         from export.tflite import labels_path
 
-        predict_fn = prediction.LiteRTPredictor(FLAGS.tflite, labels_path(FLAGS.tflite))
+        predict_fn = prediction.LiteRTPredictor(FLAGS.tflite, labels_path(FLAGS.tflite),
+                                                FLAGS.accelerator)
         image_size, class_names = predict_fn.image_size, predict_fn.class_names
     elif FLAGS.model_dir:
         model, config = load_trained(FLAGS.model_dir)
@@ -73,6 +78,9 @@ if __name__ == "__main__":
     rarl_flags.define_model_dir_flag(required=False)
     flags.DEFINE_string("tflite", None, "Run this exported .tflite model through LiteRT "
                         "instead of the Keras model in --model_dir.")
+    flags.DEFINE_enum("accelerator", "cpu", ["cpu", "gpu", "auto"], "With --tflite: run on "
+                      "the CPU, the GPU (stops with an error if LiteRT finds none), or the GPU "
+                      "when there is one and the CPU otherwise (with a warning).")
     flags.DEFINE_string("output_dir", None, "Where to write <stem>_attention.png pictures.")
     flags.DEFINE_integer("top_k", 3, "At most this many labels per image.")
     flags.DEFINE_float("threshold", 0.1, "Labels scoring below this are not reported.")

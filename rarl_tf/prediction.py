@@ -82,17 +82,21 @@ def describe(image_name: str, probs: np.ndarray, class_names: Sequence[str], top
 
 
 class LiteRTPredictor:
-    """Runs an exported .tflite model (see export/tflite.py) through the LiteRT interpreter."""
+    """Runs an exported .tflite model (see export/tflite.py) through LiteRT's CompiledModel.
 
-    def __init__(self, tflite_path: str, labels_path: str):
-        from ai_edge_litert.interpreter import Interpreter
+    accelerator: "cpu", "gpu" or "auto" (`rarl_tf.litert.compile_model`); `device` is where it
+    runs ("cpu" or "gpu").
+    """
+
+    def __init__(self, tflite_path: str, labels_path: str, accelerator: str = "cpu"):
+        from rarl_tf.litert import CompiledRunner
 
         for path in (tflite_path, labels_path):
             if not os.path.exists(path):
                 raise FileNotFoundError(f"{path} not found (written by `python -m export.tflite`)")
-        interpreter = Interpreter(model_path=tflite_path)
-        self.runner = interpreter.get_signature_runner("serving_default")
-        self.image_size = int(self.runner.get_input_details()["pixels"]["shape"][1])
+        self.runner = CompiledRunner(tflite_path, accelerator)
+        self.device = self.runner.device
+        self.image_size = int(self.runner.input_shape("pixels")[1])
         with open(labels_path) as f:
             self.class_names = [line.strip() for line in f if line.strip()]
 

@@ -106,3 +106,68 @@ def test_quantized_exports_run_whole_on_the_gpu_delegate(tiny_model_dir, quantiz
     model, _ = load_trained(str(tiny_model_dir))
     content = tflite.convert_model(model, 40, quantization, images)
     assert gpu_rules.check_model(content).fully_delegated
+
+
+def _predict_cli(path, image, *flags):
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parents[1])
+    return subprocess.run([sys.executable, "-m", "rarl_tf.predict", f"--tflite={path}",
+                           *flags, str(image)], cwd=root, capture_output=True, text=True,
+                          timeout=300)
+
+
+def _gpu_usable(path) -> bool:
+    from rarl_tf import litert
+
+    try:
+        litert.compile_model(str(path), "gpu")
+        return True
+    except ValueError:
+        return False
+
+
+def test_compiled_model_on_the_cpu_equals_the_interpreter(exported):
+    from rarl_tf.litert import CompiledRunner
+
+    path, _ = exported
+    runner = CompiledRunner(str(path), "cpu")
+    assert runner.device == "cpu"
+    interpreter = Interpreter(model_path=str(path)).get_signature_runner(tflite.SIGNATURE)
+    pixels = np.random.default_rng(3).uniform(0, 255, (1, 40, 40, 3)).astype(np.float32)
+    got, want = runner(pixels=pixels), interpreter(pixels=pixels)
+    assert set(got) == {"scores", "boxes", "centres"}
+    for name in got:
+        assert got[name].shape == want[name].shape
+        np.testing.assert_allclose(got[name], want[name], atol=1e-5)
+
+
+def test_predict_accelerator_flags(exported, tmp_path):
+    import json
+
+    from PIL import Image
+
+    path, _ = exported
+    image = tmp_path / "img.png"
+    Image.fromarray(np.random.default_rng(4).integers(0, 255, (40, 40, 3), np.uint8)).save(image)
+    cpu = _predict_cli(path, image, "--accelerator=cpu")
+    assert cpu.returncode == 0, cpu.stderr[-2000:]
+    want = json.loads(cpu.stdout.strip().splitlines()[-1])
+    auto = _predict_cli(path, image, "--accelerator=auto")
+    assert auto.returncode == 0, auto.stderr[-2000:]
+    got = json.loads(auto.stdout.strip().splitlines()[-1])
+    assert got["labels"] and [name for name, _ in got["labels"]] == [
+        name for name, _ in want["labels"]]
+    for name, score in want["scores"].items():
+        assert abs(got["scores"][name] - score) < 1e-3
+    gpu = _predict_cli(path, image, "--accelerator=gpu")
+    if _gpu_usable(path):
+        assert gpu.returncode == 0, gpu.stderr[-2000:]
+    else:
+        # No GPU here: auto warned and ran on the CPU; gpu stops with one error line.
+        assert "warning: --accelerator=auto: no usable GPU" in auto.stderr
+        assert gpu.returncode == 2
+        errors = [line for line in gpu.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "--accelerator=gpu" in errors[0]
+        assert gpu.stdout.strip() == ""
