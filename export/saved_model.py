@@ -4,6 +4,9 @@
 
 writes `exported/rarl/1`, then `exported/rarl/2` on the next export (never overwriting; each
 version is written to a temporary folder and renamed, so Serving never sees half a model).
+Each version carries TF Serving warm-up requests, `assets.extra/tf_serving_warmup_requests`
+(one PredictRequest per signature, built with tensorflow-serving-api), which Serving replays
+on loading the version so that the first real request is not slow.
 
 Signatures:
   serving_default(image_bytes: string [B])  JPEG or PNG bytes, any size; grayscale and RGBA are
@@ -94,6 +97,45 @@ def build_serving_module(model, image_size: int, class_names, top_k: int = 3,
     return ServingModule()
 
 
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+
+
+def warmup_requests(model_name: str, image_size: int):
+    """TF Serving warm-up records: a `PredictionLog` per signature, holding a `PredictRequest`
+    (tensorflow-serving-api) with one mid-grey N x N image, PNG bytes for serving_default and
+    uint8 pixels for predict_pixels. Serving replays them when it loads the version, so the
+    first real request does not pay for graph initialisation."""
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    pixels = np.full((1, image_size, image_size, 3), 128, np.uint8)
+    png = tf.io.encode_png(pixels[0]).numpy()
+    records = []
+    for signature, name, value in (("serving_default", "image_bytes",
+                                    tf.make_tensor_proto([png], dtype=tf.string)),
+                                   ("predict_pixels", "pixels", tf.make_tensor_proto(pixels))):
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = model_name
+        request.model_spec.signature_name = signature
+        request.inputs[name].CopyFrom(value)
+        records.append(prediction_log_pb2.PredictionLog(
+            predict_log=prediction_log_pb2.PredictLog(request=request)))
+    return records
+
+
+def write_warmup_requests(version_dir: str, model_name: str, image_size: int) -> str:
+    """Writes `warmup_requests` as a TFRecord file at VERSION/assets.extra/...; returns it."""
+    import tensorflow as tf
+
+    path = os.path.join(version_dir, WARMUP_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path) as writer:
+        for record in warmup_requests(model_name, image_size):
+            writer.write(record.SerializeToString())
+    return path
+
+
 def export(model_dir: str, export_base: str, max_pixels: int = DEFAULT_MAX_PIXELS,
            top_k: int = 3, threshold: float = 0.1) -> str:
     """Exports the model trained in `model_dir` as the next version under `export_base`."""
@@ -111,6 +153,8 @@ def export(model_dir: str, export_base: str, max_pixels: int = DEFAULT_MAX_PIXEL
     staging = tempfile.mkdtemp(prefix=".staging-", dir=export_base)
     tf.saved_model.save(module, staging, signatures={"serving_default": module.serve_bytes,
                                                      "predict_pixels": module.serve_pixels})
+    model_name = os.path.basename(os.path.normpath(export_base))
+    write_warmup_requests(staging, model_name, config.model.image_size)
     progress.add(1)
     os.rename(staging, target)
     progress.add(1)

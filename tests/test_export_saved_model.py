@@ -1,3 +1,4 @@
+import os
 import io
 
 import numpy as np
@@ -82,3 +83,29 @@ def test_images_over_the_pixel_limit_are_refused(tiny_model_dir, tmp_path):
     jpeg = _encode(np.zeros((40, 40, 3), np.uint8), "JPEG", "RGB")
     with pytest.raises(tf.errors.InvalidArgumentError, match="more than 1000 pixels"):
         module.serve_bytes(tf.constant([jpeg]))
+
+
+def test_warmup_requests_are_read_back_and_run_through_their_signatures(exported,
+                                                                        tiny_model_dir):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    base, first, loaded = exported
+    path = os.path.join(first, "assets.extra", "tf_serving_warmup_requests")
+    assert path.endswith(saved_model.WARMUP_FILE)
+    records = [prediction_log_pb2.PredictionLog.FromString(r.numpy())
+               for r in tf.data.TFRecordDataset(path)]
+    assert [r.predict_log.request.model_spec.signature_name for r in records] == [
+        "serving_default", "predict_pixels"]
+    model, config = load_trained(str(tiny_model_dir))
+    for record in records:
+        request = record.predict_log.request
+        assert request.model_spec.name == base.name
+        inputs = {name: tf.constant(tf.make_ndarray(proto))
+                  for name, proto in request.inputs.items()}
+        out = loaded.signatures[request.model_spec.signature_name](**inputs)
+        assert out["scores"].shape == (1, 10)
+        np.testing.assert_allclose(out["scores"].numpy().sum(), 1.0, atol=1e-5)
+        # Mid-grey pixels, whichever way they come in, score as the Keras model scores them.
+        side = config.model.image_size
+        want = keras_predict(model, np.full((1, side, side, 3), 128.0, np.float32))
+        np.testing.assert_allclose(out["scores"].numpy(), want["probs"], atol=1e-5)
