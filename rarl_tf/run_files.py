@@ -133,6 +133,22 @@ def save_weights(model, path: str) -> None:
         model.save_weights(temporary)
 
 
+def save_keras(model, path: str) -> None:
+    """`model.save(path)`, a `.keras` archive that `keras.saving.load_model` restores (import
+    `rarl_tf.model.rarl` first so its classes are registered), written whole. The archive
+    records `backbone_weights="none"`: its own weights replace the backbone's, so loading it
+    downloads nothing."""
+    original = getattr(model, "backbone_weights", None)
+    if original is not None:
+        model.backbone_weights = "none"
+    try:
+        with _replacing(path, suffix=".keras") as temporary:
+            model.save(temporary)
+    finally:
+        if original is not None:
+            model.backbone_weights = original
+
+
 def check_weights_file(path: str, model_dir: str) -> None:
     """Raises CorruptFile unless every array of the HDF5 file `path` can be read."""
     import h5py

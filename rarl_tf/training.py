@@ -29,7 +29,7 @@ from rarl_tf import checkpoints, distribute, loop, run_files
 from rarl_tf.config import ExperimentConfig, load_config, save_config
 from rarl_tf.data import pipeline
 from rarl_tf.data.sources import get_source
-from rarl_tf.model.factory import WEIGHTS_FILE, build_model
+from rarl_tf.model.factory import KERAS_FILE, WEIGHTS_FILE, build_model
 
 CHECKPOINT_DIR = "checkpoints"
 DATA_STATS_FILE = "data_stats.json"
@@ -288,4 +288,5 @@ def train(config: ExperimentConfig, model_dir: str,
                 f"data; rerunning resumes from that checkpoint)") from None
     if chief:
         run_files.save_weights(model, os.path.join(model_dir, WEIGHTS_FILE))
+        run_files.save_keras(model, os.path.join(model_dir, KERAS_FILE))
     return model, config

@@ -11,6 +11,8 @@ from rarl_tf.model.global_pool import GlobalPoolingClassifier
 from rarl_tf.model.rarl import RARLModel
 
 WEIGHTS_FILE = "model.weights.h5"
+# The whole model (architecture and weights) for `keras.saving.load_model`, written by training.
+KERAS_FILE = "model.keras"
 
 
 def build_model(config: ModelConfig, num_classes: int, seed: int | None = 0,

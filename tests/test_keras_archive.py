@@ -1,0 +1,53 @@
+"""Training writes MODEL_DIR/model.keras, which `keras.saving.load_model` restores."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+import rarl_tf.model.rarl  # noqa: F401  (registers the classes load_model needs)
+from rarl_tf import run_files, training
+from rarl_tf.config import DataConfig, EvalConfig, ExperimentConfig, TrainConfig
+from rarl_tf.model.factory import KERAS_FILE, build_model
+
+from conftest import tiny_model_config
+from fake_tfds import as_dataset_fn
+
+
+def _probs(model, images):
+    return model(images, training=False)["probs"].numpy()
+
+
+@pytest.mark.parametrize("changes", [dict(), dict(loc_head="spatial", loc_grid=5,
+                                                  inhibition_radius=0.3, location_input=True)])
+def test_keras_archive_round_trip(tmp_path, changes):
+    model = build_model(tiny_model_config(**changes), 10, backbone_weights="none")
+    path = tmp_path / KERAS_FILE
+    run_files.save_keras(model, str(path))
+    restored = keras.saving.load_model(str(path))
+    images = np.random.default_rng(0).uniform(0, 255, (2, 40, 40, 3)).astype(np.float32)
+    np.testing.assert_allclose(_probs(restored, images), _probs(model, images), atol=1e-6)
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no temporary left
+
+
+def test_an_imagenet_backbone_is_not_downloaded_on_loading(tmp_path, monkeypatch):
+    model = build_model(tiny_model_config(), 10, backbone_weights="none")
+    model.backbone_weights = "imagenet"  # as a VOC run records it
+    run_files.save_keras(model, str(tmp_path / KERAS_FILE))
+    assert model.backbone_weights == "imagenet"
+    restored = keras.saving.load_model(str(tmp_path / KERAS_FILE))
+    assert restored.backbone_weights == "none"
+
+
+def test_training_writes_the_keras_archive(tmp_path):
+    config = ExperimentConfig(
+        model=tiny_model_config(),
+        data=DataConfig(dataset="voc2007", download=True, shuffle_buffer=8),
+        train=TrainConfig(batch_size=4, epochs=1, steps_per_epoch=2, learning_rate=1e-3,
+                          checkpoint_every_steps=1),
+        eval=EvalConfig(views=1, batch_size=4))
+    with tfds.testing.mock_data(as_dataset_fn=as_dataset_fn(8)):
+        model, _ = training.train(config, str(tmp_path), verbose=0)
+    restored = keras.saving.load_model(str(tmp_path / KERAS_FILE))
+    images = np.random.default_rng(1).uniform(0, 255, (2, 40, 40, 3)).astype(np.float32)
+    np.testing.assert_allclose(_probs(restored, images), _probs(model, images), atol=1e-6)
