@@ -77,10 +77,10 @@ def test_training_stream_skips_counts_and_names_the_bomb(capfd):
     assert len(batches) == 2 and all(b[0].shape == (2, 8, 8, 3) for b in batches)
     err = capfd.readouterr().err
     assert "warning: skipped image" in err and "bomb.png" in err and "60000 x 60000" in err
-    # The stream holds a spare pass, and how far tf.data reads ahead into it (reaching the bomb
-    # a second time, or not) depends on thread timing; each skip is counted and named once.
-    skipped = err.count("warning: skipped image")
-    assert counter.undecodable == skipped >= 1 and skipped == err.count("bomb.png")
+    # The training stream ends mid-way through its spare pass, so how many skips the counter has
+    # seen when it stops depends on tf.data's read-ahead; over a whole split the count is exact.
+    whole = pipeline.SkipCounter()
+    assert len(list(pipeline.decode(examples, whole))) == 5 and whole.undecodable == 1
 
 
 def test_voc_folder_images_over_the_limit_are_named_by_path(tmp_path, capfd):
