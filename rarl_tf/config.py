@@ -16,10 +16,9 @@ from typing import Any
 BACKBONES = ("vgg16", "small_vgg")
 LR_SCHEDULES = ("constant", "cosine")
 REGION_POOLS = ("flatten", "max")
-# As rarl_tf/model/losses.py's REWARDS and STEP_REWARDS.
 REWARDS = ("top_n", "log_likelihood")
 STEP_REWARDS = ("final", "improvement")
-LOC_HEADS = ("dense", "spatial")  # as rarl_tf/model/agent.py's LOC_HEADS
+LOC_HEADS = ("dense", "spatial")
 # Ablations of the paper's Tables 3-4 and a global-pooling baseline (tools/ablate.py).
 ARCHITECTURES = ("rarl", "global")
 LOCATIONS = ("policy", "random")

@@ -29,7 +29,9 @@ from rarl_tf import checkpoints, distribute, loop, run_files
 from rarl_tf.config import ExperimentConfig, load_config, save_config
 from rarl_tf.data import pipeline
 from rarl_tf.data.sources import get_source
+from rarl_tf.model import anchors
 from rarl_tf.model.factory import KERAS_FILE, WEIGHTS_FILE, build_model
+from rarl_tf.model.views import FULL_VIEW
 
 CHECKPOINT_DIR = "checkpoints"
 DATA_STATS_FILE = "data_stats.json"
@@ -129,7 +131,8 @@ class AttentionPictures(keras.callbacks.Callback):
 
         out = self.model(self.images, training=False)
         boxes = out["boxes"][:, 0].numpy()  # [n, T, k, 4]
-        centres = (out["locations"][:, 0].numpy() + 1.0) / 2.0  # full view: view = image
+        # [n, T, 2] from the view frame to the image (the one view is the whole image).
+        centres = anchors.location_to_point(out["locations"][:, 0], FULL_VIEW).numpy()
         pictures = [np.asarray(draw_attention(Image.fromarray(np.uint8(image)), b, c, 192))
                     for image, b, c in zip(self.images, boxes, centres)]
         with self.writer.as_default():

@@ -38,29 +38,28 @@ def test_reinforce_terms_weight_log_probs_by_return_less_baseline():
 
 
 def test_final_reward_returns_follow_eq_6():
-    prefix = tf.constant([[0.1, 0.3, 0.4, 2.0]])  # R_0..R_3, only R_T = 2 counts
-    returns = losses.step_returns(prefix, "final", discount=0.9).numpy()
+    # One image, T = 3, C = 3, true label 2, found only at step 3.
+    step_logits = tf.constant([[[3.0, 1.0, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 5.0]]])
+    labels = tf.constant([[0.0, 0.0, 1.0]])
+    rewards = losses.step_rewards("top_n", "final", step_logits, labels).numpy()
+    np.testing.assert_allclose(rewards, [[0.0, 0.0, 1.0]])  # r_T = R_T, nothing before
+    returns = losses.step_returns(tf.constant([[0.0, 0.0, 2.0]]), discount=0.9).numpy()
     np.testing.assert_allclose(returns, [[2.0 * 0.81, 2.0 * 0.9, 2.0]], rtol=1e-6)
 
 
 def test_improvement_returns_credit_each_step_with_what_it_added():
-    prefix = tf.constant([[0.1, 0.3, 0.4, 2.0]])
-    np.testing.assert_allclose(losses.step_returns(prefix, "improvement", 0.0).numpy(),
-                               [[0.2, 0.1, 1.6]], rtol=1e-5)
+    # R_0..R_3 = 0.1, 0.3, 0.4, 2.0: step rewards 0.2, 0.1, 1.6.
+    rewards = tf.constant([[0.2, 0.1, 1.6]])
+    np.testing.assert_allclose(losses.step_returns(rewards, 0.0).numpy(), [[0.2, 0.1, 1.6]],
+                               rtol=1e-5)
     # gamma = 1: the rewards telescope, G_t = R_T - R_(t-1).
-    np.testing.assert_allclose(losses.step_returns(prefix, "improvement", 1.0).numpy(),
-                               [[1.9, 1.7, 1.6]], rtol=1e-5)
-
-
-def test_prefix_rewards_max_pool_the_steps_so_far():
-    # One image, T = 2, C = 3, true label 2: step 1 ranks class 0 first, step 2 finds class 2.
+    np.testing.assert_allclose(losses.step_returns(rewards, 1.0).numpy(), [[1.9, 1.7, 1.6]],
+                               rtol=1e-5)
+    # From scores: step 1 ranks class 0 first (R_1 = 0), step 2 finds class 2 (R_2 = 1).
     step_logits = tf.constant([[[3.0, 1.0, 0.0], [0.0, 0.0, 5.0]]])
     labels = tf.constant([[0.0, 0.0, 1.0]])
-    prefix = losses.prefix_rewards("top_n", step_logits, labels).numpy()
-    # R_0: all-zero scores rank class 0 first (ties to the lower index): 0.
-    np.testing.assert_allclose(prefix, [[0.0, 0.0, 1.0]])
-    pooled = losses.prefix_rewards("log_likelihood", step_logits, labels).numpy()[0, -1]
-    np.testing.assert_allclose(pooled, tf.nn.log_softmax([3.0, 1.0, 5.0]).numpy()[2], rtol=1e-6)
+    np.testing.assert_allclose(
+        losses.step_rewards("top_n", "improvement", step_logits, labels).numpy(), [[0.0, 1.0]])
 
 
 def test_leave_one_out_advantages_sum_to_zero_over_an_images_trajectories():

@@ -39,14 +39,13 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from rarl_tf.config import LOCATIONS, RECURRENCES, REGION_POOLS
+from rarl_tf.config import LOC_HEADS, LOCATIONS, RECURRENCES, REGION_POOLS
 from rarl_tf.model import anchors as anchors_lib
 from rarl_tf.model import crop as crop_lib
 
 tfd = tfp.distributions
 
 CROP_MODES = ("crop_and_resize", "matmul")
-LOC_HEADS = ("dense", "spatial")
 
 
 def _repeat_rows(x: tf.Tensor, k: int) -> tf.Tensor:

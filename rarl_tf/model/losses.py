@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from rarl_tf.config import REWARDS, STEP_REWARDS
+
 
 def classification_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     """Squared error between softmax(a) and y / |y|_1 (eq. 9-10).
@@ -26,7 +28,6 @@ def classification_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.square(tf.nn.softmax(logits, axis=-1) - target), axis=-1)
 
 
-REWARDS = ("top_n", "log_likelihood")
 
 
 def top_n_reward(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
@@ -76,33 +77,37 @@ def reward(kind: str, logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     raise ValueError(f"reward={kind!r}; expected one of {REWARDS}")
 
 
-STEP_REWARDS = ("final", "improvement")
-
-
-def step_returns(prefix_rewards: tf.Tensor, step_reward: str = "final",
-                 discount: float = 1.0) -> tf.Tensor:
-    """Returns G_t = sum_{s >= t} gamma^(s - t) r_s of the T decisions: [..., T].
+def step_rewards(kind: str, step_reward: str, step_logits: tf.Tensor,
+                 labels: tf.Tensor) -> tf.Tensor:
+    """r_1..r_T of the T decisions: [..., T].
 
     Args:
-      prefix_rewards: [..., T + 1] R_0..R_T, the reward of the scores max-pooled over the
-        regions of steps 1..t (R_0: before any region, e.g. all-zero scores); only R_T is used
-        for "final".
-      step_reward: "final", the paper's delayed reward (r_T = R_T, r_t = 0 before): then
-        G_t = gamma^(T - t) R_T (eq. 6); or "improvement", r_t = R_t - R_{t-1}, what step t
-        added to the classification (the terms telescope: sum_t r_t = R_T - R_0). With
-        gamma < 1 a step answers less for the noise its successors add.
-      discount: gamma.
+      kind: the reward (`REWARDS`) of a set of scores.
+      step_reward: "final", the paper's delayed reward: r_T = R_T, the reward of the scores
+        max-pooled over every step, and r_t = 0 before; or "improvement", r_t = R_t - R_{t-1}
+        with R_t the reward of the scores max-pooled over steps 1..t (`prefix_rewards`): what
+        step t added (the terms telescope: sum_t r_t = R_T - R_0).
+      step_logits: [..., T, C] scores of each step (max over its k regions).
+      labels: multi-hot [..., C], broadcastable against one step's scores.
     """
-    num_steps = prefix_rewards.shape[-1] - 1
     if step_reward == "final":
-        step = tf.concat([tf.zeros_like(prefix_rewards[..., 2:]), prefix_rewards[..., -1:]], -1)
-    elif step_reward == "improvement":
-        step = prefix_rewards[..., 1:] - prefix_rewards[..., :-1]
-    else:
-        raise ValueError(f"step_reward={step_reward!r}; expected one of {STEP_REWARDS}")
-    returns, running = [], tf.zeros_like(step[..., 0])
-    for t in reversed(range(num_steps)):
-        running = step[..., t] + discount * running
+        final = reward(kind, tf.reduce_max(step_logits, axis=-2), labels)
+        return tf.concat([tf.zeros_like(step_logits[..., 1:, 0]), final[..., None]], -1)
+    if step_reward == "improvement":
+        prefix = prefix_rewards(kind, step_logits, labels)
+        return prefix[..., 1:] - prefix[..., :-1]
+    raise ValueError(f"step_reward={step_reward!r}; expected one of {STEP_REWARDS}")
+
+
+def step_returns(rewards: tf.Tensor, discount: float = 1.0) -> tf.Tensor:
+    """G_t = sum_{s >= t} gamma^(s - t) r_s: [..., T] from r_1..r_T [..., T].
+
+    With the "final" reward this is gamma^(T - t) r_T (eq. 6); with "improvement" and
+    gamma < 1 a step answers less for the noise its successors add.
+    """
+    returns, running = [], tf.zeros_like(rewards[..., 0])
+    for t in reversed(range(rewards.shape[-1])):
+        running = rewards[..., t] + discount * running
         returns.append(running)
     return tf.stack(returns[::-1], axis=-1)
 

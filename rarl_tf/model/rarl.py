@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from rarl_tf.config import REWARDS, STEP_REWARDS
 from rarl_tf.model import backbone as backbone_lib
 from rarl_tf.model import losses
 from rarl_tf.model.agent import RecurrentAttention
@@ -38,9 +39,9 @@ class RARLModel(keras.Model):
       trajectories: K, location trajectories sampled per training image on its one feature map
         (the backbone runs once); K > 1 uses the leave-one-out baseline (`losses.advantages`),
         K = 1 the paper's single episode with a learned baseline.
-      reward: "top_n" (eq. 5) or "log_likelihood" (`losses.REWARDS`).
+      reward: "top_n" (eq. 5) or "log_likelihood" (`config.REWARDS`).
       step_reward: "final" (eq. 6: the reward at T only) or "improvement" (step t earns what
-        it added to the reward; `losses.step_returns`).
+        it added to the reward; `losses.step_rewards`).
       sample_locations: sample l_t from the policy in `train_step` (REINFORCE needs it);
         False uses the policy's mean, which makes a training step deterministic (tests).
       **agent_kwargs: `RecurrentAttention` arguments (anchor_sizes, aspect_ratios, num_steps,
@@ -59,12 +60,11 @@ class RARLModel(keras.Model):
         self.backbone_widths = tuple(int(w) for w in backbone_widths)
         self.discount = float(discount)
         self.trajectories = int(trajectories)
-        if reward not in losses.REWARDS:
-            raise ValueError(f"reward={reward!r}; expected one of {losses.REWARDS}")
+        if reward not in REWARDS:
+            raise ValueError(f"reward={reward!r}; expected one of {REWARDS}")
         self.reward = reward
-        if step_reward not in losses.STEP_REWARDS:
-            raise ValueError(f"step_reward={step_reward!r}; expected one of "
-                             f"{losses.STEP_REWARDS}")
+        if step_reward not in STEP_REWARDS:
+            raise ValueError(f"step_reward={step_reward!r}; expected one of {STEP_REWARDS}")
         self.step_reward = step_reward
         self.sample_locations = bool(sample_locations)
         self.agent_kwargs = dict(agent_kwargs or {})
@@ -121,10 +121,10 @@ class RARLModel(keras.Model):
         logits = out["view_logits"]  # [B, K, C]
         labels = tf.cast(labels, logits.dtype)[:, None, :]
         cls = tf.reduce_mean(losses.classification_loss(logits, labels), axis=1)
+        reward = losses.reward(self.reward, tf.stop_gradient(logits), labels)  # [B, K]: R_T
         step_logits = tf.stop_gradient(tf.reduce_max(out["region_logits"], axis=3))
-        prefix = losses.prefix_rewards(self.reward, step_logits, labels)  # [B, K, T + 1]
-        reward = prefix[..., -1]  # [B, K]: r_T of the whole trajectory
-        returns = losses.step_returns(prefix, self.step_reward, self.discount)  # [B, K, T]
+        rewards = losses.step_rewards(self.reward, self.step_reward, step_logits, labels)
+        returns = losses.step_returns(rewards, self.discount)  # [B, K, T]
         valid = tf.cast(tf.reduce_sum(labels[:, 0], -1) > 0, tf.float32)
         surrogate, baseline_mse = losses.reinforce_terms(out["log_probs"], out["baselines"],
                                                          returns, valid)
