@@ -62,6 +62,17 @@ def test_improvement_returns_credit_each_step_with_what_it_added():
         losses.step_rewards("top_n", "improvement", step_logits, labels).numpy(), [[0.0, 1.0]])
 
 
+def test_prefix_rewards_max_pool_the_steps_so_far():
+    # One image, T = 2, C = 3, true label 2: step 1 ranks class 0 first, step 2 finds class 2.
+    step_logits = tf.constant([[[3.0, 1.0, 0.0], [0.0, 0.0, 5.0]]])
+    labels = tf.constant([[0.0, 0.0, 1.0]])
+    prefix = losses.prefix_rewards("top_n", step_logits, labels).numpy()
+    # R_0: all-zero scores rank class 0 first (ties to the lower index): 0.
+    np.testing.assert_allclose(prefix, [[0.0, 0.0, 1.0]])
+    pooled = losses.prefix_rewards("log_likelihood", step_logits, labels).numpy()[0, -1]
+    np.testing.assert_allclose(pooled, tf.nn.log_softmax([3.0, 1.0, 5.0]).numpy()[2], rtol=1e-6)
+
+
 def test_leave_one_out_advantages_sum_to_zero_over_an_images_trajectories():
     rng = np.random.default_rng(0)
     returns = tf.constant(rng.uniform(size=(3, 4, 5)), tf.float32)  # B = 3, K = 4, T = 5
