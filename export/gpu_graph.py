@@ -117,7 +117,7 @@ class GpuInference:
                                    tf.float32)
 
     def _embed_regions(self, regions, context: bool):
-        """regions [R, s*s, C] -> e [R, D] as `RecurrentAttention._observe` embeds them."""
+        """regions [R, s*s, C] -> e [R, D] as `RecurrentAttention._embed` embeds them."""
         agent = self.agent
         r, cells, c = regions.shape
         if context and agent.context_embed is not None:

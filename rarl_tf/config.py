@@ -102,6 +102,9 @@ class TrainConfig:
     steps_per_epoch: int | None = None  # None: one pass over the training split
     checkpoint_every_steps: int = 500
     seed: int = 0
+    # Compile the training step with XLA (the crop becomes `crop_regions_matmul`, which XLA
+    # compiles; crop_and_resize has no XLA kernel). Off: slower on the CPUs measured (README).
+    jit_compile: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -73,6 +73,8 @@ def define_experiment_flags() -> None:
     flags.DEFINE_integer("checkpoint_every_steps", _T.checkpoint_every_steps,
                          "Save a resumable checkpoint every this many steps.")
     flags.DEFINE_integer("seed", _T.seed, "Seed of data order, augmentation, init and sampling.")
+    flags.DEFINE_bool("jit_compile", _T.jit_compile, "Compile the training step with XLA (the "
+                      "crop becomes the matmul crop; see README, \"Speed\").")
     # Evaluation.
     define_eval_flags()
 
@@ -145,7 +147,8 @@ def experiment_config_from_flags() -> ExperimentConfig:
                         learning_rate=FLAGS.learning_rate, lr_schedule=FLAGS.lr_schedule,
                         warmup_epochs=FLAGS.warmup_epochs, beta_1=FLAGS.beta_1,
                         beta_2=FLAGS.beta_2, steps_per_epoch=FLAGS.steps_per_epoch,
-                        checkpoint_every_steps=FLAGS.checkpoint_every_steps, seed=FLAGS.seed)
+                        checkpoint_every_steps=FLAGS.checkpoint_every_steps, seed=FLAGS.seed,
+                        jit_compile=FLAGS.jit_compile)
     config = ExperimentConfig(model=model, data=data, train=train, eval=eval_config_from_flags())
     config.validate()
     return config

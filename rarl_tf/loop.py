@@ -58,9 +58,13 @@ def train_steps(model: keras.Model, strategy: tf.distribute.Strategy, stream: tf
         with strategy.scope():
             model.optimizer.build(model.trainable_variables)
 
+    # XLA compiles the per-replica step (not the cross-replica reduction around it).
+    replica_step = (tf.function(model.train_step, jit_compile=True) if model.jit_compile
+                    else model.train_step)
+
     @tf.function
     def step_fn(batch):
-        per_replica = strategy.run(model.train_step, args=(batch,))
+        per_replica = strategy.run(replica_step, args=(batch,))
         return {name: strategy.reduce("MEAN", value, axis=None)
                 for name, value in per_replica.items()}
 

@@ -29,7 +29,6 @@ from rarl_tf.config import ExperimentConfig
 from rarl_tf.data import pipeline
 from rarl_tf.discovery import discovery_rates
 from rarl_tf.model import losses
-from rarl_tf.model.views import FULL_VIEW
 
 
 def digit_test_batches(config: ExperimentConfig, max_images: int, batch_size: int = 64
@@ -99,8 +98,7 @@ def placement_scores(found: dict, eval_config) -> dict:
 def sampled_terms(model: keras.Model, images: tf.Tensor, labels: tf.Tensor, trajectories: int):
     """Training-time terms of K sampled trajectories per image (batch-norm in inference mode):
     (model.compute_terms dict, top-n rewards [B, K], the model's rewards [B, K])."""
-    out = model(images, training=False, sample=True,
-                views=np.repeat(FULL_VIEW, trajectories, axis=0))
+    out = model(images, training=False, sample=True, trajectories=trajectories)
     labels = tf.cast(labels, tf.float32)
     top_n = losses.top_n_reward(out["view_logits"], labels[:, None])
     own = losses.reward(model.reward, out["view_logits"], labels[:, None])

@@ -255,11 +255,12 @@ def train(config: ExperimentConfig, model_dir: str,
 
     keras.utils.set_random_seed(t.seed)
     with strategy.scope():
-        model = build_model(m, len(source.class_names), seed=t.seed)
+        # crop_and_resize has no XLA kernel: an XLA step crops with matrix products instead.
+        model = build_model(m, len(source.class_names), seed=t.seed,
+                            crop_mode="matmul" if t.jit_compile else "crop_and_resize")
         optimizer = keras.optimizers.Adam(learning_rate(config, steps_per_epoch),
                                           beta_1=t.beta_1, beta_2=t.beta_2)
-        # crop_and_resize has no XLA kernel, so the step is compiled as a plain tf.function.
-        model.compile(optimizer=optimizer, jit_compile=False)
+        model.compile(optimizer=optimizer, jit_compile=t.jit_compile)
 
     write_dir = distribute.worker_dir(model_dir)
     checkpoint = StepCheckpoint(os.path.join(write_dir, CHECKPOINT_DIR),

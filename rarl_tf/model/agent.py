@@ -49,10 +49,12 @@ CROP_MODES = ("crop_and_resize", "matmul")
 
 
 def _repeat_rows(x: tf.Tensor, k: int) -> tf.Tensor:
-    """[E, D] -> [E * k, D], each row k times in a row (a broadcast add, not a gather, so the
-    exported TFLite graph stays within the GPU delegate's ops)."""
-    d = x.shape[-1]
-    return tf.reshape(x[:, None, :] + tf.zeros([1, k, 1], x.dtype), [-1, d])
+    """[E, ...] -> [E * k, ...], each row k times in a row (a broadcast add, not a gather).
+    The trailing dimensions must be static."""
+    if k == 1:
+        return x
+    ones = [1] * (x.shape.rank - 1)
+    return tf.reshape(x[:, None] + tf.zeros([1, k, *ones], x.dtype), [-1, *x.shape[1:]])
 
 
 def _by_image(outputs: dict, batch, num_views: int) -> dict:
@@ -185,53 +187,69 @@ class RecurrentAttention(keras.layers.Layer):
             self.loc_score.build((None, self.loc_cell.units))
         self.built = True
 
-    def _crop(self, features, boxes, box_indices, size=None):
+    def _crop(self, features, boxes, size=None):
+        """Region features [K, s, s, F] of boxes [K, 4] grouped by image: the first K / B read
+        image 0, the next K / B image 1, ... (episode e = b * V + v, region e * k + j)."""
         size = size or self.crop_size
         if self.crop_mode == "matmul":
-            single = features.shape[0] == 1
-            return crop_lib.crop_regions_matmul(features, boxes, None if single else box_indices,
-                                                size)
-        return crop_lib.crop_regions(features, boxes, box_indices, size)
+            return crop_lib.crop_regions_matmul(features, boxes, None, size)
+        batch = tf.shape(features)[0]
+        owners = tf.repeat(tf.range(batch, dtype=tf.int32), tf.shape(boxes)[0] // batch)
+        return crop_lib.crop_regions(features, boxes, owners, size)
 
-    def _cell_scores(self, features, episode_views, episode_image):
+    def _cell_scores(self, features, episode_views):
         """The spatial head's per-cell terms W_f F_g of each episode's view: [E, G * G, A]
         (None for other heads). The map is read through a stop-gradient: REINFORCE must not
         reach the backbone (see `_place`)."""
         if self.loc_cell is None:
             return None
-        grid = self._crop(tf.stop_gradient(features), episode_views, episode_image,
-                          self.loc_grid)
+        grid = self._crop(tf.stop_gradient(features), episode_views, self.loc_grid)
         return self.loc_cell(tf.reshape(grid, [-1, self.loc_grid ** 2, grid.shape[-1]]))
 
-    def _observe(self, features, boxes, box_indices, state, location, context=False):
-        """Crops boxes [R, 4], embeds them and steps the LSTM from `state` ([R, H] each).
-
-        `location` [R, 2] is l_t, fed to the LSTM with `location_input`; `context` marks
-        iteration 0's whole view (embedded by `context_embed` with `context_grid`).
-        Returns (h, c, e): the new state and the embeddings e [R, D]; without an LSTM the
-        state is the embedding itself.
-        """
-        regions = self._crop(features, boxes, box_indices)  # [R, s, s, F]
+    def _embed(self, regions, context=False):
+        """Region features [R, s, s, F] -> embeddings e [R, D] (iteration 0's whole view, marked
+        by `context`, through `context_embed` with `context_grid`)."""
         grid = tf.reshape(regions, [-1, self.crop_size * self.crop_size * regions.shape[-1]])
         if context and self.context_embed is not None:
-            embedded = self.context_embed(grid)
-        elif self.region_pool == "max":
-            embedded = self.embed(tf.reduce_max(regions, axis=[1, 2]))
-        else:
-            embedded = self.embed(grid)
+            return self.context_embed(grid)
+        if self.region_pool == "max":
+            return self.embed(tf.reduce_max(regions, axis=[1, 2]))
+        return self.embed(grid)
+
+    def _step(self, embedded, location, state):
+        """One LSTM step for each of an episode's n regions from the episode's state.
+
+        Args:
+          embedded: [E, n, D] region embeddings e_tr.
+          location: [E, 2] l_t, an input with `location_input`.
+          state: (h, c), [E, H] each: the episode's state, shared by its n regions.
+
+        Returns:
+          (h_r, c_r) [E, n, H]: `LSTMCell` on (e_tr, l_t) from (h, c) for every region, with
+          the terms every region of an episode shares (W_h h, W_l l_t, the bias) computed once
+          per episode instead of n times: the same function with a 1 / n share of the
+          recurrent product. Without an LSTM, h_r = c_r = e_tr.
+        """
         if self.cell is None:
-            return embedded, embedded, embedded
+            return embedded, embedded
         # An LSTM that only places regions learns from REINFORCE alone, which must not reach
         # the embedding and backbone the classifier trains (see `call`).
-        lstm_input = (tf.stop_gradient(embedded) if self.recurrence == "localisation_only"
-                      else embedded)
+        if self.recurrence == "localisation_only":
+            embedded = tf.stop_gradient(embedded)
+        h, c = state
+        dim = embedded.shape[-1]
+        kernel = self.cell.kernel  # [D (+ 2), 4H]: gates i, f, g, o as keras.layers.LSTMCell
+        shared = tf.matmul(h, self.cell.recurrent_kernel) + self.cell.bias  # [E, 4H]
         if self.location_input:
-            lstm_input = tf.concat([lstm_input, tf.cast(location, lstm_input.dtype)], axis=-1)
-        h, (h, c) = self.cell(lstm_input, state)
-        return h, c, embedded
+            shared += tf.matmul(tf.cast(location, h.dtype), kernel[dim:])
+        z = tf.reshape(tf.matmul(tf.reshape(embedded, [-1, dim]), kernel[:dim]),
+                       [-1, embedded.shape[1], shared.shape[-1]]) + shared[:, None]
+        i, f, g, o = tf.split(z, 4, axis=-1)
+        c_r = tf.sigmoid(f) * c[:, None] + tf.sigmoid(i) * tf.tanh(g)
+        return tf.sigmoid(o) * tf.tanh(c_r), c_r
 
-    def call(self, features, views, image_size, sample=False):
-        """Runs T + 1 iterations on every (image, view) pair.
+    def call(self, features, views, image_size, sample=False, trajectories=1):
+        """Runs T + 1 iterations on every (image, view) pair, `trajectories` times.
 
         Args:
           features: [B, h, w, C] feature map f_I.
@@ -240,53 +258,58 @@ class RecurrentAttention(keras.layers.Layer):
           image_size: (height, width) of the input image in pixels, the unit of anchor sizes
             (Python numbers, or scalar tensors when the image size is only known at run time).
           sample: draw l_{t+1} from the policy (training) instead of taking its mean.
+          trajectories: K, episodes per (image, view) pair; they differ only where sampled
+            locations differ (REINFORCE's K trajectories through one feature map).
 
         Returns:
-          dict of tensors, with E = B * V episodes laid out as [B, V, ...]:
-            region_logits [B, V, T, k, C]: a_tr, the region scores;
-            boxes [B, V, T, k, 4]: the regions on the map, normalised (y1, x1, y2, x2);
-            locations [B, V, T, 2]: l_1..l_T as used, in the view frame [-1, 1];
-            means [B, V, T, 2]: the policy's mode: its mean f_loc(h_{t-1}) for the paper's Normal;
-            log_probs [B, V, T]: log pi(l_t) of the 2-D location, gradient to the policy only;
-            baselines [B, V, T]: b_t, trained to predict the reward.
+          dict of tensors, with E = B * V * K episodes laid out as [B, V * K, ...] (episode
+          e = (b * V + v) * K + j is trajectory j of image b through view v):
+            region_logits [B, VK, T, k, C]: a_tr, the region scores;
+            boxes [B, VK, T, k, 4]: the regions on the map, normalised (y1, x1, y2, x2);
+            locations [B, VK, T, 2]: l_1..l_T as used, in the view frame [-1, 1];
+            means [B, VK, T, 2]: the policy's mode: its mean f_loc(h_{t-1}) for the paper's
+              Normal;
+            log_probs [B, VK, T]: log pi(l_t) of the 2-D location, gradient to the policy only;
+            baselines [B, VK, T]: b_t, trained to predict the reward.
         """
         views = tf.convert_to_tensor(views, tf.float32)
         batch = tf.shape(features)[0]
-        num_views = views.shape[0]
-        k = self.num_anchors
-        # Episode e = b * V + v reads image b through view v.
-        episode_views = tf.reshape(views[None] + tf.zeros([batch, 1, 1]), [-1, 4])
-        episode_image = tf.repeat(tf.range(batch, dtype=tf.int32), num_views)
-        region_image = tf.repeat(episode_image, k)
+        k, num_trajectories = self.num_anchors, int(trajectories)
+        pair_views = tf.reshape(views[None] + tf.zeros([batch, 1, 1]), [-1, 4])  # [B * V, 4]
         size = tf.cast(tf.reshape(tf.stack([image_size[0], image_size[1]]), [1, 2]), tf.float32)
         shapes = tf.constant(self.anchor_px) / size
-
-        num_episodes = tf.shape(episode_views)[0]
-        zeros = tf.zeros([num_episodes, self.lstm_units], features.dtype)
-        # Iteration 0: the whole view, centred at l = (0, 0).
-        h, c, _ = self._observe(features, episode_views, episode_image, [zeros, zeros],
-                                tf.zeros([num_episodes, 2]), context=True)
-
-        cells = self._cell_scores(features, episode_views, episode_image)
+        # Iteration 0 and the spatial head's cell terms do not depend on sampled locations:
+        # computed once per (image, view) pair and shared by its K trajectories.
+        state = [_repeat_rows(x, num_trajectories) for x in self._start(features, pair_views)]
+        cells = self._cell_scores(features, pair_views)
+        cells = None if cells is None else _repeat_rows(cells, num_trajectories)
+        episode_views = _repeat_rows(pair_views, num_trajectories)
         outputs = {key: [] for key in ("region_logits", "boxes", "locations", "means",
                                        "log_probs", "baselines")}
-        visited = []
         for _ in range(self.num_steps):
-            used, mean, log_prob, baseline = self._place(h, sample, cells, visited)
-            visited.append(used)
+            used, mean, log_prob, baseline = self._place(state[0], sample, cells,
+                                                         outputs["locations"])
             boxes = anchors_lib.anchor_boxes(used, episode_views, shapes)  # [E, k, 4]
-            h_r, c_r, e_r = self._observe(features, tf.reshape(boxes, [-1, 4]), region_image,
-                                          [_repeat_rows(h, k), _repeat_rows(c, k)],
-                                          _repeat_rows(used, k))
-            logits = self.cls_head(h_r if self.recurrence == "lstm" else e_r)  # [E * k, C]
-            h = tf.reduce_mean(tf.reshape(h_r, [-1, k, h_r.shape[-1]]), axis=1)
-            c = tf.reduce_mean(tf.reshape(c_r, [-1, k, c_r.shape[-1]]), axis=1)
+            embedded = self._embed(self._crop(features, tf.reshape(boxes, [-1, 4])))
+            embedded = tf.reshape(embedded, [-1, k, embedded.shape[-1]])  # [E, k, D]
+            h_r, c_r = self._step(embedded, used, state)  # [E, k, H] each
+            scored = h_r if self.recurrence == "lstm" else embedded
+            logits = self.cls_head(tf.reshape(scored, [-1, scored.shape[-1]]))  # [E * k, C]
+            state = [tf.reduce_mean(h_r, axis=1), tf.reduce_mean(c_r, axis=1)]
             for key, value in (("region_logits", tf.reshape(logits, [-1, k, self.num_classes])),
                                ("boxes", boxes), ("locations", used), ("means", mean),
                                ("log_probs", log_prob), ("baselines", baseline)):
                 outputs[key].append(value)
+        return _by_image(outputs, batch, views.shape[0] * num_trajectories)
 
-        return _by_image(outputs, batch, num_views)
+    def _start(self, features, pair_views):
+        """Iteration 0: each pair's whole view [P, 4] as its one region, from a zero state at
+        l = (0, 0); returns its state (h, c), [P, H] each."""
+        count = tf.shape(pair_views)[0]
+        zeros = tf.zeros([count, self.lstm_units], features.dtype)
+        embedded = self._embed(self._crop(features, pair_views), context=True)
+        h, c = self._step(embedded[:, None], tf.zeros([count, 2]), (zeros, zeros))
+        return h[:, 0], c[:, 0]
 
     def _cell_positions(self, dtype) -> tf.Tensor:
         """[G * G, 2]: cell g = i * G + j samples the view at (-1 + 2i/(G-1), -1 + 2j/(G-1))."""

@@ -66,8 +66,11 @@ def crop_regions_matmul(features: tf.Tensor, boxes: tf.Tensor, box_indices: tf.T
     Args:
       features: [B, h, w, C] feature map with static h and w.
       boxes: [K, 4] as in `crop_regions`.
-      box_indices: [K] int32 batch rows, or None when B == 1 (no gather needed, which keeps the
-        exported graph free of GATHER ops).
+      box_indices: [K] int32 batch rows, or None when the boxes come grouped by image, K / B
+        each: box i reads image i // (K / B). Grouped boxes need no gather of a map per box
+        (K copies of [h, w, C]): each image's map is multiplied by all its boxes' weights at
+        once, which is what makes this crop fast in training, and with B == 1 it keeps the
+        exported graph free of GATHER and batched products.
       crop_size: s.
 
     Returns:
@@ -79,13 +82,17 @@ def crop_regions_matmul(features: tf.Tensor, boxes: tf.Tensor, box_indices: tf.T
     y1, x1, y2, x2 = tf.split(boxes, 4, axis=-1)
     wy = _interpolation_weights(y1, y2, h, crop_size)  # [K, s, h]
     wx = _interpolation_weights(x1, x2, w, crop_size)  # [K, s, w]
-    if box_indices is None:
-        # One image: every box reads the same map, so fold channels into the matmul.
-        fmap = features[0]  # [h, w, C]
-        c = fmap.shape[-1]
-        rows = tf.reshape(tf.matmul(tf.reshape(wy, [-1, h]), tf.reshape(fmap, [h, -1])),
-                          [-1, crop_size, w, c])  # [K, s, w, C]
-    else:
+    c = features.shape[-1]
+    if box_indices is not None:
         fmap = tf.gather(features, box_indices)  # [K, h, w, C]
         rows = tf.einsum("kih,khwc->kiwc", wy, fmap)
+    elif features.shape[0] == 1:
+        # One image: every box reads the same map, so fold channels into one 2-D product.
+        rows = tf.reshape(tf.matmul(tf.reshape(wy, [-1, h]), tf.reshape(features[0], [h, -1])),
+                          [-1, crop_size, w, c])  # [K, s, w, C]
+    else:
+        batch = tf.shape(features)[0]
+        # [B, K/B * s, h] x [B, h, w * C]: one product per image for all of its boxes.
+        rows = tf.matmul(tf.reshape(wy, [batch, -1, h]), tf.reshape(features, [batch, h, -1]))
+        rows = tf.reshape(rows, [-1, crop_size, w, c])  # [K, s, w, C]
     return tf.einsum("kjw,kiwc->kijc", wx, rows)

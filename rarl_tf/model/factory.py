@@ -33,7 +33,8 @@ def build_model(config: ModelConfig, num_classes: int, seed: int | None = 0,
     if config.architecture == "global":
         model = GlobalPoolingClassifier(num_classes, backbone=config.backbone,
                                         backbone_weights=weights,
-                                        backbone_widths=config.backbone_widths)
+                                        backbone_widths=config.backbone_widths,
+                                        crop_mode=crop_mode)
         model(np.zeros((1, side, side, 3), np.float32))
         return model
     model = RARLModel(

@@ -29,12 +29,15 @@ class GlobalPoolingClassifier(keras.Model):
     Args:
       num_classes: C.
       backbone, backbone_weights, backbone_widths: as `RARLModel`.
+      crop_mode: "crop_and_resize" or "matmul" (XLA), as `RecurrentAttention`.
     """
 
     def __init__(self, num_classes: int, backbone: str = "vgg16",
                  backbone_weights: str | None = "imagenet",
-                 backbone_widths: Sequence[int] = (32, 64, 128), **kwargs):
+                 backbone_widths: Sequence[int] = (32, 64, 128),
+                 crop_mode: str = "crop_and_resize", **kwargs):
         super().__init__(**kwargs)
+        self.crop_mode = crop_mode
         self.num_classes = int(num_classes)
         self.backbone_name = backbone
         self.backbone_weights = backbone_weights
@@ -57,10 +60,13 @@ class GlobalPoolingClassifier(keras.Model):
         features = self.backbone(images, training=training)
         batch, num_views = tf.shape(features)[0], views.shape[0]
         boxes = tf.reshape(views[None] + tf.zeros([batch, 1, 1]), [-1, 4])
-        owners = tf.repeat(tf.range(batch, dtype=tf.int32), num_views)
         # Resampled at the map's own size, so the full view is the map itself (7 x 7 when the
         # size is only known at run time).
-        regions = crop_lib.crop_regions(features, boxes, owners, features.shape[1] or 7)
+        if self.crop_mode == "matmul":
+            regions = crop_lib.crop_regions_matmul(features, boxes, None, features.shape[1])
+        else:
+            owners = tf.repeat(tf.range(batch, dtype=tf.int32), num_views)
+            regions = crop_lib.crop_regions(features, boxes, owners, features.shape[1] or 7)
         pooled = tf.reduce_mean(regions, axis=[1, 2])  # [B * V, F]
         view_logits = tf.reshape(self.classifier(pooled), [batch, num_views, self.num_classes])
         return {"view_logits": view_logits, "logits": view_logits[:, 0],
@@ -81,4 +87,5 @@ class GlobalPoolingClassifier(keras.Model):
     def get_config(self):
         return {"num_classes": self.num_classes, "backbone": self.backbone_name,
                 "backbone_weights": self.backbone_weights,
-                "backbone_widths": list(self.backbone_widths), "name": self.name}
+                "backbone_widths": list(self.backbone_widths), "crop_mode": self.crop_mode,
+                "name": self.name}

@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from rarl_tf.config import REWARDS, STEP_REWARDS
@@ -79,7 +78,7 @@ class RARLModel(keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
-    def call(self, images, training=False, views=None, sample=None):
+    def call(self, images, training=False, views=None, sample=None, trajectories=1):
         """Forward pass.
 
         Args:
@@ -87,6 +86,8 @@ class RARLModel(keras.Model):
           training: batch-norm mode; also the default for `sample`.
           views: [V, 4] view boxes on the map (see `views.py`); default the whole image.
           sample: sample locations from the policy instead of taking its mean.
+          trajectories: K episodes per (image, view) on the one backbone pass (see
+            `RecurrentAttention.call`); the outputs' view axis is then V * K.
 
         Returns:
           The agent's outputs (see `RecurrentAttention.call`) plus
@@ -103,7 +104,8 @@ class RARLModel(keras.Model):
             # Anchor sizes are in pixels, so the image size must be known; take it at run time.
             shape = tf.cast(tf.shape(images)[1:3], tf.float32)
             image_size = (shape[0], shape[1])
-        out = self.agent(features, views, image_size=image_size, sample=bool(sample))
+        out = self.agent(features, views, image_size=image_size, sample=bool(sample),
+                         trajectories=trajectories)
         view_logits = tf.reduce_max(out["region_logits"], axis=[2, 3])
         out["view_logits"] = view_logits
         out["logits"] = view_logits[:, 0]
@@ -148,7 +150,7 @@ class RARLModel(keras.Model):
         images, labels = data[0], data[1]
         with tf.GradientTape() as tape:
             out = self(images, training=True, sample=self.sample_locations,
-                       views=np.repeat(FULL_VIEW, self.trajectories, axis=0))
+                       trajectories=self.trajectories)
             terms = self.compute_terms(out, labels)
             # Divide by the global batch so replicas' gradients sum to one device's update.
             loss = tf.nn.compute_average_loss(terms["loss"])

@@ -1,0 +1,49 @@
+"""Pins the first training steps of tiny configurations, losses to 1e-6 for a fixed seed.
+
+A refactor that means to change no behaviour (the same initial weights, the same sampled
+locations, the same losses and updates) must leave these numbers as they are. The numbers were
+printed by this file's `_first_losses` on the code of 2026-11-27 (`python -m pytest
+tests/test_pinned_steps.py -s` prints them on a failure); change them only with a change that
+means to change training, and say so in its commit.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import tiny_model_config
+from rarl_tf.model.factory import build_model
+
+CONFIGS = {
+    "paper": {},
+    "digits_policy": dict(loc_head="spatial", loc_grid=5, loc_hidden=4, inhibition_radius=0.3,
+                          location_input=True, trajectories=2, reward="log_likelihood",
+                          region_pool="max"),
+    "global": dict(architecture="global"),
+}
+PINNED = {
+    "paper": [-0.2880571186542511, -0.5186392664909363, -0.2632700800895691],
+    "digits_policy": [4.789036273956299, 4.680761814117432, 4.652460098266602],
+    "global": [0.5257242321968079, 0.5217053890228271, 0.5177322030067444],
+}
+
+
+def _first_losses(changes: dict, steps: int = 3) -> list[float]:
+    keras.utils.set_random_seed(0)
+    model = build_model(tiny_model_config(**changes), 5, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+    model.optimizer.build(model.trainable_variables)
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.uniform(0, 255, (4, 32, 32, 3)).astype(np.float32))
+    labels = tf.constant((rng.uniform(size=(4, 5)) < 0.4).astype(np.float32))
+    step = tf.function(model.train_step)
+    # The tracker's running mean over the steps so far: each step's loss moves it.
+    return [float(step((images, labels))["loss"]) for _ in range(steps)]
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_first_training_steps_are_pinned(name):
+    losses = _first_losses(CONFIGS[name])
+    print(name, repr(losses))
+    np.testing.assert_allclose(losses, PINNED[name], rtol=0, atol=1e-6)
