@@ -127,12 +127,10 @@ def training_images(model_dir: str, count: int = 100):
     """`count` training images resized as for evaluation: [1, N, N, 3] float32 each."""
     from rarl_tf.config import load_config
     from rarl_tf.data import pipeline
-    from rarl_tf.data.sources import get_source
+    from rarl_tf.data.splits import load_split
 
     config = load_config(model_dir)
-    source = get_source(config.data.dataset)
-    examples = source.load(source.train_split, config.data.data_dir, False, config.train.seed,
-                           config.data.download)
+    examples = load_split(config, "train")
     for images, _, _ in pipeline.eval_batches(examples.take(count), config.model.image_size, 1):
         yield images.numpy()
 

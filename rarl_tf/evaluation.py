@@ -14,7 +14,7 @@ import tensorflow as tf
 from rarl_tf import metrics
 from rarl_tf.config import EvalConfig, ExperimentConfig
 from rarl_tf.data import pipeline
-from rarl_tf.data.sources import get_source
+from rarl_tf.data.splits import load_split
 from rarl_tf.model.views import views_for
 
 
@@ -64,9 +64,7 @@ def compute_metrics(scores: np.ndarray, labels: np.ndarray, ignore: np.ndarray,
 def evaluate_scores(scores_fn: Callable[[tf.Tensor], np.ndarray], config: ExperimentConfig
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scores the evaluation split of `config`'s dataset with `scores_fn`."""
-    source = get_source(config.data.dataset)
-    examples = source.load(source.eval_split, config.data.data_dir, False, config.train.seed,
-                           config.data.download)
+    examples = load_split(config, "eval")
     batches = pipeline.eval_batches(examples, config.model.image_size, config.eval.batch_size,
                                     max_pixels=config.data.max_pixels)
     num = int(examples.cardinality())

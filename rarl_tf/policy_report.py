@@ -22,7 +22,6 @@ import contextlib
 import keras
 import numpy as np
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
 from rarl_tf import evaluation
 from rarl_tf.config import ExperimentConfig
@@ -35,11 +34,13 @@ def digit_test_batches(config: ExperimentConfig, max_images: int, batch_size: in
                        ) -> tf.data.Dataset:
     """cluttered_digits' test split: (images [B, N, N, 3], labels [B, C], boxes [B, n, 4]) with
     boxes padded by rows of -1 (y1, x1, y2, x2 normalised to the image)."""
-    from rarl_tf.data import cluttered_digits  # noqa: F401  (registers the builder)
+    from rarl_tf.data.splits import split_name
+    from rarl_tf.data.tfds_sources import cluttered_digits_builder
 
-    name = config.data.dataset
-    name = name if "/" in name else f"{name}/default"
-    examples = tfds.builder(name, data_dir=config.data.data_dir).as_dataset(split="test")
+    dataset = config.data.dataset
+    builder = cluttered_digits_builder(dataset.partition("/")[2] or "default",
+                                       config.data.data_dir)
+    examples = builder.as_dataset(split=split_name(dataset, "eval"))
     return examples.take(max_images).map(
         lambda ex: (pipeline.resize(ex["image"], config.model.image_size), ex["labels"],
                     ex["objects"]["bbox"])).padded_batch(

@@ -28,7 +28,7 @@ import tensorflow as tf
 from rarl_tf import checkpoints, distribute, loop, run_files
 from rarl_tf.config import ExperimentConfig, load_config, save_config
 from rarl_tf.data import pipeline
-from rarl_tf.data.sources import get_source
+from rarl_tf.data.splits import class_names, load_split
 from rarl_tf.model import anchors
 from rarl_tf.model.factory import KERAS_FILE, WEIGHTS_FILE, build_model
 from rarl_tf.model.views import FULL_VIEW
@@ -143,9 +143,7 @@ class AttentionPictures(keras.callbacks.Callback):
 
 def attention_sample(config: ExperimentConfig, count: int = 4) -> np.ndarray:
     """The first `count` evaluation images, resized to N x N: [count, N, N, 3] float32."""
-    source = get_source(config.data.dataset)
-    examples = source.load(source.eval_split, config.data.data_dir, False, config.train.seed,
-                           config.data.download).take(count)
+    examples = load_split(config, "eval").take(count)
     batch = next(iter(pipeline.eval_batches(examples, config.model.image_size, count)))
     return batch[0].numpy()
 
@@ -209,9 +207,7 @@ def training_examples(config: ExperimentConfig, cache_dir: str | None = None,
     Images without any label are left out of training (they carry no signal for the hybrid
     loss and would divide by zero in eq. 9); how many is printed once.
     """
-    source = get_source(config.data.dataset)
-    examples = source.load(source.train_split, config.data.data_dir, True, config.train.seed,
-                           config.data.download)
+    examples = load_split(config, "train", shuffle_files=True)
     pass_size, unlabeled = count_labeled(examples, cache_dir, write)
     if unlabeled:
         print(f"Skipping {unlabeled} training images that have no label ({pass_size} used per "
@@ -237,11 +233,10 @@ def train(config: ExperimentConfig, model_dir: str,
     """
     strategy = strategy or tf.distribute.get_strategy()
     m, t, d = config.model, config.train, config.data
-    source = get_source(d.dataset)
-    config = dataclasses.replace(config, class_names=source.class_names)
+    config = dataclasses.replace(config, class_names=class_names(config))
     chief = distribute.is_chief()
     # Data first: a dataset that is missing stops the run before anything is written.
-    source.load(source.train_split, d.data_dir, False, t.seed, d.download)
+    load_split(config, "train")
     os.makedirs(model_dir, exist_ok=True)
     # One run per folder, before anything is written; each worker locks the folder it writes.
     run_files.acquire(distribute.worker_dir(model_dir))
@@ -256,7 +251,7 @@ def train(config: ExperimentConfig, model_dir: str,
     keras.utils.set_random_seed(t.seed)
     with strategy.scope():
         # crop_and_resize has no XLA kernel: an XLA step crops with matrix products instead.
-        model = build_model(m, len(source.class_names), seed=t.seed,
+        model = build_model(m, len(config.class_names), seed=t.seed,
                             crop_mode="matmul" if t.jit_compile else "crop_and_resize")
         optimizer = keras.optimizers.Adam(learning_rate(config, steps_per_epoch),
                                           beta_1=t.beta_1, beta_2=t.beta_2)

@@ -39,7 +39,7 @@ def main(argv):
 
     from rarl_tf import training
     from rarl_tf.data import pipeline
-    from rarl_tf.data.sources import get_source
+    from rarl_tf.data.splits import class_names
     from rarl_tf.model.factory import build_model
 
     m, t = config.model, config.train
@@ -60,7 +60,7 @@ def main(argv):
               "batches_timed": FLAGS.batches}
 
     if FLAGS.model_steps:
-        model = build_model(m, len(get_source(config.data.dataset).class_names), seed=t.seed)
+        model = build_model(m, len(class_names(config)), seed=t.seed)
         model.compile(optimizer=keras.optimizers.Adam(t.learning_rate), jit_compile=False)
         batch = next(iter(pipeline.train_stream(examples, pass_size, 0, 1, t.batch_size,
                                                 m.image_size, m.crop_margin, t.seed,

@@ -26,15 +26,14 @@ class Source:
     Attributes:
       class_names: the C label names, in label-index order.
       train_split / eval_split: split names as the loader understands them.
-      load: (split, data_dir, shuffle_files, seed, download) -> tf.data.Dataset of examples.
-      data_dir_is_root: `data_dir` is the dataset's own folder (required), not a tfds cache.
+      load: (split, data_dir, shuffle_files, seed, download) -> tf.data.Dataset of examples;
+        callers go through `splits.load_split`, which takes these from the config.
     """
 
     class_names: tuple[str, ...]
     train_split: str
     eval_split: str
     load: Callable[..., tf.data.Dataset]
-    data_dir_is_root: bool = False
 
 
 def _voc_dir(split: str, data_dir: str | None, shuffle_files: bool, seed: int,
@@ -55,7 +54,7 @@ SOURCES: dict[str, Source] = {
                       tfds_sources.load_voc2007),
     "coco2014": Source(tfds_sources.COCO_CLASSES, "train", "validation",
                        tfds_sources.load_coco2014),
-    "voc_dir": Source(voc_dir.VOC_CLASSES, "trainval", "test", _voc_dir, data_dir_is_root=True),
+    "voc_dir": Source(voc_dir.VOC_CLASSES, "trainval", "test", _voc_dir),
 }
 
 

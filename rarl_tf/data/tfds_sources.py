@@ -15,6 +15,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from rarl_tf.data.labels import multi_hot, voc_labels
 from rarl_tf.data.voc_dir import VOC_CLASSES
 
 # COCO's 80 categories in ascending category-id order, the label order of tfds coco/2014.
@@ -73,28 +74,9 @@ def _as_dataset(builder, split: str, shuffle_files: bool, seed: int) -> tf.data.
                               decoders={"image": tfds.decode.SkipDecoding()})
 
 
-def _multi_hot(indices: tf.Tensor, num_classes: int) -> tf.Tensor:
-    """Object class indices [n] -> multi-hot float32 [C] (all zero when n == 0)."""
-    # A sum, not a max: the max over zero objects would be -inf.
-    counts = tf.reduce_sum(tf.one_hot(indices, num_classes, dtype=tf.float32), axis=0)
-    return tf.cast(counts > 0, tf.float32)
-
-
-def voc_labels(object_labels: tf.Tensor, is_difficult: tf.Tensor, num_classes: int
-               ) -> tuple[tf.Tensor, tf.Tensor]:
-    """One VOC image's objects -> (labels [C] float32 multi-hot, ignore [C] bool).
-
-    Labels come from all objects; `ignore` marks classes whose objects are all difficult, which
-    the VOC devkit leaves out of AP.
-    """
-    labels = _multi_hot(object_labels, num_classes)
-    easy = _multi_hot(tf.boolean_mask(object_labels, ~is_difficult), num_classes)
-    return labels, (labels > 0) & (easy == 0)
-
-
 def load_voc2007(split: str, data_dir: str | None, shuffle_files: bool, seed: int,
                  download: bool = False) -> tf.data.Dataset:
-    """voc/2007 examples (see `voc_labels`)."""
+    """voc/2007 examples (labels and ignore by `labels.voc_labels`)."""
     builder = _builder("voc/2007", data_dir, download)
     _check_class_names(builder, ("objects", "label"), VOC_CLASSES)
 
@@ -116,16 +98,14 @@ def load_coco2014(split: str, data_dir: str | None, shuffle_files: bool, seed: i
     num_classes = len(COCO_CLASSES)
     return _as_dataset(builder, split, shuffle_files, seed).map(
         lambda ex: {"image": ex["image"],
-                    "labels": _multi_hot(ex["objects"]["label"], num_classes),
+                    "labels": multi_hot(ex["objects"]["label"], num_classes),
                     "ignore": tf.zeros([num_classes], tf.bool), "name": ex["image/filename"]},
         num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def load_cluttered_digits(config_name: str, split: str, data_dir: str | None,
-                          shuffle_files: bool, seed: int, download: bool = False
-                          ) -> tf.data.Dataset:
-    """The embedded default: generated locally on first use, so `download` does not matter."""
-    del download
+def cluttered_digits_builder(config_name: str, data_dir: str | None
+                             ) -> tfds.core.DatasetBuilder:
+    """The prepared cluttered_digits/`config_name` builder, generated on first use."""
     from rarl_tf.data import cluttered_digits  # noqa: F401  (registers the builder)
 
     builder = tfds.builder(f"cluttered_digits/{config_name}", data_dir=data_dir)
@@ -135,6 +115,15 @@ def load_cluttered_digits(config_name: str, split: str, data_dir: str | None,
         # Another process (a second worker) finished generating it first; theirs is complete.
         if not builder.is_prepared():
             raise
+    return builder
+
+
+def load_cluttered_digits(config_name: str, split: str, data_dir: str | None,
+                          shuffle_files: bool, seed: int, download: bool = False
+                          ) -> tf.data.Dataset:
+    """The embedded default: generated locally on first use, so `download` does not matter."""
+    del download
+    builder = cluttered_digits_builder(config_name, data_dir)
     num_classes = builder.info.features["labels"].shape[-1]
     return _as_dataset(builder, split, shuffle_files, seed).map(
         lambda ex: {"image": ex["image"], "labels": tf.cast(ex["labels"], tf.float32),

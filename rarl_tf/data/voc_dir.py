@@ -23,6 +23,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from rarl_tf.data.labels import voc_labels
+
 logger = logging.getLogger(__name__)
 
 # The VOC devkit's class order (VOCinit.m), which tensorflow-datasets' voc/2007 also uses.
@@ -56,14 +58,12 @@ def parse_annotation(path: str) -> list[tuple[str, bool]]:
 
 
 def labels_and_ignore(objects: list[tuple[str, bool]]) -> tuple[np.ndarray, np.ndarray]:
-    """Multi-hot labels [20] float32 and the difficult-only mask [20] bool of one image."""
-    labels = np.zeros(len(VOC_CLASSES), np.float32)
-    easy = np.zeros(len(VOC_CLASSES), bool)
-    for name, difficult in objects:
-        index = VOC_CLASSES.index(name)
-        labels[index] = 1.0
-        easy[index] |= not difficult
-    return labels, (labels > 0) & ~easy
+    """Multi-hot labels [20] float32 and the difficult-only mask [20] bool of one image, by the
+    rule tensorflow-datasets' voc/2007 is read with (`labels.voc_labels`)."""
+    indices = np.asarray([VOC_CLASSES.index(name) for name, _ in objects], np.int64)
+    difficult = np.asarray([flag for _, flag in objects], bool)
+    labels, ignore = voc_labels(indices, difficult, len(VOC_CLASSES))
+    return labels.numpy(), ignore.numpy()
 
 
 @dataclasses.dataclass(frozen=True)
