@@ -1,6 +1,12 @@
-"""Frozen experiment configuration.
+"""Frozen experiment configuration: the one place each setting, its flag and its choices live.
 
 Entry points turn flags into an `ExperimentConfig`; library code receives plain values from it.
+Every field of the section dataclasses (`ModelConfig`, `DataConfig`, `TrainConfig`,
+`EvalConfig`) is declared with `option(default, help, ...)`: `rarl_tf.flags` generates its
+`--flag` from it (type from the annotation; tuples are comma-separated lists), builds the config
+from the parsed flags, and `ExperimentConfig.validate` checks its `choices`. Adding a setting is
+adding a field here (and the code that uses it).
+
 Defaults are the paper's VOC 512 recipe; `digits.flags` overrides them for the embedded default.
 The config is written to `model_dir/config.json` so evaluation, prediction and export rebuild the
 exact model that was trained.
@@ -11,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any
+from typing import Any, Iterator
 
 BACKBONES = ("vgg16", "small_vgg")
 LR_SCHEDULES = ("constant", "cosine")
@@ -23,8 +29,11 @@ LOC_HEADS = ("dense", "spatial")
 ARCHITECTURES = ("rarl", "global")
 LOCATIONS = ("policy", "random")
 RECURRENCES = ("lstm", "localisation_only", "none")
+EVAL_VIEWS = (1, 10)
 # Names of rarl_tf/data/sources.py's SOURCES (kept here so flags are checked before TF loads).
 DATASETS = ("cluttered_digits", "cluttered_digits/small", "voc2007", "coco2014", "voc_dir")
+# tf.distribute strategies of rarl_tf/distribute.py (here so train.py's flag needs no TF).
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
 REMOVED_MODEL_KEYS = ("reinforce_weight", "baseline_weight")
@@ -33,89 +42,150 @@ REMOVED_MODEL_KEYS = ("reinforce_weight", "baseline_weight")
 DEFAULT_MAX_PIXELS = 50_000_000
 
 
+def option(default: Any, help: str, *, choices: tuple = (), flag: str | None = None,
+           enum: bool = False) -> Any:
+    """A config field and its command-line flag.
+
+    Args:
+      default: the field's default (and the flag's).
+      help: the flag's help line.
+      choices: the allowed values, checked by `ExperimentConfig.validate` (one tuple per set).
+      flag: the flag's name where it is not the field's (`--eval_batch_size`).
+      enum: also refuse other values while parsing (an absl enum flag, `<a|b>` in --help).
+    """
+    return dataclasses.field(default=default, metadata={
+        "help": help, "choices": tuple(choices), "flag": flag, "enum": enum})
+
+
+def flag_name(field: dataclasses.Field) -> str:
+    """The command-line name of a config field."""
+    return field.metadata.get("flag") or field.name
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """The network and the agent (design.md, data flow 3-5)."""
+    """The network and the agent: flat for now, grouped by the comments below."""
 
-    backbone: str = "vgg16"
+    # Backbone and input size.
+    backbone: str = option("vgg16", "vgg16 (conv5_3) or small_vgg.", choices=BACKBONES)
     # "imagenet" (Keras downloads it), "none", or a path to a .weights.h5 file.
-    backbone_weights: str = "imagenet"
-    backbone_widths: tuple[int, ...] = (32, 64, 128)  # small_vgg only
-    image_size: int = 512  # N: images are resized to N x N
-    crop_margin: int = 64  # m: training crops (N - m) x (N - m)
-    anchor_sizes: tuple[float, ...] = (80.0, 160.0, 320.0)  # sqrt(area) in pixels
-    aspect_ratios: tuple[float, ...] = (2.0, 1.0, 0.5)  # width / height
-    crop_size: int = 7  # s
-    region_pool: str = "flatten"  # flatten (paper) | max: how a region's s x s grid is embedded
-    embed_dim: int = 512
-    lstm_units: int = 512
-    num_steps: int = 5  # T
-    loc_std: float = 0.11  # sigma, in the [-1, 1] view frame
-    discount: float = 1.0  # gamma
-    # The location policy (README, "The location policy"); the defaults are the paper's.
-    reward: str = "top_n"  # top_n (eq. 5) | log_likelihood of the true labels
-    # final (eq. 6: reward at T only) | improvement: step t earns R_t - R_(t-1)
-    step_reward: str = "final"
-    trajectories: int = 1  # K sampled per training image; K > 1: leave-one-out baseline
-    location_input: bool = False  # feed l_t into the LSTM with each region (as RAM does)
-    loc_hidden: int = 0  # hidden ReLU units in f_loc (0: the paper's one layer)
-    context_grid: bool = False  # iteration 0 embeds the whole view's flattened s x s grid
-    # dense (paper: f_loc = FC(h_t)) | spatial: cells of a G x G grid of the view score
-    # themselves from (F_g, h_t); the mean is their softmax-weighted position
-    loc_head: str = "dense"
-    loc_grid: int = 7  # G
-    # rho (view frame) of the spatial head's inhibition of return; 0: none
-    inhibition_radius: float = 0.0
+    backbone_weights: str = option("imagenet", "imagenet, none, or a path to a .weights.h5 file.")
+    backbone_widths: tuple[int, ...] = option(  # small_vgg only
+        (32, 64, 128), "Channel widths of small_vgg's blocks.")
+    image_size: int = option(512, "N: images are resized to N x N pixels.")
+    crop_margin: int = option(  # training crops (N - m) x (N - m)
+        64, "m: training crops and evaluation views are (N - m) pixels wide.")
+
+    # Anchors and regions.
+    anchor_sizes: tuple[float, ...] = option(  # sqrt(area) in pixels
+        (80.0, 160.0, 320.0), "Square roots of the anchor areas, in pixels.")
+    aspect_ratios: tuple[float, ...] = option(  # width / height
+        (2.0, 1.0, 0.5), "Anchor width / height ratios.")
+    crop_size: int = option(7, "s: regions are resampled to s x s cells.")
+    # flatten (paper) | max: how a region's s x s grid is embedded.
+    region_pool: str = option(
+        "flatten", "flatten: dense layer over the s x s grid (paper); max: max over the grid "
+        "first.", choices=REGION_POOLS, enum=True)
+    embed_dim: int = option(512, "Width of the region embedding.")
+
+    # The agent: recurrence and the paper's ablations (Tables 3-4).
+    lstm_units: int = option(512, "Width of the LSTM state.")
+    num_steps: int = option(5, "T: attention iterations.")
     # rarl | global: backbone, global average pooling, one dense layer (the "VeryDeep" baseline).
-    architecture: str = "rarl"
+    architecture: str = option(
+        "rarl", "rarl, or global (backbone + global pooling + dense: the baseline).",
+        choices=ARCHITECTURES)
     # policy (the paper) | random: uniform random centres, same anchors (Table 3's "random").
-    locations: str = "policy"
+    locations: str = option(
+        "policy", "policy (learned), or random (uniform centres: the paper's Table 3).",
+        choices=LOCATIONS)
     # lstm (Ours-C) | localisation_only: LSTM places regions, an independent classifier scores
     # them (Ours-B) | none: no LSTM, locations from the regions' mean embedding (Ours-A).
-    recurrence: str = "lstm"
+    recurrence: str = option(
+        "lstm", "lstm (paper), localisation_only (an independent region classifier), or none "
+        "(no LSTM): the paper's Table 4.", choices=RECURRENCES)
+
+    # The location policy and its reward (README, "The location policy"); defaults: the paper.
+    loc_std: float = option(0.11, "sigma of the location policy ([-1, 1] frame).")
+    discount: float = option(1.0, "gamma, the reward discount.")
+    reward: str = option(  # top_n (eq. 5) | log_likelihood of the true labels
+        "top_n", "top_n (the paper's eq. 5) or log_likelihood (of the true labels; does not "
+        "saturate).", choices=REWARDS)
+    # final (eq. 6: reward at T only) | improvement: step t earns R_t - R_(t-1)
+    step_reward: str = option(
+        "final", "final (the paper: the reward at T only) or improvement (step t earns what it "
+        "added to the reward).", choices=STEP_REWARDS)
+    trajectories: int = option(  # K > 1: leave-one-out baseline
+        1, "K location trajectories per training image (one backbone pass); K > 1 uses a "
+        "leave-one-out baseline.")
+    location_input: bool = option(  # as RAM does
+        False, "Feed l_t into the LSTM with every region.")
+    loc_hidden: int = option(
+        0, "Hidden ReLU units in the location head (0: one layer, the paper).")
+    context_grid: bool = option(
+        False, "Embed the whole view of iteration 0 from its flattened s x s grid (keeps where "
+        "things are).")
+    # dense (paper: f_loc = FC(h_t)) | spatial: cells of a G x G grid of the view score
+    # themselves from (F_g, h_t); the mean is their softmax-weighted position
+    loc_head: str = option(
+        "dense", "dense (the paper's f_loc(h_t)) or spatial (cells of a G x G grid of the view "
+        "score themselves; the mean is their weighted position).", choices=LOC_HEADS)
+    loc_grid: int = option(7, "G: side of the spatial head's grid.")
+    inhibition_radius: float = option(
+        0.0, "rho ([-1, 1] view frame) of the spatial head's inhibition of return; 0: none.")
 
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     """Where images come from and how they are fed."""
 
-    dataset: str = "voc2007"
+    dataset: str = option("voc2007", "Data source name (see rarl_tf/data/sources.py).",
+                          choices=DATASETS)
     # tensorflow-datasets' data_dir, or (dataset voc_dir) the VOC folder itself.
-    data_dir: str | None = None
-    download: bool = False  # let tensorflow-datasets download and prepare voc2007 / coco2014
-    shuffle_buffer: int = 2048
+    data_dir: str | None = option(
+        None, "tensorflow-datasets data_dir, or the folder of a VOC-layout dataset.")
+    download: bool = option(False, "Let tensorflow-datasets download and prepare voc2007 / "
+                            "coco2014 into --data_dir if they are not there.")
+    shuffle_buffer: int = option(2048, "Shuffle buffer, in images.")
     # Images over this many pixels (read from the header) are skipped, counted and named.
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_pixels: int = option(DEFAULT_MAX_PIXELS, "Skip (and count) images whose header declares "
+                             "more pixels than this, before decoding them.")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Optimisation (paper: Adam, lr 1e-5, betas 0.9 / 0.999, batch 16)."""
 
-    batch_size: int = 16
-    epochs: int = 20
-    learning_rate: float = 1e-5
-    lr_schedule: str = "constant"  # constant | cosine
-    warmup_epochs: float = 0.0
-    beta_1: float = 0.9
-    beta_2: float = 0.999
-    steps_per_epoch: int | None = None  # None: one pass over the training split
-    checkpoint_every_steps: int = 500
-    seed: int = 0
+    batch_size: int = option(16, "Global batch size.")
+    epochs: int = option(20, "Training epochs.")
+    learning_rate: float = option(1e-5, "Adam learning rate (peak).")
+    lr_schedule: str = option("constant", "Learning-rate schedule.", choices=LR_SCHEDULES,
+                              enum=True)
+    warmup_epochs: float = option(0.0, "Linear warm-up, in epochs.")
+    beta_1: float = option(0.9, "Adam beta_1.")
+    beta_2: float = option(0.999, "Adam beta_2.")
+    steps_per_epoch: int | None = option(
+        None, "Steps per epoch; default one pass over the training split.")
+    checkpoint_every_steps: int = option(
+        500, "Save a resumable checkpoint every this many steps.")
+    seed: int = option(0, "Seed of data order, augmentation, init and sampling.")
     # Compile the training step with XLA (the crop becomes `crop_regions_matmul`, which XLA
     # compiles; crop_and_resize has no XLA kernel). Off: slower on the CPUs measured (README).
-    jit_compile: bool = False
+    jit_compile: bool = option(False, "Compile the training step with XLA (the crop becomes the "
+                               "matmul crop; see README, \"Speed\").")
 
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
     """The paper's evaluation protocol."""
 
-    views: int = 1  # 1 (the whole N x N image) or 10 (corners, centre and their mirrors)
-    batch_size: int = 16
-    top_k: int = 3
-    threshold: float = 0.1
-    voc07_ap: bool = False  # 11-point AP of the VOC2007 devkit instead of sklearn's area
+    # 1 (the whole N x N image) or 10 (corners, centre and their mirrors)
+    views: int = option(1, "Evaluation views: 1 (whole image) or 10.", choices=EVAL_VIEWS)
+    batch_size: int = option(16, "Evaluation batch size.", flag="eval_batch_size")
+    top_k: int = option(3, "Labels per image for CP/CR/CF1/OP/OR/OF1.")
+    threshold: float = option(0.1, "Drop top-k labels scoring below this.")
+    # 11-point AP of the VOC2007 devkit instead of sklearn's area
+    voc07_ap: bool = option(False, "11-point AP of the VOC2007 devkit.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,8 +202,6 @@ class ExperimentConfig:
         weights_ok = m.backbone_weights in ("imagenet", "none") or (
             m.backbone_weights.endswith(".weights.h5") and os.path.isfile(m.backbone_weights))
         checks = [
-            (self.data.dataset in DATASETS, "dataset", self.data.dataset,
-             f"one of {DATASETS}"),
             (self.data.dataset != "voc_dir" or bool(self.data.data_dir), "data_dir",
              self.data.data_dir, "the VOC folder (holding JPEGImages/, Annotations/, "
              "ImageSets/Main/) when --dataset=voc_dir"),
@@ -141,7 +209,6 @@ class ExperimentConfig:
              "an integer >= 1"),
             (self.data.max_pixels >= 1, "max_pixels", self.data.max_pixels,
              "an integer >= 1 (pixels per image)"),
-            (m.backbone in BACKBONES, "backbone", m.backbone, f"one of {BACKBONES}"),
             (weights_ok, "backbone_weights", m.backbone_weights,
              "imagenet, none, or the path of an existing .weights.h5 file"),
             (m.backbone != "small_vgg" or m.backbone_weights == "none", "backbone_weights",
@@ -159,37 +226,38 @@ class ExperimentConfig:
              list(m.aspect_ratios), f"as many ratios as --anchor_sizes has sizes "
              f"({len(m.anchor_sizes)}: {list(m.anchor_sizes)})"),
             (m.crop_size >= 1, "crop_size", m.crop_size, "an integer >= 1"),
-            (m.region_pool in REGION_POOLS, "region_pool", m.region_pool,
-             f"one of {REGION_POOLS}"),
-            (m.architecture in ARCHITECTURES, "architecture", m.architecture,
-             f"one of {ARCHITECTURES}"),
-            (m.locations in LOCATIONS, "locations", m.locations, f"one of {LOCATIONS}"),
-            (m.recurrence in RECURRENCES, "recurrence", m.recurrence, f"one of {RECURRENCES}"),
             (m.num_steps >= 1, "num_steps", m.num_steps, "T >= 1"),
             (m.loc_std > 0, "loc_std", m.loc_std, "sigma > 0"),
             (0 <= m.discount <= 1, "discount", m.discount, "0 <= gamma <= 1"),
             (t.batch_size >= 1, "batch_size", t.batch_size, "an integer >= 1"),
             (t.epochs >= 1, "epochs", t.epochs, "an integer >= 1"),
             (t.learning_rate > 0, "learning_rate", t.learning_rate, "> 0"),
-            (t.lr_schedule in LR_SCHEDULES, "lr_schedule", t.lr_schedule,
-             f"one of {LR_SCHEDULES}"),
             (t.steps_per_epoch is None or t.steps_per_epoch >= 1, "steps_per_epoch",
              t.steps_per_epoch, "an integer >= 1"),
             (t.checkpoint_every_steps >= 1, "checkpoint_every_steps", t.checkpoint_every_steps,
              "an integer >= 1"),
-            (e.views in (1, 10), "views", e.views, "1 or 10"),
             (e.top_k >= 1, "top_k", e.top_k, "an integer >= 1"),
             (0 <= e.threshold <= 1, "threshold", e.threshold, "a probability in [0, 1]"),
         ]
-        for ok, flag, value, allowed in checks + _policy_checks(m):
+        for ok, flag, value, allowed in [*self._choice_checks(), *checks, *_policy_checks(m)]:
             if not ok:
                 raise ValueError(f"--{flag}={value} is not allowed: expected {allowed}")
+
+    def _choice_checks(self) -> Iterator[tuple]:
+        """(ok, flag, value, allowed) for every field declared with `choices`."""
+        for name in sections():
+            section = getattr(self, name)
+            for field in dataclasses.fields(section):
+                value, choices = getattr(section, field.name), field.metadata.get("choices")
+                if choices:
+                    yield value in choices, flag_name(field), value, f"one of {choices}"
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "ExperimentConfig":
+        """The config a `config.json` holds, of this version or an older one."""
         def build(kind, values):
             fields = {f.name: f for f in dataclasses.fields(kind)}
             if kind is ModelConfig:
@@ -201,21 +269,20 @@ class ExperimentConfig:
                 raise ValueError(f"unknown {kind.__name__} keys {sorted(unknown)}")
             return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
-        return cls(model=build(ModelConfig, raw.get("model", {})),
-                   data=build(DataConfig, raw.get("data", {})),
-                   train=build(TrainConfig, raw.get("train", {})),
-                   eval=build(EvalConfig, raw.get("eval", {})),
+        return cls(**{name: build(kind, raw.get(name, {})) for name, kind in sections().items()},
                    class_names=tuple(raw.get("class_names", ())))
+
+
+def sections() -> dict[str, type]:
+    """ExperimentConfig's sections by field name ({"model": ModelConfig, ...}), each with flags."""
+    return {f.name: type(f.default) for f in dataclasses.fields(ExperimentConfig)
+            if dataclasses.is_dataclass(f.default)}
 
 
 def _policy_checks(m: ModelConfig) -> list[tuple]:
     """(ok, flag, value, allowed) for the location-policy fields."""
     return [
-        (m.reward in REWARDS, "reward", m.reward, f"one of {REWARDS}"),
-        (m.step_reward in STEP_REWARDS, "step_reward", m.step_reward,
-         f"one of {STEP_REWARDS}"),
         (m.trajectories >= 1, "trajectories", m.trajectories, "an integer K >= 1"),
-        (m.loc_head in LOC_HEADS, "loc_head", m.loc_head, f"one of {LOC_HEADS}"),
         (m.loc_grid >= 2, "loc_grid", m.loc_grid, "an integer G >= 2"),
         (m.inhibition_radius == 0 or (m.inhibition_radius > 0 and m.loc_head == "spatial"),
          "inhibition_radius", m.inhibition_radius,

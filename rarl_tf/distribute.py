@@ -16,7 +16,7 @@ import os
 
 import tensorflow as tf
 
-STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+from rarl_tf.config import STRATEGIES
 
 
 def split_cpu(num_devices: int) -> None:

@@ -17,6 +17,7 @@ from absl import app, flags
 
 from rarl_tf import cli, run_files
 from rarl_tf import flags as rarl_flags
+from rarl_tf.config import STRATEGIES
 
 FLAGS = flags.FLAGS
 
@@ -70,7 +71,7 @@ def main(argv):
 if __name__ == "__main__":
     rarl_flags.define_model_dir_flag()
     rarl_flags.define_experiment_flags()
-    flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],
+    flags.DEFINE_enum("strategy", "default", list(STRATEGIES),
                       "tf.distribute strategy: one device, all local GPUs, the machines in "
                       "TF_CONFIG, or a TPU.")
     flags.DEFINE_integer("num_cpu_devices", 1, "Split the CPU into this many logical devices "
