@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from rarl_tf import serving
 from rarl_tf.model.views import FULL_VIEW
 
 
@@ -200,10 +201,10 @@ class GpuInference:
             locations.append(used)
         steps = agent.num_steps
         view_logits = tf.reduce_max(tf.concat(logits, axis=1), axis=1)  # [1, C]
-        return {"scores": tf.nn.softmax(view_logits, axis=-1),
-                "boxes": tf.reshape(tf.concat(boxes, axis=0), [1, steps, k, 4]),
-                "centres": tf.reshape((tf.concat(locations, axis=0) + 1.0) / 2.0,
-                                      [1, steps, 2])}
+        return serving.to_exported({
+            "probs": tf.nn.softmax(view_logits, axis=-1),
+            "boxes": tf.reshape(tf.concat(boxes, axis=0), [1, steps, k, 4]),
+            "centres": tf.reshape(serving.centres(tf.concat(locations, axis=0)), [1, steps, 2])})
 
 
 def inference_function(model, image_size: int):

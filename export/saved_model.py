@@ -15,7 +15,7 @@ Signatures:
       decoded (InvalidArgument "image refused: more than N pixels"), as in training and
       `rarl_tf.predict` (rarl_tf/data/image_header.py).
   predict_pixels(pixels: uint8 [B, H, W, 3])
-Both return
+Both return (`scores` are the Python side's `probs`: rarl_tf/serving.py holds the mapping)
   scores       float [B, C]     class probabilities (softmax of the max-pooled region scores)
   top_classes  int32 [B, K]     the top-K classes scoring >= threshold, -1 where fewer pass
   top_scores   float [B, K]     their probabilities, 0 where padded
@@ -32,8 +32,7 @@ from absl import app, flags
 
 from rarl_tf import cli
 from rarl_tf import flags as rarl_flags
-
-from rarl_tf.config import DEFAULT_MAX_PIXELS
+from rarl_tf.config import DEFAULT_MAX_PIXELS, EvalConfig
 
 FLAGS = flags.FLAGS
 
@@ -45,14 +44,15 @@ def next_version_dir(export_base: str) -> str:
     return os.path.join(export_base, str(max(versions, default=0) + 1))
 
 
-def build_serving_module(model, image_size: int, class_names, top_k: int = 3,
-                         threshold: float = 0.1, max_pixels: int = DEFAULT_MAX_PIXELS):
+def build_serving_module(model, image_size: int, class_names, top_k: int = EvalConfig.top_k,
+                         threshold: float = EvalConfig.threshold,
+                         max_pixels: int = DEFAULT_MAX_PIXELS):
     """A tf.Module with the two serving signatures around a trained RARLModel."""
     import tensorflow as tf
 
+    from rarl_tf import serving
     from rarl_tf.data import image_header
     from rarl_tf.data.pipeline import resize
-    from rarl_tf.model.views import FULL_VIEW
 
     class ServingModule(tf.Module):
         def __init__(self):
@@ -71,15 +71,13 @@ def build_serving_module(model, image_size: int, class_names, top_k: int = 3,
             return resize(image, image_size)
 
         def _outputs(self, images):
-            out = self.model(images, training=False, views=FULL_VIEW)
-            probs = out["probs"]
-            top_scores, top_classes = tf.math.top_k(probs, k=top_k)
+            out = serving.predict(self.model, images)
+            top_scores, top_classes = tf.math.top_k(out["probs"], k=top_k)
             keep = top_scores >= threshold
-            return {"scores": probs,
+            return {**serving.to_exported({"probs": out["probs"], "boxes": out["boxes"]}),
                     "top_classes": tf.where(keep, top_classes, -1),
                     "top_scores": tf.where(keep, top_scores, 0.0),
-                    "top_names": tf.where(keep, tf.gather(self.class_names, top_classes), ""),
-                    "boxes": out["boxes"][:, 0]}
+                    "top_names": tf.where(keep, tf.gather(self.class_names, top_classes), "")}
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
         def serve_bytes(self, image_bytes):
@@ -137,7 +135,7 @@ def write_warmup_requests(version_dir: str, model_name: str, image_size: int) ->
 
 
 def export(model_dir: str, export_base: str, max_pixels: int = DEFAULT_MAX_PIXELS,
-           top_k: int = 3, threshold: float = 0.1) -> str:
+           top_k: int = EvalConfig.top_k, threshold: float = EvalConfig.threshold) -> str:
     """Exports the model trained in `model_dir` as the next version under `export_base`."""
     import keras
     import tensorflow as tf
@@ -176,6 +174,7 @@ if __name__ == "__main__":
     flags.DEFINE_string("export_base", None, "TF Serving model folder; versions go in N/.",
                         required=True)
     flags.DEFINE_integer("max_pixels", DEFAULT_MAX_PIXELS, "Refuse larger images.")
-    flags.DEFINE_integer("top_k", 3, "Labels reported per image.")
-    flags.DEFINE_float("threshold", 0.1, "Labels below this probability are not reported.")
+    flags.DEFINE_integer("top_k", EvalConfig.top_k, "Labels reported per image.")
+    flags.DEFINE_float("threshold", EvalConfig.threshold,
+                       "Labels below this probability are not reported.")
     app.run(cli.user_errors_exit(main))

@@ -8,7 +8,8 @@ locations are the policy's mode, so the graph holds no random op. The model take
 
   signature "serving_default": pixels float32 [1, N, N, 3] (RGB in [0, 255], already resized)
     -> scores [1, C], boxes [1, T, k, 4] (normalised y1, x1, y2, x2), centres [1, T, 2]
-       (the attended locations (y, x), normalised)
+       (the attended locations (y, x), normalised); `scores` are the Python side's `probs`
+       (rarl_tf/serving.py holds the one mapping)
 
 The class names go beside it, one per line, in FILE.labels.txt (the classic TFLite labels file).
 
@@ -31,6 +32,7 @@ from absl import app, flags
 
 from rarl_tf import cli
 from rarl_tf import flags as rarl_flags
+from rarl_tf.serving import labels_path
 
 FLAGS = flags.FLAGS
 QUANTIZATIONS = ("none", "float16", "int8")
@@ -42,14 +44,12 @@ def keras_inference_function(model, image_size: int):
     model's own call (the graph before the GPU-delegate rewrite of `export/gpu_graph.py`)."""
     import tensorflow as tf
 
-    from rarl_tf.model.views import FULL_VIEW
+    from rarl_tf import serving
 
     @tf.function(input_signature=[tf.TensorSpec([1, image_size, image_size, 3], tf.float32,
                                                 name="pixels")])
     def infer(pixels):
-        out = model(pixels, training=False, views=FULL_VIEW)
-        return {"scores": out["probs"], "boxes": out["boxes"][:, 0],
-                "centres": (out["locations"][:, 0] + 1.0) / 2.0}
+        return serving.to_exported(serving.predict(model, pixels))
 
     return infer
 
@@ -183,11 +183,6 @@ def export(model_dir: str, output: str, quantization: str = "none",
     counts = collections.Counter(names)
     print("ops:", ", ".join(f"{name} x{n}" for name, n in sorted(counts.items())))
     return names
-
-
-def labels_path(tflite_path: str) -> str:
-    """FILE.tflite -> FILE.labels.txt."""
-    return os.path.splitext(tflite_path)[0] + ".labels.txt"
 
 
 def main(argv):

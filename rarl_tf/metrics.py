@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from rarl_tf.config import EvalConfig
+
 
 def _check(scores, labels, ignore):
     scores = np.asarray(scores, np.float64)
@@ -64,7 +66,8 @@ def average_precision(scores, labels, ignore=None, voc07: bool = False) -> np.nd
                      for c in range(scores.shape[1])])
 
 
-def top_k_predictions(scores, top_k: int = 3, threshold: float = 0.1) -> np.ndarray:
+def top_k_predictions(scores, top_k: int = EvalConfig.top_k,
+                      threshold: float = EvalConfig.threshold) -> np.ndarray:
     """[N, C] bool: each image's top_k labels, less those scoring below `threshold`.
 
     Ties go to the lower class index (stable sort), so the choice is deterministic.
@@ -86,8 +89,8 @@ def _f1(p, r):
     return float(2 * p * r / (p + r)) if p + r > 0 else 0.0
 
 
-def multilabel_prf(scores, labels, top_k: int = 3, threshold: float = 0.1,
-                   ignore=None) -> dict[str, float]:
+def multilabel_prf(scores, labels, top_k: int = EvalConfig.top_k,
+                   threshold: float = EvalConfig.threshold, ignore=None) -> dict[str, float]:
     """CP, CR, CF1, OP, OR, OF1 of the paper's eq. 11 (top-k labels per image, then threshold).
 
     With N_c[i], N_p[i], N_g[i] the numbers of images correctly predicted, predicted and

@@ -23,7 +23,7 @@ from absl import app, flags
 
 from rarl_tf import cli
 from rarl_tf import flags as rarl_flags
-from rarl_tf.config import DEFAULT_MAX_PIXELS
+from rarl_tf.config import DEFAULT_MAX_PIXELS, EvalConfig
 
 FLAGS = flags.FLAGS
 
@@ -37,10 +37,9 @@ def main(argv):
                          f">= 1 (pixels per image)")
     from rarl_tf import prediction, visualize
     from rarl_tf.run_files import load_trained
+    from rarl_tf.serving import labels_path
 
     if FLAGS.tflite:
-        from export.tflite import labels_path
-
         predict_fn = prediction.LiteRTPredictor(FLAGS.tflite, labels_path(FLAGS.tflite),
                                                 FLAGS.accelerator)
         image_size, class_names = predict_fn.image_size, predict_fn.class_names
@@ -82,8 +81,9 @@ if __name__ == "__main__":
                       "the CPU, the GPU (stops with an error if LiteRT finds none), or the GPU "
                       "when there is one and the CPU otherwise (with a warning).")
     flags.DEFINE_string("output_dir", None, "Where to write <stem>_attention.png pictures.")
-    flags.DEFINE_integer("top_k", 3, "At most this many labels per image.")
-    flags.DEFINE_float("threshold", 0.1, "Labels scoring below this are not reported.")
+    flags.DEFINE_integer("top_k", EvalConfig.top_k, "At most this many labels per image.")
+    flags.DEFINE_float("threshold", EvalConfig.threshold,
+                       "Labels scoring below this are not reported.")
     flags.DEFINE_integer("max_pixels", DEFAULT_MAX_PIXELS, "Refuse images whose header declares "
                          "more pixels than this (before decoding them).")
     app.run(cli.user_errors_exit(main))

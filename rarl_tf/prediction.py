@@ -10,10 +10,9 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from rarl_tf import metrics
+from rarl_tf import metrics, serving
 from rarl_tf.config import DEFAULT_MAX_PIXELS
 from rarl_tf.data.pipeline import resize
-from rarl_tf.model.views import FULL_VIEW
 
 
 # What Pillow may open here: the formats TensorFlow's pipeline also reads, and GIF (Pillow decodes
@@ -64,11 +63,9 @@ def model_input(image: Image.Image, image_size: int) -> np.ndarray:
 
 
 def keras_predict(model, images: np.ndarray) -> dict[str, np.ndarray]:
-    """probs [B, C], boxes [B, T, k, 4] and centres [B, T, 2], normalised to the image."""
-    out = model(images, training=False, views=FULL_VIEW)
-    locations = out["locations"][:, 0].numpy()
-    return {"probs": out["probs"].numpy(), "boxes": out["boxes"][:, 0].numpy(),
-            "centres": (locations + 1.0) / 2.0}
+    """probs [B, C], boxes [B, T, k, 4] and centres [B, T, 2], normalised to the image
+    (`serving.outputs`)."""
+    return {name: value.numpy() for name, value in serving.predict(model, images).items()}
 
 
 def describe(image_name: str, probs: np.ndarray, class_names: Sequence[str], top_k: int,
@@ -101,6 +98,6 @@ class LiteRTPredictor:
             self.class_names = [line.strip() for line in f if line.strip()]
 
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """Same outputs as `keras_predict` (one image at a time, as the model was exported)."""
-        out = self.runner(pixels=images.astype(np.float32))
-        return {"probs": out["scores"], "boxes": out["boxes"], "centres": out["centres"]}
+        """Same outputs as `keras_predict` (one image at a time, as the model was exported);
+        the exported names are mapped back by `serving.from_exported`."""
+        return serving.from_exported(self.runner(pixels=images.astype(np.float32)))

@@ -25,13 +25,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from rarl_tf import checkpoints, distribute, loop, run_files
+from rarl_tf import checkpoints, distribute, loop, run_files, serving
 from rarl_tf.config import ExperimentConfig, load_config, save_config
 from rarl_tf.data import pipeline
 from rarl_tf.data.splits import class_names, load_split
-from rarl_tf.model import anchors
 from rarl_tf.model.factory import KERAS_FILE, WEIGHTS_FILE, build_model
-from rarl_tf.model.views import FULL_VIEW
 
 CHECKPOINT_DIR = "checkpoints"
 DATA_STATS_FILE = "data_stats.json"
@@ -129,10 +127,9 @@ class AttentionPictures(keras.callbacks.Callback):
 
         from rarl_tf.visualize import draw_attention
 
-        out = self.model(self.images, training=False)
-        boxes = out["boxes"][:, 0].numpy()  # [n, T, k, 4]
-        # [n, T, 2] from the view frame to the image (the one view is the whole image).
-        centres = anchors.location_to_point(out["locations"][:, 0], FULL_VIEW).numpy()
+        out = serving.predict(self.model, self.images)
+        boxes = out["boxes"].numpy()  # [n, T, k, 4]
+        centres = out["centres"].numpy()  # [n, T, 2], normalised to the image
         pictures = [np.asarray(draw_attention(Image.fromarray(np.uint8(image)), b, c, 192))
                     for image, b, c in zip(self.images, boxes, centres)]
         with self.writer.as_default():

@@ -33,7 +33,7 @@ def main(argv):
     import tensorflow as tf
 
     from export import saved_model, tflite
-    from rarl_tf import evaluation, prediction
+    from rarl_tf import evaluation, prediction, serving
     from rarl_tf.model.factory import WEIGHTS_FILE
     from rarl_tf.run_files import load_trained
     from rarl_tf.model.views import FULL_VIEW
@@ -48,12 +48,12 @@ def main(argv):
     signature = tf.saved_model.load(served).signatures["predict_pixels"]
     # predict_pixels resizes uint8 input itself; feed it the same N x N pixels, rounded.
     scorers["saved_model"] = (
-        lambda images: signature(pixels=tf.cast(tf.round(images), tf.uint8))["scores"].numpy(),
-        served)
+        lambda images: serving.from_exported(
+            signature(pixels=tf.cast(tf.round(images), tf.uint8)))["probs"].numpy(), served)
     for quantization in ("none", "float16", "int8"):
         path = os.path.join(work, f"rarl_{quantization}.tflite")
         tflite.export(FLAGS.model_dir, path, quantization, FLAGS.calibration_images)
-        run = prediction.LiteRTPredictor(path, tflite.labels_path(path))
+        run = prediction.LiteRTPredictor(path, serving.labels_path(path))
         scorers[f"tflite_{'float32' if quantization == 'none' else quantization}"] = (
             lambda images, run=run: np.concatenate([run(image[None])["probs"]
                                                     for image in images.numpy()]), path)
