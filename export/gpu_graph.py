@@ -149,7 +149,7 @@ class GpuInference:
             scores = agent.loc_score(tf.nn.relu(cells + agent.loc_state(h)))  # [G*G, 1]
             logits = tf.reshape(scores, [1, grid])
             if agent.inhibition_radius > 0:
-                positions = agent._cell_positions(tf.float32)  # noqa: SLF001
+                positions = agent.policy.cell_positions(tf.float32)
                 for location in visited:
                     delta = positions[None] - tf.reshape(location, [1, 1, 2])
                     distance2 = tf.reduce_sum(tf.square(delta), -1)
@@ -158,7 +158,7 @@ class GpuInference:
             top = tf.reduce_max(logits, axis=-1, keepdims=True)
             best = tf.cast(logits >= top, tf.float32)  # one-hot of the maximum
             with tf.init_scope():
-                positions = agent._cell_positions(tf.float32).numpy()  # noqa: SLF001
+                positions = agent.policy.cell_positions(tf.float32).numpy()
             table = tf.constant(np.concatenate([positions, np.ones((grid, 1), np.float32)], 1))
             total = tf.matmul(best, table)  # [1, 3]: sum of the best positions, their count
             point, count = tf.split(total, [2, 1], axis=-1)

@@ -52,12 +52,12 @@ def digit_test_batches(config: ExperimentConfig, max_images: int, batch_size: in
 def with_locations(model: keras.Model, locations: str):
     """Temporarily places the agent's regions by `locations` ("policy" or "random"), weights
     unchanged. Functions traced inside see the change; trace new ones after leaving."""
-    saved = model.agent.locations
-    model.agent.locations = locations
+    saved = model.agent.policy.locations
+    model.agent.policy.locations = locations
     try:
         yield model
     finally:
-        model.agent.locations = saved
+        model.agent.policy.locations = saved
 
 
 def attended(model: keras.Model, batches: tf.data.Dataset) -> dict:
@@ -129,7 +129,7 @@ def gradient_snr(model: keras.Model, batches: tf.data.Dataset) -> dict | None:
     variables = [v for layer in (agent.loc_hidden_layer, agent.loc_head, agent.loc_cell,
                                  agent.loc_state, agent.loc_score)
                  if layer is not None for v in layer.trainable_variables]
-    if not variables or model.agent.locations != "policy":
+    if not variables or agent.policy.locations != "policy":
         return None
     grads = []
     for images, labels, _ in batches:

@@ -1,5 +1,7 @@
 """Training writes MODEL_DIR/model.keras, which `keras.saving.load_model` restores."""
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -51,3 +53,16 @@ def test_training_writes_the_keras_archive(tmp_path):
     restored = keras.saving.load_model(str(tmp_path / KERAS_FILE))
     images = np.random.default_rng(1).uniform(0, 255, (2, 40, 40, 3)).astype(np.float32)
     np.testing.assert_allclose(_probs(restored, images), _probs(model, images), atol=1e-6)
+
+
+def test_weights_written_before_the_location_policy_layer_still_load():
+    """A tiny spatial-head model's weights as the code of 2026-11-26 wrote them (the location
+    layers then belonged to the agent itself), with its probabilities on a fixed batch."""
+    data = os.path.join(os.path.dirname(__file__), "data")
+    keras.utils.set_random_seed(7)  # other initial weights than the file's
+    model = build_model(tiny_model_config(loc_head="spatial", loc_grid=5, loc_hidden=4), 5,
+                        backbone_weights="none")
+    model.load_weights(os.path.join(data, "spatial_agent_2026-11-26.weights.h5"))
+    images = np.random.default_rng(0).uniform(0, 255, (2, 40, 40, 3)).astype(np.float32)
+    want = np.load(os.path.join(data, "spatial_agent_2026-11-26_probs.npy"))
+    np.testing.assert_allclose(model(images, training=False)["probs"].numpy(), want, atol=1e-6)

@@ -101,11 +101,11 @@ def test_spatial_head_points_at_the_cell_whose_features_score_highest():
     agent.loc_cell.bias.assign(np.zeros(4, np.float32))
     agent.loc_score.kernel.assign(np.ones((4, 1), np.float32))
     cells = agent._cell_scores(tf.constant(features), tf.constant([[0.0, 0.0, 1.0, 1.0]]))
-    mean = agent._policy(tf.zeros([1, 16]), cells, [])[1].numpy()[0]
+    mean = agent.policy.distribution(tf.zeros([1, 16]), cells, [])[1].numpy()[0]
     np.testing.assert_allclose(mean, [-1.0 + 2 * 1 / 4, -1.0 + 2 * 3 / 4], atol=1e-3)
     # A mirrored view reads the map right to left: the same cell is at -x.
     cells = agent._cell_scores(tf.constant(features), tf.constant([[0.0, 1.0, 1.0, 0.0]]))
-    np.testing.assert_allclose(agent._policy(tf.zeros([1, 16]), cells, [])[1].numpy()[0],
+    np.testing.assert_allclose(agent.policy.distribution(tf.zeros([1, 16]), cells, [])[1].numpy()[0],
                                [-0.5, -0.5], atol=1e-3)
 
 
@@ -136,14 +136,14 @@ def test_inhibition_of_return_sends_the_next_step_to_the_next_best_cell():
     agent.loc_score.kernel.assign(np.ones((4, 1), np.float32))
     cells = agent._cell_scores(tf.constant(features), tf.constant([[0.0, 0.0, 1.0, 1.0]]))
     state = tf.zeros([1, 16])
-    first = agent._policy(state, cells, [])[1].numpy()[0]
+    first = agent.policy.distribution(state, cells, [])[1].numpy()[0]
     np.testing.assert_allclose(first, [-0.5, 0.5], atol=1e-3)
     looked = tf.constant([[-0.5, 0.5]])  # the agent looked exactly at the best cell
-    second = agent._policy(state, cells, [looked])[1].numpy()[0]
+    second = agent.policy.distribution(state, cells, [looked])[1].numpy()[0]
     np.testing.assert_allclose(second, [1.0, -1.0], atol=1e-3)
     # Without inhibition the agent would look at the same cell again.
-    agent.inhibition_radius = 0.0
-    np.testing.assert_allclose(agent._policy(state, cells, [looked])[1], [first], atol=1e-3)
+    agent.policy.inhibition_radius = 0.0
+    np.testing.assert_allclose(agent.policy.distribution(state, cells, [looked])[1], [first], atol=1e-3)
 
 
 def test_inhibition_needs_the_spatial_head():

@@ -1,6 +1,7 @@
 """The XLA training path (`--jit_compile`): the matmul crop under XLA computes the same training
 step as `tf.image.crop_and_resize` without it."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -38,6 +39,10 @@ def _loss_and_grads(model, images, labels, jit_compile):
     dict(architecture="global"),
 ], ids=["paper", "digits_policy", "global"])
 def test_xla_step_equals_crop_and_resize_step(changes):
+    # Fixed initial weights: the result must not depend on which tests ran before (with the
+    # weights one earlier test left, the global model's backbone gradients once differed by
+    # 1.2e-4 between the paths; from seeds 0..11 they differ by at most 3.4e-7).
+    keras.utils.set_random_seed(0)
     config = tiny_model_config(**changes)
     rng = np.random.default_rng(0)
     images = tf.constant(rng.uniform(0, 255, (3, 32, 32, 3)).astype(np.float32))

@@ -13,20 +13,13 @@ Iteration 0 sees the whole view as its one region and only places l_1.
 Levers against a policy that does not learn where to look (README, "The location policy"), each
 off by default (the paper): `location_input` appends l_t to every region's LSTM input, as the
 glimpse network of Mnih et al. (2014) does, so the agent knows where it has looked;
-`loc_hidden` gives f_loc a hidden ReLU layer; `context_grid` embeds iteration 0's whole view from
-its flattened s x s grid by a dense layer of its own, so the state that places l_1.. keeps where
-things are in the view even when regions are max-pooled (`region_pool="max"`);
-`loc_head="spatial"` replaces the paper's Normal(FC(h_t), sigma) by a mixture over the cells
-of a G x G grid cropped from the view: cell g, at position p_g, weighs itself from its features
-and the state, u_g = v . relu(W_f F_g + W_h h_t), and l_{t+1} ~ sum_g softmax(u)_g
-Normal(p_g, sigma) (the most likely cell's position at inference), so where the policy looks
-follows what the map shows there, and several digits are several modes rather than one mean
-between them; `inhibition_radius` rho > 0 adds inhibition of return: a cell's weight is
-multiplied by prod_s (1 - exp(-|p_g - l_s|^2 / (2 rho^2))) over the locations l_s already
-used, so the agent does not look again where it has looked.
+`context_grid` embeds iteration 0's whole view from its flattened s x s grid by a dense layer
+of its own, so the state that places l_1.. keeps where things are in the view even when regions
+are max-pooled (`region_pool="max"`); the location policy's own (`loc_head`, `loc_hidden`,
+`loc_grid`, `inhibition_radius`) are described in `policy.py`.
 
 Ablations (the paper's Tables 3 and 4): `locations="random"` draws l_t uniformly in the view
-instead; `recurrence="localisation_only"` scores regions with an independent classifier on
+instead (`policy.py`); `recurrence="localisation_only"` scores regions with an independent classifier on
 e_tr (the LSTM only places them, trained by REINFORCE); `recurrence="none"` drops the LSTM:
 h_t = mean_r e_tr.
 """
@@ -37,13 +30,11 @@ from typing import Sequence
 
 import keras
 import tensorflow as tf
-import tensorflow_probability as tfp
 
-from rarl_tf.config import LOC_HEADS, LOCATIONS, RECURRENCES, REGION_POOLS
+from rarl_tf.config import RECURRENCES, REGION_POOLS
 from rarl_tf.model import anchors as anchors_lib
 from rarl_tf.model import crop as crop_lib
-
-tfd = tfp.distributions
+from rarl_tf.model.policy import LocationPolicy
 
 CROP_MODES = ("crop_and_resize", "matmul")
 
@@ -110,8 +101,6 @@ class RecurrentAttention(keras.layers.Layer):
             raise ValueError(f"crop_mode={crop_mode!r}; expected one of {CROP_MODES}")
         if region_pool not in REGION_POOLS:
             raise ValueError(f"region_pool={region_pool!r}; expected one of {REGION_POOLS}")
-        if locations not in LOCATIONS:
-            raise ValueError(f"locations={locations!r}; expected one of {LOCATIONS}")
         if recurrence not in RECURRENCES:
             raise ValueError(f"recurrence={recurrence!r}; expected one of {RECURRENCES}")
         self.num_classes = int(num_classes)
@@ -129,8 +118,6 @@ class RecurrentAttention(keras.layers.Layer):
         self.location_input = bool(location_input)
         self.loc_hidden = int(loc_hidden)
         self.context_grid = bool(context_grid)
-        if loc_head not in LOC_HEADS:
-            raise ValueError(f"loc_head={loc_head!r}; expected one of {LOC_HEADS}")
         self.loc_head_kind = loc_head
         self.loc_grid = int(loc_grid)
         self.inhibition_radius = float(inhibition_radius)
@@ -141,29 +128,23 @@ class RecurrentAttention(keras.layers.Layer):
         self.cell = (keras.layers.LSTMCell(lstm_units, name="lstm_cell")
                      if recurrence != "none" else None)
         self.cls_head = keras.layers.Dense(num_classes, name="cls_head")
-        self._make_location_layers()
         self.context_embed = (keras.layers.Dense(embed_dim, activation="relu",
                                                  name="context_embed")
                               if self.context_grid else None)
-        # The REINFORCE baseline b_t(h_t) of Mnih et al. (2014), for variance reduction only.
-        self.baseline_head = keras.layers.Dense(1, name="baseline_head")
+        # With recurrence="localisation_only" the LSTM serves the policy alone, so REINFORCE
+        # trains it too (its input is cut from the trunk in `_step` instead).
+        self.policy = LocationPolicy(loc_std, locations, loc_head, loc_hidden, loc_grid,
+                                     inhibition_radius, cell_width=embed_dim,
+                                     train_state=recurrence == "localisation_only",
+                                     name="policy")
+        # Weight files name these layers as the agent's own (runs before 2026-11-27). Keras
+        # saves a layer under the first attribute path it walks, in sorted order, so these
+        # names, which sort before "policy", keep every file's paths.
+        for name in ("loc_head", "loc_hidden_layer", "loc_cell", "loc_state", "loc_score",
+                     "baseline_head"):
+            setattr(self, name, getattr(self.policy, name))
+        # The agent owns the sampler's state (its path in checkpoints), the policy draws from it.
         self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def _make_location_layers(self):
-        """The location head's layers (None where the configuration has no use for them)."""
-        dense = self.locations == "policy" and self.loc_head_kind == "dense"
-        spatial = self.locations == "policy" and self.loc_head_kind == "spatial"
-        # tanh keeps the policy's mean inside the view frame [-1, 1].
-        self.loc_head = (keras.layers.Dense(2, activation="tanh", name="loc_head")
-                         if dense else None)
-        self.loc_hidden_layer = (keras.layers.Dense(self.loc_hidden, activation="relu",
-                                                    name="loc_hidden")
-                                 if dense and self.loc_hidden else None)
-        width = self.loc_hidden or self.embed_dim
-        self.loc_cell = keras.layers.Dense(width, name="loc_cell") if spatial else None
-        self.loc_state = (keras.layers.Dense(width, use_bias=False, name="loc_state")
-                          if spatial else None)
-        self.loc_score = keras.layers.Dense(1, name="loc_score") if spatial else None
 
     def build(self, features_shape, views_shape=None):
         channels = features_shape[-1]
@@ -176,15 +157,7 @@ class RecurrentAttention(keras.layers.Layer):
             self.cell.build((None, self.embed_dim + (2 if self.location_input else 0)))
         self.cls_head.build((None, self.lstm_units if self.recurrence == "lstm"
                              else self.embed_dim))
-        self.baseline_head.build((None, state))
-        if self.loc_hidden_layer is not None:
-            self.loc_hidden_layer.build((None, state))
-        if self.loc_head is not None:
-            self.loc_head.build((None, self.loc_hidden or state))
-        if self.loc_cell is not None:
-            self.loc_cell.build((None, channels))
-            self.loc_state.build((None, state))
-            self.loc_score.build((None, self.loc_cell.units))
+        self.policy.build((None, state), channels)
         self.built = True
 
     def _crop(self, features, boxes, size=None):
@@ -201,10 +174,10 @@ class RecurrentAttention(keras.layers.Layer):
         """The spatial head's per-cell terms W_f F_g of each episode's view: [E, G * G, A]
         (None for other heads). The map is read through a stop-gradient: REINFORCE must not
         reach the backbone (see `_place`)."""
-        if self.loc_cell is None:
+        if not self.policy.spatial:
             return None
-        grid = self._crop(tf.stop_gradient(features), episode_views, self.loc_grid)
-        return self.loc_cell(tf.reshape(grid, [-1, self.loc_grid ** 2, grid.shape[-1]]))
+        return self.policy.cell_terms(self._crop(tf.stop_gradient(features), episode_views,
+                                                 self.loc_grid))
 
     def _embed(self, regions, context=False):
         """Region features [R, s, s, F] -> embeddings e [R, D] (iteration 0's whole view, marked
@@ -213,7 +186,11 @@ class RecurrentAttention(keras.layers.Layer):
         if context and self.context_embed is not None:
             return self.context_embed(grid)
         if self.region_pool == "max":
-            return self.embed(tf.reduce_max(regions, axis=[1, 2]))
+            # A max pool over the whole s x s grid: reduce_max's value, with a gradient that
+            # routes to the arg-max alone (reduce_max's splits ties, through five full-size
+            # elementwise ops; a third of the agent's training time on the embedded default).
+            pooled = tf.nn.max_pool2d(regions, self.crop_size, self.crop_size, "VALID")
+            return self.embed(tf.reshape(pooled, [-1, regions.shape[-1]]))
         return self.embed(grid)
 
     def _step(self, embedded, location, state):
@@ -311,71 +288,11 @@ class RecurrentAttention(keras.layers.Layer):
         h, c = self._step(embedded[:, None], tf.zeros([count, 2]), (zeros, zeros))
         return h[:, 0], c[:, 0]
 
-    def _cell_positions(self, dtype) -> tf.Tensor:
-        """[G * G, 2]: cell g = i * G + j samples the view at (-1 + 2i/(G-1), -1 + 2j/(G-1))."""
-        side = tf.linspace(-1.0, 1.0, self.loc_grid)
-        ys, xs = tf.meshgrid(side, side, indexing="ij")
-        return tf.cast(tf.stack([tf.reshape(ys, [-1]), tf.reshape(xs, [-1])], -1), dtype)
-
-    def _cell_logits(self, state, cells, visited=()):
-        """The spatial head's log-weights of the G x G cells, v . relu(cells + W_h h), with the
-        inhibition of the `visited` locations ([E, 2] each): [E, G * G]."""
-        logits = tf.squeeze(self.loc_score(tf.nn.relu(cells + self.loc_state(state)[:, None])),
-                            -1)
-        if self.inhibition_radius > 0:
-            positions = self._cell_positions(logits.dtype)
-            for location in visited:
-                distance2 = tf.reduce_sum(tf.square(positions[None] - location[:, None]), -1)
-                near = tf.exp(-distance2 / (2.0 * self.inhibition_radius ** 2))
-                # log(1 - near): the weight is multiplied by (1 - near), exactly 0 at l_s.
-                logits += tf.math.log(1.0 - near + 1e-20)
-        return logits
-
-    def _policy(self, state, cells, visited):
-        """pi(l | state) and its mode [E, 2]: a Normal(f_loc(h), sigma) per coordinate (the
-        paper), or for the spatial head a mixture over the cells of Normals(p_g, sigma)."""
-        if cells is None:
-            if self.loc_hidden_layer is not None:
-                state = self.loc_hidden_layer(state)
-            mean = self.loc_head(state)
-            return tfd.Independent(tfd.Normal(loc=mean, scale=self.loc_std), 1), mean
-        logits = self._cell_logits(state, cells, visited)
-        positions = self._cell_positions(logits.dtype)
-        components = tfd.Independent(tfd.Normal(
-            loc=positions[None] + tf.zeros_like(logits)[..., None], scale=self.loc_std), 1)
-        policy = tfd.MixtureSameFamily(tfd.Categorical(logits=logits), components)
-        # The most likely cell, as a one-hot product (no gather, for the TFLite GPU delegate).
-        best = tf.one_hot(tf.argmax(logits, axis=-1), self.loc_grid ** 2, dtype=logits.dtype)
-        return policy, tf.matmul(best, positions)
-
-    def _place(self, h, sample, cells=None, visited=()):
-        """The next location from state h [E, H] (and, for the spatial head, the view's cell
-        terms and the locations used so far): (used [E, 2] clipped to the view, mode of the
-        policy [E, 2], log pi(used) [E], baseline b_t [E])."""
-        # The policy reads a stop-gradient copy of the state: REINFORCE trains the location
-        # head only. Its gradient, (l - mu) / sigma^2 ~ 9 per unit of advantage, dwarfs that
-        # of the softmax-MSE loss and drowned the classifier when let into the LSTM and
-        # backbone (measured on cluttered_digits; see README "Design choices").
-        # (With recurrence="localisation_only" the LSTM serves the policy alone, so REINFORCE
-        # trains it too; its input is cut from the trunk in `_observe` instead.)
-        policy_input = h if self.recurrence == "localisation_only" else tf.stop_gradient(h)
-        baseline = tf.squeeze(self.baseline_head(tf.stop_gradient(h)), -1)
-        if self.locations == "random" or (self.loc_head is None and cells is None):
-            # Table 3's baseline: centres uniform in the view, in training and inference;
-            # nothing to learn, so no REINFORCE term.
-            loc = keras.random.uniform([tf.shape(h)[0], 2], -1.0, 1.0, seed=self.seed_generator)
-            zeros = tf.zeros([tf.shape(h)[0]], h.dtype)
-            return loc, tf.zeros_like(loc), zeros, baseline
-        policy, mode = self._policy(policy_input, cells, visited)
-        if sample:
-            seed = tf.cast(self.seed_generator.next(), tf.int32)
-            # No gradient through the sample: REINFORCE reaches the policy through log_prob
-            # only, never through the sampled location or the crop it feeds.
-            loc = tf.stop_gradient(policy.sample(seed=seed))
-        else:
-            loc = mode
-        log_prob = policy.log_prob(tf.stop_gradient(loc))
-        return tf.clip_by_value(tf.stop_gradient(loc), -1.0, 1.0), mode, log_prob, baseline
+    def _place(self, h, sample, cells, visited):
+        """`LocationPolicy` on state h [E, H], with a seed drawn from the agent's generator
+        where the policy draws (a sample, or random centres)."""
+        seed = self.seed_generator.next() if sample or self.policy.uniform else None
+        return self.policy(h, cells=cells, visited=visited, sample=sample, seed=seed)
 
     def get_config(self):
         config = super().get_config()
