@@ -238,198 +238,309 @@ def _activation(op: OpInfo) -> list[str]:
             if act in UNSUPPORTED_ACTIVATIONS else [])
 
 
+@dataclasses.dataclass(frozen=True)
+class _Graph:
+    """Who reads and who writes each tensor: consumers[tensor] = [op index, ...],
+    producers[tensor] = op index, and the ops in execution order."""
+
+    consumers: dict
+    producers: dict
+    ops: list
+
+
+def _counts(op: OpInfo) -> tuple[int, int]:
+    """(runtime inputs, constant inputs) of the op."""
+    return len(op.runtime_inputs()), len(op.const_inputs())
+
+
+def _comparison_rules(op: OpInfo, graph: _Graph) -> list[str]:
+    # ElementwiseOperationParser::IsSupported: a logical op is accepted only when its output
+    # has one producer and one consumer, a CAST / SELECT / SELECT_V2 with float output.
+    users = graph.consumers.get(op.outputs[0].index, [])
+    if len(users) != 1:
+        return [f"comparison output has {len(users)} consumers; the delegate needs exactly "
+                f"one CAST/SELECT/SELECT_V2 with float output"]
+    user = graph.ops[users[0]]
+    if user.name not in ("CAST", "SELECT", "SELECT_V2") or user.outputs[0].type not in FLOATS:
+        return [f"comparison feeds {user.name} -> "
+                f"{TYPE_NAMES.get(user.outputs[0].type)}; the delegate needs its single "
+                f"consumer to be CAST/SELECT/SELECT_V2 with float output"]
+    if op.inputs[0] is not None and op.inputs[1] is not None and (
+            op.inputs[0].index == op.inputs[1].index):
+        return ["identical inputs (Parse refuses them)"]
+    return []
+
+
+def _bool_cast_rules(op: OpInfo, graph: _Graph) -> list[str] | None:
+    """CastOperationParser for bool -> float: logical_op -> bool tensor -> CAST -> float, the
+    cast's output consumed by exactly one op (a graph output cast is done on the CPU). None:
+    the cast is none of these, and the general CAST rules decide."""
+    produced = graph.producers.get(op.inputs[0].index)
+    if produced is None or len(graph.consumers.get(op.inputs[0].index, [])) != 1:
+        return ["bool CAST whose input is not a single-use comparison"]
+    if len(graph.consumers.get(op.outputs[0].index, [])) != 1:
+        return ["bool CAST whose output is not consumed by exactly one op (a model "
+                "output cast from bool runs on the CPU)"]
+    if graph.ops[produced].name in COMPARISONS:
+        return []
+    return None
+
+
+def _cast_rules(op: OpInfo, graph: _Graph) -> list[str]:
+    src, dst = op.inputs[0].type, op.outputs[0].type
+    if src == BOOL and dst in FLOATS:
+        decided = _bool_cast_rules(op, graph)
+        if decided is not None:
+            return decided
+    reasons = []
+    ok = ((src == BOOL and dst in FLOATS) or (src in FLOATS and dst == BOOL)
+          or (src in (FLOAT32, INT32) and dst in (FLOAT32, INT32)))
+    if not ok:
+        reasons.append(f"CAST {TYPE_NAMES.get(src)} -> {TYPE_NAMES.get(dst)} is not "
+                       f"supported")
+    runtime, _ = _counts(op)
+    if runtime != 1:
+        reasons.append(f"expected 1 runtime input, got {runtime}")
+    return reasons
+
+
+def _add_mul_rules(op: OpInfo, graph: _Graph) -> list[str]:
+    if len(op.inputs) != 2:
+        return [f"{op.name} requires two input tensors"]
+    reasons = []
+    a, b = op.inputs
+    if (op.name == "ADD" or a.rank != b.rank) and not _broadcast_ok(a, b):
+        reasons.append(f"broadcast {list(a.shape)} with {list(b.shape)} is not supported")
+    if _counts(op)[0] == 0:
+        reasons.append("no runtime input")
+    return reasons + _activation(op)
+
+
+def _one_input_rules(op: OpInfo, graph: _Graph) -> list[str]:
+    runtime, const = _counts(op)
+    if runtime != 1 or const != 0:
+        return [f"needs 1 runtime and 0 constant inputs, has {runtime} and {const}"]
+    return []
+
+
+def _two_input_rules(op: OpInfo, graph: _Graph) -> list[str]:
+    runtime, const = _counts(op)
+    reasons = []
+    if not ((runtime == 2 and const == 0) or (runtime == 1 and const == 1)):
+        reasons.append(f"needs 2 runtime inputs or 1 runtime and 1 constant, has {runtime} "
+                       f"and {const}")
+    if (runtime == 2 and op.inputs[0].index == op.inputs[1].index):
+        reasons.append("identical inputs (Parse refuses them for ops other than ADD/MUL)")
+    return reasons + _activation(op)
+
+
+def _batch_matmul_rules(op: OpInfo, graph: _Graph) -> list[str]:
+    if len(op.inputs) != 2 or len(op.outputs) != 1:
+        return ["expected 2 inputs and 1 output"]
+    reasons = []
+    lhs, rhs = op.inputs
+    if getattr(op.options, "adjX", False) or getattr(op.options, "adjY", False):
+        reasons.append("adj_x/adj_y: the GPU kernel ignores them")
+    if rhs.is_const:
+        if rhs.rank != 2:
+            reasons.append(f"constant right-hand side {list(rhs.shape)} must be 2-D")
+    elif not ((rhs.rank == 3 and rhs.shape[0] == 1)
+              or (rhs.rank == 4 and rhs.shape[0] == 1 and rhs.shape[1] == 1)):
+        reasons.append(f"runtime right-hand side {list(rhs.shape)}: the GPU kernel uses it "
+                       f"as the [1, I, O] weights of a 1x1 convolution shared by the batch")
+    if lhs.is_const:
+        reasons.append("constant left-hand side")
+    return reasons
+
+
+def _concatenation_rules(op: OpInfo, graph: _Graph) -> list[str]:
+    outs = op.outputs[0]
+    axis = (getattr(op.options, "axis", 0) or 0) % max(outs.rank, 1)
+    reasons = []
+    for t in op.inputs:
+        if t is None:
+            continue
+        if t.rank != outs.rank or any(
+                d != e for k, (d, e) in enumerate(zip(t.shape, outs.shape)) if k != axis):
+            reasons.append(f"input {list(t.shape)} differs from output {list(outs.shape)} "
+                           f"off the concat axis")
+    return reasons + _activation(op)
+
+
+def _no_rules(op: OpInfo, graph: _Graph) -> list[str]:
+    return []
+
+
+def _positive_fields(op: OpInfo, fields) -> list[str]:
+    return [f"{field} <= 0" for field in fields if (getattr(op.options, field, 1) or 0) <= 0]
+
+
+def _conv_rules(op: OpInfo, graph: _Graph) -> list[str]:
+    runtime, _ = _counts(op)
+    reasons = []
+    if runtime > 2:
+        reasons.append(f"expected 1 or 2 runtime inputs, got {runtime}")
+    reasons += _positive_fields(op, ("strideH", "strideW", "dilationHFactor",
+                                     "dilationWFactor"))
+    if op.name == "DEPTHWISE_CONV_2D" and any(
+            t.rank != 4 for t in (op.inputs[0], op.inputs[1], op.outputs[0])):
+        reasons.append("input, filter and output must be 4-D")
+    return reasons + _activation(op)
+
+
+def _fully_connected_rules(op: OpInfo, graph: _Graph) -> list[str]:
+    o, reasons = op.options, []
+    if getattr(o, "weightsFormat", 0):
+        reasons.append("weights format is not DEFAULT")
+    if _counts(op)[0] > 2:
+        reasons.append("more than 2 runtime inputs")
+    if getattr(o, "keepNumDims", False) and op.inputs[0].rank != op.outputs[0].rank:
+        reasons.append("keep_num_dims with input and output ranks that differ")
+    return reasons + _activation(op)
+
+
+def _pool_rules(op: OpInfo, graph: _Graph) -> list[str]:
+    reasons = _positive_fields(op, ("filterHeight", "filterWidth", "strideH", "strideW"))
+    runtime, _ = _counts(op)
+    if runtime != 1:
+        reasons.append(f"expected 1 runtime input, got {runtime}")
+    return reasons + _activation(op)
+
+
+def _reduction_rules(op: OpInfo, graph: _Graph) -> list[str]:
+    runtime, const = _counts(op)
+    reasons = []
+    if runtime != 1 or (op.name == "MEAN" and const != 1):
+        reasons.append(f"needs 1 runtime input and constant axes, has {runtime} runtime")
+    if len(op.inputs) < 2 or not op.inputs[1].is_const or op.inputs[1].type != INT32:
+        reasons.append(f"{op.name} supports constant int32 axes only")
+    return reasons
+
+
+def _one_runtime_input_rules(op: OpInfo, graph: _Graph) -> list[str]:
+    """RESHAPE, TRANSPOSE, TILE, resizes and the like: shape and parameters constant."""
+    o, reasons = op.options, []
+    runtime, _ = _counts(op)
+    if runtime != 1:
+        reasons.append(f"expected 1 runtime input (shape/params constant), got {runtime}")
+    if op.name == "TRANSPOSE" and op.inputs[0].rank != len(op.inputs[0].shape):
+        reasons.append("bad permutation")
+    if op.name == "RESIZE_BILINEAR" and getattr(o, "alignCorners", False) and getattr(
+            o, "halfPixelCenters", False):
+        reasons.append("align_corners with half_pixel_centers")
+    return reasons
+
+
+def _softmax_rules(op: OpInfo, graph: _Graph) -> list[str]:
+    if getattr(op.options, "beta", 1.0) != 1.0:
+        return ["Softmax.beta != 1 is not supported"]
+    return []
+
+
+def _select_rules(op: OpInfo, graph: _Graph) -> list[str]:
+    if len(op.inputs) != 3 or len(op.outputs) != 1:
+        return ["expected 3 inputs and 1 output"]
+    reasons = []
+    cond, yes, no = op.inputs
+    out = list(op.outputs[0].shape)
+    if cond.type not in (BOOL,) + FLOATS:
+        reasons.append("condition must be bool or float")
+    for t, what in ((yes, "if"), (no, "else")):
+        if t.shape and list(t.shape) != out and (t.rank > 1 or t.shape[0] > 1):
+            reasons.append(f"{what} tensor {list(t.shape)} neither the output's shape "
+                           f"{out} nor a scalar")
+        if t.is_const and t.rank == 2:
+            reasons.append(f"2-D constant {what} tensor")
+    return reasons
+
+
+def _slice_rules(op: OpInfo, graph: _Graph) -> list[str]:
+    if len(op.inputs) < 3:
+        return ["SLICE requires 3 inputs"]
+    if op.inputs[0].rank not in (3, 4):
+        return [f"SLICE input {list(op.inputs[0].shape)} is not 3-D or 4-D"]
+    return []
+
+
+def _strided_slice_rules(op: OpInfo, graph: _Graph) -> list[str]:
+    reasons = [f"{label} is not supported"
+               for field, label in (("ellipsisMask", "ellipsis_mask"),
+                                    ("newAxisMask", "new_axis_mask"),
+                                    ("shrinkAxisMask", "shrink_axis_mask"))
+               if getattr(op.options, field, 0)]
+    if len(op.inputs) < 4:
+        return reasons + ["STRIDED_SLICE requires 4 inputs"]
+    if op.inputs[0].rank not in (3, 4):
+        reasons.append(f"input {list(op.inputs[0].shape)} is not 3-D or 4-D")
+    if not all(t.is_const for t in op.inputs[1:4]):
+        reasons.append("begin/end/strides must be constant")
+    return reasons
+
+
+def _gather_rules(op: OpInfo, graph: _Graph) -> list[str]:
+    runtime, const = _counts(op)
+    reasons = []
+    if not ((runtime == 2 and const == 0) or (runtime == 1 and const == 1)):
+        reasons.append("needs 1 or 2 operands")
+    if len(op.inputs) > 1 and (op.inputs[1].rank != 1 or op.inputs[1].type != INT32):
+        reasons.append("only 1-D int32 indices")
+    return reasons
+
+
+def _pad_rules(op: OpInfo, graph: _Graph) -> list[str]:
+    pads, reasons = op.inputs[1], []
+    runtime, _ = _counts(op)
+    if runtime != 1:
+        reasons.append(f"expected 1 runtime input, got {runtime}")
+    if pads.rank != 2 or pads.shape[0] not in (3, 4) or pads.shape[1] != 2:
+        reasons.append(f"paddings {list(pads.shape)} must be 4x2 or 3x2")
+    if op.name == "MIRROR_PAD" and getattr(op.options, "mode", 0) != 0:
+        reasons.append("only REFLECT mirror padding")
+    return reasons
+
+
+def _one_hot_rules(op: OpInfo, graph: _Graph) -> list[str]:
+    reasons = []
+    if op.inputs[0].type != INT32:
+        reasons.append("indices must be int32")
+    if not (op.inputs[2].is_const and op.inputs[3].is_const):
+        reasons.append("on/off values must be constant scalars")
+    return reasons
+
+
+# Op names -> their parser's rules; where groups overlap (comparisons are two-input ops too)
+# the first group listed decides, as in the delegate's parser table.
+_RULE_GROUPS = (
+    (COMPARISONS, _comparison_rules), (("CAST",), _cast_rules), (("ADD", "MUL"), _add_mul_rules),
+    (ONE_INPUT, _one_input_rules), (TWO_INPUT, _two_input_rules),
+    (("BATCH_MATMUL",), _batch_matmul_rules), (("CONCATENATION",), _concatenation_rules),
+    (("PACK",), _no_rules), (("CONV_2D", "DEPTHWISE_CONV_2D"), _conv_rules),
+    (("FULLY_CONNECTED",), _fully_connected_rules),
+    (("MAX_POOL_2D", "AVERAGE_POOL_2D"), _pool_rules), (REDUCTIONS, _reduction_rules),
+    (("RESHAPE", "TRANSPOSE", "TILE", "SPACE_TO_DEPTH", "DEPTH_TO_SPACE", "RESIZE_BILINEAR",
+      "RESIZE_NEAREST_NEIGHBOR", "QUANTIZE", "HARD_SWISH"), _one_runtime_input_rules),
+    (("SOFTMAX",), _softmax_rules), (("SELECT", "SELECT_V2"), _select_rules),
+    (("SLICE",), _slice_rules), (("STRIDED_SLICE",), _strided_slice_rules),
+    (("GATHER",), _gather_rules), (("PAD", "PADV2", "MIRROR_PAD"), _pad_rules),
+    (("ONE_HOT",), _one_hot_rules),
+)
+
+
+def _rule_table() -> dict:
+    table = {}
+    for names, rule in _RULE_GROUPS:
+        for name in names:
+            table.setdefault(name, rule)
+    return table
+
+
+_RULES = _rule_table()
+
+
 def _op_rules(op: OpInfo, consumers, producers, ops) -> list[str]:
     """Reasons why the op's parser (`IsSupported`) refuses it; [] if it accepts it."""
-    name, o = op.name, op.options
-    runtime, const = len(op.runtime_inputs()), len(op.const_inputs())
-    reasons = []
-    if name in COMPARISONS:
-        # ElementwiseOperationParser::IsSupported: a logical op is accepted only when its output
-        # has one producer and one consumer, a CAST / SELECT / SELECT_V2 with float output.
-        out = op.outputs[0].index
-        users = consumers.get(out, [])
-        if len(users) != 1:
-            return [f"comparison output has {len(users)} consumers; the delegate needs exactly "
-                    f"one CAST/SELECT/SELECT_V2 with float output"]
-        user = ops[users[0]]
-        if user.name not in ("CAST", "SELECT", "SELECT_V2") or user.outputs[0].type not in FLOATS:
-            return [f"comparison feeds {user.name} -> "
-                    f"{TYPE_NAMES.get(user.outputs[0].type)}; the delegate needs its single "
-                    f"consumer to be CAST/SELECT/SELECT_V2 with float output"]
-        if op.inputs[0] is not None and op.inputs[1] is not None and (
-                op.inputs[0].index == op.inputs[1].index):
-            return ["identical inputs (Parse refuses them)"]
-        return []
-    if name == "CAST":
-        src, dst = op.inputs[0].type, op.outputs[0].type
-        if src == BOOL and dst in FLOATS:
-            # CastOperationParser: logical_op -> bool tensor -> CAST -> float, the cast's output
-            # consumed by exactly one op (a graph output cast is done on the CPU).
-            produced = producers.get(op.inputs[0].index)
-            if produced is None or len(consumers.get(op.inputs[0].index, [])) != 1:
-                return ["bool CAST whose input is not a single-use comparison"]
-            if len(consumers.get(op.outputs[0].index, [])) != 1:
-                return ["bool CAST whose output is not consumed by exactly one op (a model "
-                        "output cast from bool runs on the CPU)"]
-            if ops[produced].name in COMPARISONS:
-                return []
-        ok = ((src == BOOL and dst in FLOATS) or (src in FLOATS and dst == BOOL)
-              or (src in (FLOAT32, INT32) and dst in (FLOAT32, INT32)))
-        if not ok:
-            reasons.append(f"CAST {TYPE_NAMES.get(src)} -> {TYPE_NAMES.get(dst)} is not "
-                           f"supported")
-        if runtime != 1:
-            reasons.append(f"expected 1 runtime input, got {runtime}")
-        return reasons
-    if name in ("ADD", "MUL"):
-        if len(op.inputs) != 2:
-            return [f"{name} requires two input tensors"]
-        a, b = op.inputs
-        if (name == "ADD" or a.rank != b.rank) and not _broadcast_ok(a, b):
-            reasons.append(f"broadcast {list(a.shape)} with {list(b.shape)} is not supported")
-        if runtime == 0:
-            reasons.append("no runtime input")
-        return reasons + _activation(op)
-    if name in ONE_INPUT:
-        if runtime != 1 or const != 0:
-            reasons.append(f"needs 1 runtime and 0 constant inputs, has {runtime} and {const}")
-        return reasons
-    if name in TWO_INPUT:
-        if not ((runtime == 2 and const == 0) or (runtime == 1 and const == 1)):
-            reasons.append(f"needs 2 runtime inputs or 1 runtime and 1 constant, has {runtime} "
-                           f"and {const}")
-        if (runtime == 2 and op.inputs[0].index == op.inputs[1].index):
-            reasons.append("identical inputs (Parse refuses them for ops other than ADD/MUL)")
-        return reasons + _activation(op)
-    if name == "BATCH_MATMUL":
-        if len(op.inputs) != 2 or len(op.outputs) != 1:
-            return ["expected 2 inputs and 1 output"]
-        lhs, rhs = op.inputs
-        if getattr(o, "adjX", False) or getattr(o, "adjY", False):
-            reasons.append("adj_x/adj_y: the GPU kernel ignores them")
-        if rhs.is_const:
-            if rhs.rank != 2:
-                reasons.append(f"constant right-hand side {list(rhs.shape)} must be 2-D")
-        elif not ((rhs.rank == 3 and rhs.shape[0] == 1)
-                  or (rhs.rank == 4 and rhs.shape[0] == 1 and rhs.shape[1] == 1)):
-            reasons.append(f"runtime right-hand side {list(rhs.shape)}: the GPU kernel uses it "
-                           f"as the [1, I, O] weights of a 1x1 convolution shared by the batch")
-        if lhs.is_const:
-            reasons.append("constant left-hand side")
-        return reasons
-    if name == "CONCATENATION":
-        outs = op.outputs[0]
-        axis = (getattr(o, "axis", 0) or 0) % max(outs.rank, 1)
-        for t in op.inputs:
-            if t is None:
-                continue
-            if t.rank != outs.rank or any(
-                    d != e for k, (d, e) in enumerate(zip(t.shape, outs.shape)) if k != axis):
-                reasons.append(f"input {list(t.shape)} differs from output {list(outs.shape)} "
-                               f"off the concat axis")
-        return reasons + _activation(op)
-    if name == "PACK":
-        return []
-    if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-        if runtime > 2:
-            reasons.append(f"expected 1 or 2 runtime inputs, got {runtime}")
-        for field in ("strideH", "strideW", "dilationHFactor", "dilationWFactor"):
-            if (getattr(o, field, 1) or 0) <= 0:
-                reasons.append(f"{field} <= 0")
-        if name == "DEPTHWISE_CONV_2D" and any(
-                t.rank != 4 for t in (op.inputs[0], op.inputs[1], op.outputs[0])):
-            reasons.append("input, filter and output must be 4-D")
-        return reasons + _activation(op)
-    if name == "FULLY_CONNECTED":
-        if getattr(o, "weightsFormat", 0):
-            reasons.append("weights format is not DEFAULT")
-        if runtime > 2:
-            reasons.append("more than 2 runtime inputs")
-        if getattr(o, "keepNumDims", False) and op.inputs[0].rank != op.outputs[0].rank:
-            reasons.append("keep_num_dims with input and output ranks that differ")
-        return reasons + _activation(op)
-    if name in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
-        for field in ("filterHeight", "filterWidth", "strideH", "strideW"):
-            if (getattr(o, field, 1) or 0) <= 0:
-                reasons.append(f"{field} <= 0")
-        if runtime != 1:
-            reasons.append(f"expected 1 runtime input, got {runtime}")
-        return reasons + _activation(op)
-    if name in REDUCTIONS:
-        if runtime != 1 or (name == "MEAN" and const != 1):
-            reasons.append(f"needs 1 runtime input and constant axes, has {runtime} runtime")
-        if len(op.inputs) < 2 or not op.inputs[1].is_const or op.inputs[1].type != INT32:
-            reasons.append(f"{name} supports constant int32 axes only")
-        return reasons
-    if name in ("RESHAPE", "TRANSPOSE", "TILE", "SPACE_TO_DEPTH", "DEPTH_TO_SPACE",
-                "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "QUANTIZE", "HARD_SWISH"):
-        if runtime != 1:
-            reasons.append(f"expected 1 runtime input (shape/params constant), got {runtime}")
-        if name == "TRANSPOSE" and op.inputs[0].rank != len(op.inputs[0].shape):
-            reasons.append("bad permutation")
-        if name == "RESIZE_BILINEAR" and getattr(o, "alignCorners", False) and getattr(
-                o, "halfPixelCenters", False):
-            reasons.append("align_corners with half_pixel_centers")
-        return reasons
-    if name == "SOFTMAX":
-        if getattr(o, "beta", 1.0) != 1.0:
-            reasons.append("Softmax.beta != 1 is not supported")
-        return reasons
-    if name in ("SELECT", "SELECT_V2"):
-        if len(op.inputs) != 3 or len(op.outputs) != 1:
-            return ["expected 3 inputs and 1 output"]
-        cond, yes, no = op.inputs
-        out = list(op.outputs[0].shape)
-        if cond.type not in (BOOL,) + FLOATS:
-            reasons.append("condition must be bool or float")
-        for t, what in ((yes, "if"), (no, "else")):
-            if t.shape and list(t.shape) != out and (t.rank > 1 or t.shape[0] > 1):
-                reasons.append(f"{what} tensor {list(t.shape)} neither the output's shape "
-                               f"{out} nor a scalar")
-            if t.is_const and t.rank == 2:
-                reasons.append(f"2-D constant {what} tensor")
-        return reasons
-    if name == "SLICE":
-        if len(op.inputs) < 3:
-            reasons.append("SLICE requires 3 inputs")
-        elif op.inputs[0].rank not in (3, 4):
-            reasons.append(f"SLICE input {list(op.inputs[0].shape)} is not 3-D or 4-D")
-        return reasons
-    if name == "STRIDED_SLICE":
-        for field, label in (("ellipsisMask", "ellipsis_mask"), ("newAxisMask", "new_axis_mask"),
-                             ("shrinkAxisMask", "shrink_axis_mask")):
-            if getattr(o, field, 0):
-                reasons.append(f"{label} is not supported")
-        if len(op.inputs) < 4:
-            reasons.append("STRIDED_SLICE requires 4 inputs")
-        else:
-            if op.inputs[0].rank not in (3, 4):
-                reasons.append(f"input {list(op.inputs[0].shape)} is not 3-D or 4-D")
-            if not all(t.is_const for t in op.inputs[1:4]):
-                reasons.append("begin/end/strides must be constant")
-        return reasons
-    if name == "GATHER":
-        if not ((runtime == 2 and const == 0) or (runtime == 1 and const == 1)):
-            reasons.append("needs 1 or 2 operands")
-        if len(op.inputs) > 1 and (op.inputs[1].rank != 1 or op.inputs[1].type != INT32):
-            reasons.append("only 1-D int32 indices")
-        return reasons
-    if name in ("PAD", "PADV2", "MIRROR_PAD"):
-        pads = op.inputs[1]
-        if runtime != 1:
-            reasons.append(f"expected 1 runtime input, got {runtime}")
-        if pads.rank != 2 or pads.shape[0] not in (3, 4) or pads.shape[1] != 2:
-            reasons.append(f"paddings {list(pads.shape)} must be 4x2 or 3x2")
-        if name == "MIRROR_PAD" and getattr(o, "mode", 0) != 0:
-            reasons.append("only REFLECT mirror padding")
-        return reasons
-    if name == "ONE_HOT":
-        if op.inputs[0].type != INT32:
-            reasons.append("indices must be int32")
-        if not (op.inputs[2].is_const and op.inputs[3].is_const):
-            reasons.append("on/off values must be constant scalars")
-        return reasons
-    return []
+    rule = _RULES.get(op.name, _no_rules)
+    return rule(op, _Graph(consumers, producers, ops))
 
 
 def _allowed_types(name: str, allow_quant_ops: bool):

@@ -160,8 +160,7 @@ def export(model_dir: str, export_base: str, max_pixels: int = DEFAULT_MAX_PIXEL
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise ValueError(f"unexpected arguments {argv[1:]}")
+    cli.no_arguments(argv)
     if FLAGS.max_pixels < 1:
         raise ValueError(f"--max_pixels={FLAGS.max_pixels} is not allowed: expected >= 1")
     path = export(FLAGS.model_dir, FLAGS.export_base, FLAGS.max_pixels, FLAGS.top_k,

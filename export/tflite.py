@@ -186,8 +186,7 @@ def export(model_dir: str, output: str, quantization: str = "none",
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise ValueError(f"unexpected arguments {argv[1:]}")
+    cli.no_arguments(argv)
     export(FLAGS.model_dir, FLAGS.output, FLAGS.quantization, FLAGS.calibration_images,
            FLAGS.allow_cpu_fallback)
     print(f"TFLite model written to {FLAGS.output} ({os.path.getsize(FLAGS.output)} bytes)")

@@ -15,6 +15,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
 
 
+def no_arguments(argv) -> None:
+    """Stops an entry point that takes flags only: absl leaves the program name and any word
+    that is not a flag in `argv`; a word there is a mistyped flag (ValueError, exit 2)."""
+    if len(argv) > 1:
+        raise ValueError(f"unexpected arguments {argv[1:]}; flags go as --name=value")
+
+
 class RunFailed(RuntimeError):
     """The run stopped for a reason the message explains (e.g. a diverged loss); exit 1."""
 

@@ -33,8 +33,7 @@ def _name(model_dir: str, image_size: int) -> str:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise ValueError(f"unexpected arguments {argv[1:]}")
+    cli.no_arguments(argv)
     eval_config = rarl_flags.eval_config_from_flags()
     from rarl_tf import evaluation
     from rarl_tf.run_files import load_trained

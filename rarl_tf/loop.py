@@ -29,6 +29,56 @@ class NonFiniteStep(RuntimeError):
         self.step = step
 
 
+def _callback_list(model: keras.Model, callbacks: list[keras.callbacks.Callback],
+                   total_steps: int, steps_per_epoch: int, verbose: int
+                   ) -> keras.callbacks.CallbackList:
+    """The callbacks as `fit` would drive them (a progress bar per epoch when verbose)."""
+    return keras.callbacks.CallbackList(
+        callbacks, add_history=False, add_progbar=verbose != 0, model=model, verbose=verbose,
+        epochs=-(-total_steps // steps_per_epoch), steps=steps_per_epoch)
+
+
+def _distributed_step(model: keras.Model, strategy: tf.distribute.Strategy):
+    """tf.function global batch -> {metric: value averaged over the replicas}."""
+    if not model.optimizer.built:
+        # Slot variables must be created under the strategy, not inside the traced step.
+        with strategy.scope():
+            model.optimizer.build(model.trainable_variables)
+
+    # XLA compiles the per-replica step (not the cross-replica reduction around it).
+    replica_step = (tf.function(model.train_step, jit_compile=True) if model.jit_compile
+                    else model.train_step)
+
+    @tf.function
+    def step_fn(batch):
+        per_replica = strategy.run(replica_step, args=(batch,))
+        return {name: strategy.reduce("MEAN", value, axis=None)
+                for name, value in per_replica.items()}
+
+    return step_fn
+
+
+def _distributed_batches(strategy: tf.distribute.Strategy, stream: tf.data.Dataset):
+    """An iterator over `stream`'s global batches, each split among the replicas."""
+    # DATA sharding: every worker reads the whole stream and keeps its share of each global
+    # batch. File sharding would give workers different files, and the stream is addressed
+    # by step (for exact resume), not by file.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return iter(strategy.experimental_distribute_dataset(stream.with_options(options)))
+
+
+def _step_logs(step_fn, batch) -> dict[str, float]:
+    """One step's logs as floats; a step refused for non-finite boxes logs a NaN loss."""
+    try:
+        return {name: float(value) for name, value in step_fn(batch).items()}
+    except tf.errors.InvalidArgumentError as err:
+        # NaN weights give NaN locations, which crop_and_resize refuses before any loss.
+        if "not finite" not in err.message:
+            raise
+        return {"loss": math.nan}
+
+
 def train_steps(model: keras.Model, strategy: tf.distribute.Strategy, stream: tf.data.Dataset,
                 start_step: int, total_steps: int, steps_per_epoch: int,
                 callbacks: list[keras.callbacks.Callback], verbose: int = 1) -> int:
@@ -48,32 +98,9 @@ def train_steps(model: keras.Model, strategy: tf.distribute.Strategy, stream: tf
     Raises:
       NonFiniteStep: a step's loss or metrics were NaN or infinite (no callback sees it).
     """
-    epochs = -(-total_steps // steps_per_epoch)
-    callback_list = keras.callbacks.CallbackList(
-        callbacks, add_history=False, add_progbar=verbose != 0, model=model, verbose=verbose,
-        epochs=epochs, steps=steps_per_epoch)
-
-    if not model.optimizer.built:
-        # Slot variables must be created under the strategy, not inside the traced step.
-        with strategy.scope():
-            model.optimizer.build(model.trainable_variables)
-
-    # XLA compiles the per-replica step (not the cross-replica reduction around it).
-    replica_step = (tf.function(model.train_step, jit_compile=True) if model.jit_compile
-                    else model.train_step)
-
-    @tf.function
-    def step_fn(batch):
-        per_replica = strategy.run(replica_step, args=(batch,))
-        return {name: strategy.reduce("MEAN", value, axis=None)
-                for name, value in per_replica.items()}
-
-    # DATA sharding: every worker reads the whole stream and keeps its share of each global
-    # batch. File sharding would give workers different files, and the stream is addressed
-    # by step (for exact resume), not by file.
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    batches = iter(strategy.experimental_distribute_dataset(stream.with_options(options)))
+    callback_list = _callback_list(model, callbacks, total_steps, steps_per_epoch, verbose)
+    step_fn = _distributed_step(model, strategy)
+    batches = _distributed_batches(strategy, stream)
     model.stop_training = False
     step, logs = start_step, {}
     callback_list.on_train_begin()
@@ -88,13 +115,7 @@ def train_steps(model: keras.Model, strategy: tf.distribute.Strategy, stream: tf
         if batch is None:
             break
         step += 1
-        try:
-            logs = {name: float(value) for name, value in step_fn(batch).items()}
-        except tf.errors.InvalidArgumentError as err:
-            # NaN weights give NaN locations, which crop_and_resize refuses before any loss.
-            if "not finite" not in err.message:
-                raise
-            logs = {"loss": math.nan}
+        logs = _step_logs(step_fn, batch)
         if not all(math.isfinite(value) for value in logs.values()):
             callback_list.on_train_end()
             raise NonFiniteStep(step, "the loss")

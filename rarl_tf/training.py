@@ -212,6 +212,53 @@ def training_examples(config: ExperimentConfig, cache_dir: str | None = None,
     return examples.filter(pipeline.is_labeled), pass_size
 
 
+def steps_per_epoch_of(config: ExperimentConfig, pass_size: int) -> int:
+    """--steps_per_epoch, or one pass of `pass_size` images; ValueError if under one batch."""
+    t = config.train
+    steps_per_epoch = t.steps_per_epoch or pass_size // t.batch_size
+    if steps_per_epoch <= 0:
+        raise ValueError(f"the training split of {config.data.dataset} has {pass_size} usable "
+                         f"images, fewer than one batch (--batch_size={t.batch_size})")
+    return steps_per_epoch
+
+
+def compiled_model(config: ExperimentConfig, strategy: tf.distribute.Strategy,
+                   steps_per_epoch: int, num_classes: int) -> keras.Model:
+    """The configured model with its Adam optimizer, seeded and built under `strategy`."""
+    m, t = config.model, config.train
+    keras.utils.set_random_seed(t.seed)
+    with strategy.scope():
+        # crop_and_resize has no XLA kernel: an XLA step crops with matrix products instead.
+        model = build_model(m, num_classes, seed=t.seed,
+                            crop_mode="matmul" if t.jit_compile else "crop_and_resize")
+        optimizer = keras.optimizers.Adam(learning_rate(config, steps_per_epoch),
+                                          beta_1=t.beta_1, beta_2=t.beta_2)
+        model.compile(optimizer=optimizer, jit_compile=t.jit_compile)
+    return model
+
+
+def chief_callbacks(config: ExperimentConfig, model_dir: str, resumed: bool
+                    ) -> list[keras.callbacks.Callback]:
+    """What only the chief writes: TensorBoard logs, history.csv (appended to when `resumed`)
+    and, for RARL, the attention pictures."""
+    callbacks = [keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
+                 keras.callbacks.CSVLogger(os.path.join(model_dir, "history.csv"),
+                                           append=resumed)]
+    if config.model.architecture == "rarl":
+        callbacks.append(AttentionPictures(os.path.join(model_dir, "logs", "attention"),
+                                           attention_sample(config)))
+    return callbacks
+
+
+def _train_stream(config: ExperimentConfig, examples: tf.data.Dataset, pass_size: int,
+                  step: int, total_steps: int, counter: pipeline.SkipCounter) -> tf.data.Dataset:
+    """The training batches from global step `step` (mid-epoch included) to `total_steps`."""
+    m, t, d = config.model, config.train, config.data
+    return pipeline.train_stream(examples, pass_size, step, total_steps, t.batch_size,
+                                 m.image_size, m.crop_margin, t.seed, d.shuffle_buffer,
+                                 counter, d.max_pixels)
+
+
 def train(config: ExperimentConfig, model_dir: str,
           strategy: tf.distribute.Strategy | None = None, verbose: int = 1
           ) -> tuple[keras.Model, ExperimentConfig]:
@@ -229,7 +276,6 @@ def train(config: ExperimentConfig, model_dir: str,
         the folder's lock until it ends (`run_files.release` gives it up earlier).
     """
     strategy = strategy or tf.distribute.get_strategy()
-    m, t, d = config.model, config.train, config.data
     config = dataclasses.replace(config, class_names=class_names(config))
     chief = distribute.is_chief()
     # Data first: a dataset that is missing stops the run before anything is written.
@@ -239,41 +285,21 @@ def train(config: ExperimentConfig, model_dir: str,
     run_files.acquire(distribute.worker_dir(model_dir))
     prepare_model_dir(config, model_dir, write=chief)
     examples, pass_size = training_examples(config, model_dir, write=chief)
-    steps_per_epoch = t.steps_per_epoch or pass_size // t.batch_size
-    if steps_per_epoch <= 0:
-        raise ValueError(f"the training split of {d.dataset} has {pass_size} usable images, "
-                         f"fewer than one batch (--batch_size={t.batch_size})")
-    total_steps = t.epochs * steps_per_epoch
+    steps_per_epoch = steps_per_epoch_of(config, pass_size)
+    total_steps = config.train.epochs * steps_per_epoch
+    model = compiled_model(config, strategy, steps_per_epoch, len(config.class_names))
 
-    keras.utils.set_random_seed(t.seed)
-    with strategy.scope():
-        # crop_and_resize has no XLA kernel: an XLA step crops with matrix products instead.
-        model = build_model(m, len(config.class_names), seed=t.seed,
-                            crop_mode="matmul" if t.jit_compile else "crop_and_resize")
-        optimizer = keras.optimizers.Adam(learning_rate(config, steps_per_epoch),
-                                          beta_1=t.beta_1, beta_2=t.beta_2)
-        model.compile(optimizer=optimizer, jit_compile=t.jit_compile)
-
-    write_dir = distribute.worker_dir(model_dir)
-    checkpoint = StepCheckpoint(os.path.join(write_dir, CHECKPOINT_DIR),
-                                os.path.join(model_dir, CHECKPOINT_DIR), t.checkpoint_every_steps)
+    checkpoint = StepCheckpoint(os.path.join(distribute.worker_dir(model_dir), CHECKPOINT_DIR),
+                                os.path.join(model_dir, CHECKPOINT_DIR),
+                                config.train.checkpoint_every_steps)
     with strategy.scope():
         step = checkpoint.attach(model)
     counter = pipeline.SkipCounter()
     callbacks = [checkpoint, SkippedImages(counter)]
     if chief:
-        callbacks += [keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
-                      keras.callbacks.CSVLogger(os.path.join(model_dir, "history.csv"),
-                                                append=step > 0)]
-        if m.architecture == "rarl":
-            callbacks.append(AttentionPictures(os.path.join(model_dir, "logs", "attention"),
-                                               attention_sample(config)))
-
+        callbacks += chief_callbacks(config, model_dir, resumed=step > 0)
     if step < total_steps:
-        # The stream starts at the checkpoint's step, mid-epoch included.
-        stream = pipeline.train_stream(examples, pass_size, step, total_steps, t.batch_size,
-                                       m.image_size, m.crop_margin, t.seed, d.shuffle_buffer,
-                                       counter, d.max_pixels)
+        stream = _train_stream(config, examples, pass_size, step, total_steps, counter)
         try:
             loop.train_steps(model, strategy, stream, step, total_steps, steps_per_epoch,
                              callbacks, verbose)

@@ -19,7 +19,7 @@ import time
 
 from absl import app, flags
 
-from rarl_tf import cli
+from rarl_tf import cli, report
 from rarl_tf import flags as rarl_flags
 
 FLAGS = flags.FLAGS
@@ -59,32 +59,35 @@ def summarize(values):
             if len(values) > 1 else None, "n": len(values), "values": values}
 
 
-def markdown(results: dict) -> str:
-    def cell(stat, scale=100):
-        if not stat:
-            return "-"
-        text = f"{stat['mean'] * scale:.1f}"
-        return text + (f" ± {stat['std'] * scale:.1f}" if stat["std"] is not None else "")
+MARKDOWN_HEADER = ("variant", "mAP", "CF1", "OF1", "discovered, IoU >= 0.5",
+                   "discovered, centre inside", "same weights: learned − random centres (mAP)",
+                   "train min / run", "paper (VOC07 mAP)")
 
-    rows = ["| variant | mAP | CF1 | OF1 | discovered, IoU >= 0.5 | discovered, centre inside "
-            "| same weights: learned − random centres (mAP) | train min / run "
-            "| paper (VOC07 mAP) |", "|---|---|---|---|---|---|---|---|---|"]
+
+def _mean_and_std(stat, scale=100) -> str:
+    if not stat:
+        return "-"
+    text = f"{stat['mean'] * scale:.1f}"
+    return text + (f" ± {stat['std'] * scale:.1f}" if stat["std"] is not None else "")
+
+
+def markdown(results: dict) -> str:
+    """One row per variant: mean ± std over its runs, in % (`report.markdown_table`)."""
+    rows = []
     for name, entry in results["variants"].items():
         s = entry["summary"]
         minutes = s["train_seconds"]["mean"] / 60 if s.get("train_seconds") else None
         if "same_runs_as" in entry:
             name = f"{name} (the {entry['same_runs_as']} runs)"
-        rows.append(f"| {name} | {cell(s.get('mAP'))} | {cell(s.get('CF1'))} | "
-                    f"{cell(s.get('OF1'))} | {cell(s.get('discovery_iou50'))} | "
-                    f"{cell(s.get('discovery_centre_inside'))} | "
-                    f"{cell(s.get('learned_minus_random_mAP'))} | "
-                    f"{'-' if minutes is None else f'{minutes:.1f}'} | {entry['paper']} |")
-    return "\n".join(rows)
+        stats = [_mean_and_std(s.get(key)) for key in (
+            "mAP", "CF1", "OF1", "discovery_iou50", "discovery_centre_inside",
+            "learned_minus_random_mAP")]
+        rows.append([name, *stats, "-" if minutes is None else f"{minutes:.1f}", entry["paper"]])
+    return report.markdown_table(MARKDOWN_HEADER, rows)
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise ValueError(f"unexpected arguments {argv[1:]}; flags go as --name=value")
+    cli.no_arguments(argv)
     base = rarl_flags.experiment_config_from_flags()
     names = FLAGS.variants
     unknown = [n for n in names if n not in VARIANTS]
@@ -135,17 +138,17 @@ def run_variant(name: str, config, digits: bool) -> dict:
         train_seconds = time.time() - start
         metrics = evaluation.evaluate(model, saved)
         run = {"seed": seed, "model_dir": model_dir, "train_seconds": train_seconds,
-               **{k: metrics[k] for k in ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")}}
+               **{k: metrics[k] for k in ("mAP", *report.PRF_KEYS)}}
         if digits and name in DISCOVERY_VARIANTS:
             # The same weights with the policy's locations and with random centres.
-            report = policy_report(model, saved, FLAGS.discovery_images)
-            run.update(discovery_iou50=report["policy"]["union_iou50"],
-                       discovery_centre_inside=report["policy"]["union_centre_inside"],
-                       discovery_objects=report["policy"]["objects"],
-                       same_weights_random_mAP=report["random"]["mAP"],
-                       same_weights_random_centre_inside=report["random"]["union_centre_inside"],
-                       learned_minus_random_mAP=report["learned_minus_random_mAP"],
-                       policy_report=report)
+            measured = policy_report(model, saved, FLAGS.discovery_images)
+            run.update(discovery_iou50=measured["policy"]["union_iou50"],
+                       discovery_centre_inside=measured["policy"]["union_centre_inside"],
+                       discovery_objects=measured["policy"]["objects"],
+                       same_weights_random_mAP=measured["random"]["mAP"],
+                       same_weights_random_centre_inside=measured["random"]["union_centre_inside"],
+                       learned_minus_random_mAP=measured["learned_minus_random_mAP"],
+                       policy_report=measured)
         runs.append(run)
         print(json.dumps(run), flush=True)
     keys = ("mAP", "CF1", "OF1", "discovery_iou50", "discovery_centre_inside", "train_seconds",

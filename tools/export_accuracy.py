@@ -27,8 +27,7 @@ def _size(path: str) -> int:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise ValueError(f"unexpected arguments {argv[1:]}")
+    cli.no_arguments(argv)
     import numpy as np
     import tensorflow as tf
 

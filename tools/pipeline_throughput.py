@@ -31,8 +31,7 @@ def _rate(iterator, count: int, batch_size: int) -> float:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise ValueError(f"unexpected arguments {argv[1:]}")
+    cli.no_arguments(argv)
     config = rarl_flags.experiment_config_from_flags()
     import keras
     import tensorflow as tf

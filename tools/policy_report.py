@@ -40,8 +40,7 @@ def compare(paths) -> None:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise ValueError(f"unexpected arguments {argv[1:]}; flags go as --name=value")
+    cli.no_arguments(argv)
     if FLAGS.compare:
         return compare(FLAGS.compare)
     if not FLAGS.model_dir:
