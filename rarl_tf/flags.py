@@ -94,7 +94,8 @@ def _flag_fields(kind: type) -> list[tuple[dataclasses.Field, type, bool]]:
         args = [a for a in typing.get_args(hint) if a is not type(None) and a is not Ellipsis]
         is_list = typing.get_origin(hint) is tuple
         base = args[0] if args else hint
-        if "help" not in field.metadata or base not in _DEFINE or (is_list and base is str):
+        if ("help" not in field.metadata or base not in _DEFINE or len(args) > 1
+                or (is_list and base is str)):
             raise TypeError(f"{kind.__name__}.{field.name}: {hint} has no flag; declare it with "
                             f"config.option(default, help) as int, float, bool, str, X | None "
                             f"or a tuple of int or float")
