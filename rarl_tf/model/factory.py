@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import os
 
 import numpy as np
 
 from rarl_tf.config import ExperimentConfig, ModelConfig, load_config
+from rarl_tf.model.agent import RecurrentAttention
 from rarl_tf.model.global_pool import GlobalPoolingClassifier
 from rarl_tf.model.rarl import RARLModel
 
@@ -15,13 +18,22 @@ WEIGHTS_FILE = "model.weights.h5"
 KERAS_FILE = "model.keras"
 
 
+def _arguments(layer_class, config: ModelConfig) -> dict:
+    """The config fields that `layer_class.__init__` takes, by name: a new field reaches the
+    layer that declares an argument of its name, with no list of fields to keep here."""
+    names = inspect.signature(layer_class.__init__).parameters
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+            if f.name in names}
+
+
 def build_model(config: ModelConfig, num_classes: int, seed: int | None = 0,
                 crop_mode: str = "crop_and_resize", backbone_weights: str | None = None
                 ) -> RARLModel | GlobalPoolingClassifier:
     """The model `config.architecture` names, built on a dummy batch so its variables exist.
 
     Args:
-      config: the model configuration.
+      config: the model configuration; each field goes to the model or agent argument of its
+        name.
       num_classes: C.
       seed: seed of the location sampler.
       crop_mode: "crop_and_resize" or "matmul" (see `crop.py`).
@@ -30,27 +42,14 @@ def build_model(config: ModelConfig, num_classes: int, seed: int | None = 0,
     """
     weights = config.backbone_weights if backbone_weights is None else backbone_weights
     side = config.image_size - config.crop_margin
-    if config.architecture == "global":
-        model = GlobalPoolingClassifier(num_classes, backbone=config.backbone,
-                                        backbone_weights=weights,
-                                        backbone_widths=config.backbone_widths,
-                                        crop_mode=crop_mode)
-        model(np.zeros((1, side, side, 3), np.float32))
-        return model
-    model = RARLModel(
-        num_classes=num_classes, backbone=config.backbone, backbone_weights=weights,
-        backbone_widths=config.backbone_widths, discount=config.discount,
-        trajectories=config.trajectories, reward=config.reward,
-        step_reward=config.step_reward,
-        agent_kwargs=dict(anchor_sizes=config.anchor_sizes, aspect_ratios=config.aspect_ratios,
-                          num_steps=config.num_steps, crop_size=config.crop_size,
-                          region_pool=config.region_pool, locations=config.locations,
-                          recurrence=config.recurrence, location_input=config.location_input,
-                          loc_hidden=config.loc_hidden, context_grid=config.context_grid,
-                          loc_head=config.loc_head, loc_grid=config.loc_grid,
-                          inhibition_radius=config.inhibition_radius,
-                          embed_dim=config.embed_dim, lstm_units=config.lstm_units,
-                          loc_std=config.loc_std, crop_mode=crop_mode, seed=seed))
+    model_class = GlobalPoolingClassifier if config.architecture == "global" else RARLModel
+    kwargs = {**_arguments(model_class, config), "backbone_weights": weights}
+    if model_class is RARLModel:
+        kwargs["agent_kwargs"] = {**_arguments(RecurrentAttention, config),
+                                  "crop_mode": crop_mode, "seed": seed}
+    else:
+        kwargs["crop_mode"] = crop_mode
+    model = model_class(num_classes=num_classes, **kwargs)
     model(np.zeros((1, side, side, 3), np.float32))
     return model
 

@@ -16,40 +16,31 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
-from rarl_tf.model import backbone as backbone_lib
 from rarl_tf.model import crop as crop_lib
 from rarl_tf.model import losses
+from rarl_tf.model.base import MultiLabelModel
 from rarl_tf.model.views import FULL_VIEW
 
 
 @keras.saving.register_keras_serializable(package="rarl_tf")
-class GlobalPoolingClassifier(keras.Model):
+class GlobalPoolingClassifier(MultiLabelModel):
     """Backbone features averaged over each view, one dense layer, the paper's eq. 9 loss.
 
     Args:
       num_classes: C.
-      backbone, backbone_weights, backbone_widths: as `RARLModel`.
+      backbone, backbone_weights, backbone_widths: as `MultiLabelModel`.
       crop_mode: "crop_and_resize" or "matmul" (XLA), as `RecurrentAttention`.
     """
+
+    TRACKED = ("loss", "cls_loss")
 
     def __init__(self, num_classes: int, backbone: str = "vgg16",
                  backbone_weights: str | None = "imagenet",
                  backbone_widths: Sequence[int] = (32, 64, 128),
                  crop_mode: str = "crop_and_resize", **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(num_classes, backbone, backbone_weights, backbone_widths, **kwargs)
         self.crop_mode = crop_mode
-        self.num_classes = int(num_classes)
-        self.backbone_name = backbone
-        self.backbone_weights = backbone_weights
-        self.backbone_widths = tuple(int(w) for w in backbone_widths)
-        self.backbone = backbone_lib.build_backbone(backbone, backbone_weights,
-                                                    self.backbone_widths)
         self.classifier = keras.layers.Dense(num_classes, name="classifier")
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("loss", "cls_loss")}
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
 
     def call(self, images, training=False, views=None, sample=None):
         """images [B, H, W, 3] pixels in [0, 255] -> {"view_logits" [B, V, C], "logits" [B, C]
@@ -72,20 +63,9 @@ class GlobalPoolingClassifier(keras.Model):
         return {"view_logits": view_logits, "logits": view_logits[:, 0],
                 "probs": tf.reduce_mean(tf.nn.softmax(view_logits, axis=-1), axis=1)}
 
-    def train_step(self, data):
-        images, labels = data[0], data[1]
-        with tf.GradientTape() as tape:
-            cls = losses.classification_loss(self(images, training=True)["logits"], labels)
-            # Divided by the global batch, as RARLModel's, for tf.distribute.
-            loss = self.optimizer.scale_loss(tf.nn.compute_average_loss(cls))
-        grads = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
-        for tracker in self.trackers.values():
-            tracker.update_state(cls)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+    def loss_terms(self, images, labels, training: bool) -> dict:
+        cls = losses.classification_loss(self(images, training=training)["logits"], labels)
+        return {"loss": cls, "cls_loss": cls}
 
     def get_config(self):
-        return {"num_classes": self.num_classes, "backbone": self.backbone_name,
-                "backbone_weights": self.backbone_weights,
-                "backbone_widths": list(self.backbone_widths), "crop_mode": self.crop_mode,
-                "name": self.name}
+        return {**super().get_config(), "crop_mode": self.crop_mode}

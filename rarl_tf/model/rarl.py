@@ -19,21 +19,18 @@ import keras
 import tensorflow as tf
 
 from rarl_tf.config import REWARDS, STEP_REWARDS
-from rarl_tf.model import backbone as backbone_lib
 from rarl_tf.model import losses
 from rarl_tf.model.agent import RecurrentAttention
+from rarl_tf.model.base import MultiLabelModel
 from rarl_tf.model.views import FULL_VIEW
 
 
 @keras.saving.register_keras_serializable(package="rarl_tf")
-class RARLModel(keras.Model):
+class RARLModel(MultiLabelModel):
     """Recurrent Attention Reinforcement Learning for multi-label recognition.
 
     Args:
-      num_classes: C.
-      backbone: "vgg16" (conv5_3) or "small_vgg".
-      backbone_weights: "imagenet", "none" or a `.weights.h5` path (vgg16 only).
-      backbone_widths: channel widths of small_vgg's blocks.
+      num_classes, backbone, backbone_weights, backbone_widths: as `MultiLabelModel`.
       discount: gamma of eq. 6 (paper: 1).
       trajectories: K, location trajectories sampled per training image on its one feature map
         (the backbone runs once); K > 1 uses the leave-one-out baseline (`losses.advantages`),
@@ -47,16 +44,15 @@ class RARLModel(keras.Model):
         crop_size, embed_dim, lstm_units, loc_std, crop_mode, seed).
     """
 
+    TRACKED = ("loss", "cls_loss", "reward", "reinforce_loss", "baseline_loss", "reward_spread",
+               "step_distance")
+
     def __init__(self, num_classes: int, backbone: str = "vgg16",
                  backbone_weights: str | None = "imagenet",
                  backbone_widths: Sequence[int] = (32, 64, 128), discount: float = 1.0,
                  trajectories: int = 1, reward: str = "top_n", step_reward: str = "final",
                  sample_locations: bool = True, agent_kwargs: dict | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.num_classes = int(num_classes)
-        self.backbone_name = backbone
-        self.backbone_weights = backbone_weights
-        self.backbone_widths = tuple(int(w) for w in backbone_widths)
+        super().__init__(num_classes, backbone, backbone_weights, backbone_widths, **kwargs)
         self.discount = float(discount)
         self.trajectories = int(trajectories)
         if reward not in REWARDS:
@@ -67,16 +63,7 @@ class RARLModel(keras.Model):
         self.step_reward = step_reward
         self.sample_locations = bool(sample_locations)
         self.agent_kwargs = dict(agent_kwargs or {})
-        self.backbone = backbone_lib.build_backbone(backbone, backbone_weights,
-                                                    self.backbone_widths)
         self.agent = RecurrentAttention(num_classes, name="agent", **self.agent_kwargs)
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in
-                         ("loss", "cls_loss", "reward", "reinforce_loss", "baseline_loss",
-                          "reward_spread", "step_distance")}
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
 
     def call(self, images, training=False, views=None, sample=None, trajectories=1):
         """Forward pass.
@@ -141,34 +128,18 @@ class RARLModel(keras.Model):
                 "step_distance": tf.reduce_mean(tf.reduce_sum(distance, axis=2), axis=1)
                 / max(steps.shape[2] - 1, 1)}
 
-    def _update_trackers(self, terms):
-        for name, value in terms.items():
-            self.trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
-
-    def train_step(self, data):
-        images, labels = data[0], data[1]
-        with tf.GradientTape() as tape:
+    def loss_terms(self, images, labels, training: bool) -> dict:
+        """`compute_terms` of a training pass (K sampled trajectories per image) or, with
+        training False, of the policy's mode through the whole view."""
+        if training:
             out = self(images, training=True, sample=self.sample_locations,
                        trajectories=self.trajectories)
-            terms = self.compute_terms(out, labels)
-            # Divide by the global batch so replicas' gradients sum to one device's update.
-            loss = tf.nn.compute_average_loss(terms["loss"])
-            loss = self.optimizer.scale_loss(loss)
-        grads = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
-        return self._update_trackers(terms)
-
-    def test_step(self, data):
-        images, labels = data[0], data[1]
-        out = self(images, training=False)
-        return self._update_trackers(self.compute_terms(out, labels))
+        else:
+            out = self(images, training=False)
+        return self.compute_terms(out, labels)
 
     def get_config(self):
-        return {"num_classes": self.num_classes, "backbone": self.backbone_name,
-                "backbone_weights": self.backbone_weights,
-                "backbone_widths": list(self.backbone_widths), "discount": self.discount,
+        return {**super().get_config(), "discount": self.discount,
                 "trajectories": self.trajectories, "reward": self.reward,
-                "step_reward": self.step_reward,
-                "sample_locations": self.sample_locations, "agent_kwargs": self.agent_kwargs,
-                "name": self.name}
+                "step_reward": self.step_reward, "sample_locations": self.sample_locations,
+                "agent_kwargs": self.agent_kwargs}
