@@ -31,12 +31,14 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
-from rarl_tf.config import RECURRENCES, REGION_POOLS
+from rarl_tf.config import RECURRENCES, REGION_POOLS, ModelConfig
 from rarl_tf.model import anchors as anchors_lib
 from rarl_tf.model import crop as crop_lib
 from rarl_tf.model.policy import LocationPolicy
 
 CROP_MODES = ("crop_and_resize", "matmul")
+# Argument defaults are the config's (the paper's), kept in one place: config.py.
+_M = ModelConfig()
 
 
 def _repeat_rows(x: tf.Tensor, k: int) -> tf.Tensor:
@@ -88,14 +90,17 @@ class RecurrentAttention(keras.layers.Layer):
       seed: seed of the location sampler.
     """
 
-    def __init__(self, num_classes: int, anchor_sizes: Sequence[float] = (80.0, 160.0, 320.0),
-                 aspect_ratios: Sequence[float] = (2.0, 1.0, 0.5), num_steps: int = 5,
-                 crop_size: int = 7, embed_dim: int = 512, lstm_units: int = 512,
-                 loc_std: float = 0.11, crop_mode: str = "crop_and_resize",
-                 region_pool: str = "flatten", locations: str = "policy",
-                 recurrence: str = "lstm", location_input: bool = False, loc_hidden: int = 0,
-                 context_grid: bool = False, loc_head: str = "dense", loc_grid: int = 7,
-                 inhibition_radius: float = 0.0, seed: int | None = None, **kwargs):
+    def __init__(self, num_classes: int, anchor_sizes: Sequence[float] = _M.anchor_sizes,
+                 aspect_ratios: Sequence[float] = _M.aspect_ratios,
+                 num_steps: int = _M.num_steps, crop_size: int = _M.crop_size,
+                 embed_dim: int = _M.embed_dim, lstm_units: int = _M.lstm_units,
+                 loc_std: float = _M.loc_std, crop_mode: str = "crop_and_resize",
+                 region_pool: str = _M.region_pool, locations: str = _M.locations,
+                 recurrence: str = _M.recurrence, location_input: bool = _M.location_input,
+                 loc_hidden: int = _M.loc_hidden, context_grid: bool = _M.context_grid,
+                 loc_head: str = _M.loc_head, loc_grid: int = _M.loc_grid,
+                 inhibition_radius: float = _M.inhibition_radius, seed: int | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
         if crop_mode not in CROP_MODES:
             raise ValueError(f"crop_mode={crop_mode!r}; expected one of {CROP_MODES}")

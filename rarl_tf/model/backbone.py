@@ -46,7 +46,7 @@ def vgg16_conv5_3(weights: str | None = "imagenet") -> keras.Model:
     return keras.Model(inputs, trunk(CaffePreprocess()(inputs)), name="vgg16_conv5_3")
 
 
-def small_vgg(widths=(32, 64, 128)) -> keras.Model:
+def small_vgg(widths: tuple[int, ...]) -> keras.Model:
     """Conv-BN-ReLU blocks, 2x2 max pooling between them: [B, H, W, 3] -> [B, H/4, W/4, widths[-1]]."""
     inputs = keras.Input((None, None, 3), name="pixels")
     x = keras.layers.Rescaling(1.0 / 255.0)(inputs)
@@ -62,9 +62,9 @@ def small_vgg(widths=(32, 64, 128)) -> keras.Model:
     return keras.Model(inputs, x, name="small_vgg")
 
 
-def build_backbone(name: str, weights: str | None = None,
-                   widths: tuple[int, ...] = (32, 64, 128)) -> keras.Model:
-    """Builds a backbone by name ("vgg16" or "small_vgg"); weights "none" means None."""
+def build_backbone(name: str, weights: str | None, widths: tuple[int, ...]) -> keras.Model:
+    """Builds a backbone by name ("vgg16" or "small_vgg"); weights "none" means None; widths
+    are small_vgg's block widths (the config's `backbone_widths`)."""
     weights = None if weights in (None, "none") else weights
     if name == "vgg16":
         return vgg16_conv5_3(weights)

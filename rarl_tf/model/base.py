@@ -15,7 +15,11 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
+from rarl_tf.config import ModelConfig
 from rarl_tf.model import backbone as backbone_lib
+
+# Argument defaults are the config's (the paper's), kept in one place: config.py.
+_M = ModelConfig()
 
 
 class MultiLabelModel(keras.Model):
@@ -31,9 +35,9 @@ class MultiLabelModel(keras.Model):
     # The per-example terms whose running means are the model's metrics ("loss" first).
     TRACKED: tuple[str, ...] = ("loss",)
 
-    def __init__(self, num_classes: int, backbone: str = "vgg16",
-                 backbone_weights: str | None = "imagenet",
-                 backbone_widths: Sequence[int] = (32, 64, 128), **kwargs):
+    def __init__(self, num_classes: int, backbone: str = _M.backbone,
+                 backbone_weights: str | None = _M.backbone_weights,
+                 backbone_widths: Sequence[int] = _M.backbone_widths, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = int(num_classes)
         # `backbone` is the layer (its weights' path in every saved file), so its name is kept

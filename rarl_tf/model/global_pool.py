@@ -16,10 +16,14 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
+from rarl_tf.config import ModelConfig
 from rarl_tf.model import crop as crop_lib
 from rarl_tf.model import losses
 from rarl_tf.model.base import MultiLabelModel
 from rarl_tf.model.views import FULL_VIEW
+
+# Argument defaults are the config's (the paper's), kept in one place: config.py.
+_M = ModelConfig()
 
 
 @keras.saving.register_keras_serializable(package="rarl_tf")
@@ -34,9 +38,9 @@ class GlobalPoolingClassifier(MultiLabelModel):
 
     TRACKED = ("loss", "cls_loss")
 
-    def __init__(self, num_classes: int, backbone: str = "vgg16",
-                 backbone_weights: str | None = "imagenet",
-                 backbone_widths: Sequence[int] = (32, 64, 128),
+    def __init__(self, num_classes: int, backbone: str = _M.backbone,
+                 backbone_weights: str | None = _M.backbone_weights,
+                 backbone_widths: Sequence[int] = _M.backbone_widths,
                  crop_mode: str = "crop_and_resize", **kwargs):
         super().__init__(num_classes, backbone, backbone_weights, backbone_widths, **kwargs)
         self.crop_mode = crop_mode

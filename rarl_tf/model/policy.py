@@ -25,9 +25,11 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from rarl_tf.config import LOC_HEADS, LOCATIONS
+from rarl_tf.config import LOC_HEADS, LOCATIONS, ModelConfig
 
 tfd = tfp.distributions
+# Argument defaults are the config's (the paper's), kept in one place: config.py.
+_M = ModelConfig()
 
 
 def _int32_seed(seed: tf.Tensor) -> tf.Tensor:
@@ -53,10 +55,10 @@ class LocationPolicy(keras.layers.Layer):
         policy alone: the paper's "localisation only" ablation).
     """
 
-    def __init__(self, loc_std: float = 0.11, locations: str = "policy",
-                 loc_head: str = "dense", loc_hidden: int = 0, loc_grid: int = 7,
-                 inhibition_radius: float = 0.0, cell_width: int = 512,
-                 train_state: bool = False, **kwargs):
+    def __init__(self, loc_std: float = _M.loc_std, locations: str = _M.locations,
+                 loc_head: str = _M.loc_head, loc_hidden: int = _M.loc_hidden,
+                 loc_grid: int = _M.loc_grid, inhibition_radius: float = _M.inhibition_radius,
+                 cell_width: int = _M.embed_dim, train_state: bool = False, **kwargs):
         super().__init__(**kwargs)
         if locations not in LOCATIONS:
             raise ValueError(f"locations={locations!r}; expected one of {LOCATIONS}")

@@ -18,11 +18,14 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
-from rarl_tf.config import REWARDS, STEP_REWARDS
+from rarl_tf.config import REWARDS, STEP_REWARDS, ModelConfig
 from rarl_tf.model import losses
 from rarl_tf.model.agent import RecurrentAttention
 from rarl_tf.model.base import MultiLabelModel
 from rarl_tf.model.views import FULL_VIEW
+
+# Argument defaults are the config's (the paper's), kept in one place: config.py.
+_M = ModelConfig()
 
 
 @keras.saving.register_keras_serializable(package="rarl_tf")
@@ -47,10 +50,11 @@ class RARLModel(MultiLabelModel):
     TRACKED = ("loss", "cls_loss", "reward", "reinforce_loss", "baseline_loss", "reward_spread",
                "step_distance")
 
-    def __init__(self, num_classes: int, backbone: str = "vgg16",
-                 backbone_weights: str | None = "imagenet",
-                 backbone_widths: Sequence[int] = (32, 64, 128), discount: float = 1.0,
-                 trajectories: int = 1, reward: str = "top_n", step_reward: str = "final",
+    def __init__(self, num_classes: int, backbone: str = _M.backbone,
+                 backbone_weights: str | None = _M.backbone_weights,
+                 backbone_widths: Sequence[int] = _M.backbone_widths,
+                 discount: float = _M.discount, trajectories: int = _M.trajectories,
+                 reward: str = _M.reward, step_reward: str = _M.step_reward,
                  sample_locations: bool = True, agent_kwargs: dict | None = None, **kwargs):
         super().__init__(num_classes, backbone, backbone_weights, backbone_widths, **kwargs)
         self.discount = float(discount)
