@@ -235,22 +235,19 @@ def ratios(r: dict) -> dict:
     }
 
 
-MEASURES = (
-    # (label, key in a size's result, unit)
-    ("image size N", "image_size", "px"),
-    ("backbone forward", "backbone_forward_s", "ms"),
-    ("backbone forward, XLA", "backbone_forward_xla_s", "ms"),
-    ("RARL, one view (old path)", "rarl_one_view_s", "ms"),
-    ("RARL, one view (new path: matmul crop, XLA)", "rarl_one_view_xla_s", "ms"),
+# (label, key in a size's result, unit): the rows measured on both PATHS, then the others.
+MEASURES = tuple(
+    (f"{label} ({path} path)", f"{key}{'' if path == 'old' else '_xla'}_s", "ms")
+    for label, key in (("backbone forward", "backbone_forward"),
+                       ("RARL, one view", "rarl_one_view"))
+    for path in PATHS) + (
     ("RARL, ten views on the feature map", "rarl_ten_views_s", "ms"),
     ("ten view images through the model", "naive_ten_views_s", "ms"),
     ("HCP-style, per image", "proposal_per_image_s", "s"),
     ("TFLite float32 (LiteRT), one view", "tflite_one_view_s", "ms"),
-    ("train images/s, RARL, old path", "train_rarl_old_images_per_s", "/s"),
-    ("train images/s, RARL, new path", "train_rarl_new_images_per_s", "/s"),
-    ("train images/s, global pooling, old path", "train_global_old_images_per_s", "/s"),
-    ("train images/s, global pooling, new path", "train_global_new_images_per_s", "/s"),
-)
+) + tuple(
+    (f"train images/s, {label}, {path} path", f"train_{arch}_{path}_images_per_s", "/s")
+    for arch, label in (("rarl", "RARL"), ("global", "global pooling")) for path in PATHS)
 
 
 def _cell(value, unit: str) -> str:
@@ -258,7 +255,7 @@ def _cell(value, unit: str) -> str:
         return f"{value * 1000:.1f} ms"
     if unit == "s":
         return f"{value:.2f} s"
-    return f"{value:.1f}" if unit == "/s" else str(value)
+    return f"{value:.1f}"  # images/s
 
 
 def markdown(results: dict) -> str:
@@ -267,8 +264,9 @@ def markdown(results: dict) -> str:
     from rarl_tf.report import markdown_table
 
     sizes = results["sizes"]
-    rows = [[label] + [_cell(r[key], unit) for r in sizes.values()]
-            for label, key, unit in MEASURES]
+    rows = [["image size N"] + [str(r["image_size"]) for r in sizes.values()]]
+    rows += [[label] + [_cell(r[key], unit) for r in sizes.values()]
+             for label, key, unit in MEASURES]
     ratio_names = next(iter(sizes.values()))["ratios"]
     rows += [[f"**{name}**"] + [f"{r['ratios'][name]:.2f}" for r in sizes.values()]
              for name in ratio_names]
