@@ -43,7 +43,7 @@ DEFAULT_MAX_PIXELS = 50_000_000
 
 
 def option(default: Any, help: str, *, choices: tuple = (), flag: str | None = None,
-           enum: bool = False) -> Any:
+           enum: bool = False, minimum: float | None = None) -> Any:
     """A config field and its command-line flag.
 
     Args:
@@ -52,9 +52,11 @@ def option(default: Any, help: str, *, choices: tuple = (), flag: str | None = N
       choices: the allowed values, checked by `ExperimentConfig.validate` (one tuple per set).
       flag: the flag's name where it is not the field's (`--eval_batch_size`).
       enum: also refuse other values while parsing (an absl enum flag, `<a|b>` in --help).
+      minimum: the smallest value allowed (None: not checked here), checked by `validate`.
     """
     return dataclasses.field(default=default, metadata={
-        "help": help, "choices": tuple(choices), "flag": flag, "enum": enum})
+        "help": help, "choices": tuple(choices), "flag": flag, "enum": enum,
+        "minimum": minimum})
 
 
 def flag_name(field: dataclasses.Field) -> str:
@@ -173,6 +175,8 @@ class TrainConfig:
     # compiles; crop_and_resize has no XLA kernel). Off: slower on the CPUs measured (README).
     jit_compile: bool = option(False, "Compile the training step with XLA (the crop becomes the "
                                "matmul crop; see README, \"Speed\").")
+    clip_norm: float = option(0.0, "Clip the gradient's global norm to this before Adam; 0: "
+                              "no clipping (the paper).", minimum=0.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,13 +248,16 @@ class ExperimentConfig:
                 raise ValueError(f"--{flag}={value} is not allowed: expected {allowed}")
 
     def _choice_checks(self) -> Iterator[tuple]:
-        """(ok, flag, value, allowed) for every field declared with `choices`."""
+        """(ok, flag, value, allowed) for every field declared with `choices` or `minimum`."""
         for name in sections():
             section = getattr(self, name)
             for field in dataclasses.fields(section):
                 value, choices = getattr(section, field.name), field.metadata.get("choices")
+                minimum = field.metadata.get("minimum")
                 if choices:
                     yield value in choices, flag_name(field), value, f"one of {choices}"
+                if minimum is not None and value is not None:
+                    yield value >= minimum, flag_name(field), value, f">= {minimum}"
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

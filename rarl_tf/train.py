@@ -33,8 +33,7 @@ def check_writable(model_dir: str) -> None:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise ValueError(f"unexpected arguments {argv[1:]}; flags go as --name=value")
+    cli.no_arguments(argv)
     config = rarl_flags.experiment_config_from_flags()
     model_dir = FLAGS.model_dir
     check_writable(model_dir)

@@ -232,7 +232,8 @@ def compiled_model(config: ExperimentConfig, strategy: tf.distribute.Strategy,
         model = build_model(m, num_classes, seed=t.seed,
                             crop_mode="matmul" if t.jit_compile else "crop_and_resize")
         optimizer = keras.optimizers.Adam(learning_rate(config, steps_per_epoch),
-                                          beta_1=t.beta_1, beta_2=t.beta_2)
+                                          beta_1=t.beta_1, beta_2=t.beta_2,
+                                          global_clipnorm=t.clip_norm or None)
         model.compile(optimizer=optimizer, jit_compile=t.jit_compile)
     return model
 

@@ -117,6 +117,22 @@ def test_a_bad_choice_names_the_flag_and_the_allowed_values(section, field):
                               f"{field.metadata['choices']}")
 
 
+@pytest.mark.parametrize("section,field", [(s, f) for s, f in all_fields()
+                                           if f.metadata["minimum"] is not None],
+                         ids=lambda x: getattr(x, "name", x))
+def test_a_value_under_the_minimum_names_the_flag_and_the_minimum(section, field):
+    minimum = field.metadata["minimum"]
+    bad = minimum - 1
+    config = dataclasses.replace(ExperimentConfig(), **{
+        section: dataclasses.replace(getattr(ExperimentConfig(), section), **{field.name: bad})})
+    with pytest.raises(ValueError) as err:
+        config.validate()
+    assert str(err.value) == f"--{flag_name(field)}={bad} is not allowed: expected >= {minimum}"
+    at_minimum = dataclasses.replace(getattr(ExperimentConfig(), section),
+                                     **{field.name: minimum})
+    dataclasses.replace(ExperimentConfig(), **{section: at_minimum}).validate()
+
+
 def test_an_enum_flag_refuses_a_bad_choice_while_parsing():
     message = "--region_pool=mean: value should be one of <flatten|max>"
     with pytest.raises(flags.IllegalFlagValueError, match=re.escape(message)):

@@ -175,6 +175,7 @@ def tflite_times(matmul_model, m, image, timed) -> dict:
     from ai_edge_litert.interpreter import Interpreter
 
     from export.tflite import convert_model
+    from rarl_tf import serving
     from rarl_tf.model.views import FULL_VIEW
 
     interpreter = Interpreter(model_content=convert_model(matmul_model, m.image_size),
@@ -182,8 +183,8 @@ def tflite_times(matmul_model, m, image, timed) -> dict:
     runner = interpreter.get_signature_runner("serving_default")
     pixels = image.numpy()
     keras_probs = matmul_model(pixels, training=False, views=FULL_VIEW)["probs"].numpy()
-    return {"tflite_max_abs_diff": float(np.abs(runner(pixels=pixels)["scores"]
-                                                - keras_probs).max()),
+    tflite_probs = serving.from_exported(runner(pixels=pixels))["probs"]
+    return {"tflite_max_abs_diff": float(np.abs(tflite_probs - keras_probs).max()),
             "tflite_one_view_s": timed(lambda: runner(pixels=pixels))}
 
 
@@ -283,8 +284,7 @@ def markdown(results: dict) -> str:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise ValueError(f"unexpected arguments {argv[1:]}; flags go as --name=value")
+    cli.no_arguments(argv)
     config = rarl_flags.experiment_config_from_flags()
     unknown = [s for s in FLAGS.sizes if s not in SIZES]
     if unknown:
@@ -299,9 +299,9 @@ def main(argv):
     import keras
     import tensorflow as tf
 
-    from rarl_tf.data.sources import get_source
+    from rarl_tf.data.splits import class_names
 
-    num_classes = len(get_source(config.data.dataset).class_names)
+    num_classes = len(class_names(config))
     knobs = {"repeats": FLAGS.repeats, "warmup": FLAGS.warmup, "proposals": FLAGS.proposals,
              "proposal_batch": FLAGS.proposal_batch, "proposal_side": FLAGS.proposal_side,
              "train_batch": FLAGS.train_batch, "breakdown": FLAGS.breakdown}
