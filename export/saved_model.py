@@ -32,7 +32,7 @@ from absl import app, flags
 
 from rarl_tf import cli
 from rarl_tf import flags as rarl_flags
-from rarl_tf.config import DEFAULT_MAX_PIXELS, EvalConfig
+from rarl_tf.config import DEFAULT_MAX_PIXELS, DataConfig, EvalConfig
 
 FLAGS = flags.FLAGS
 
@@ -172,8 +172,8 @@ if __name__ == "__main__":
     rarl_flags.define_model_dir_flag()
     flags.DEFINE_string("export_base", None, "TF Serving model folder; versions go in N/.",
                         required=True)
-    flags.DEFINE_integer("max_pixels", DEFAULT_MAX_PIXELS, "Refuse larger images.")
-    flags.DEFINE_integer("top_k", EvalConfig.top_k, "Labels reported per image.")
-    flags.DEFINE_float("threshold", EvalConfig.threshold,
-                       "Labels below this probability are not reported.")
+    flags.DEFINE_integer("max_pixels", DataConfig.max_pixels, "Refuse larger images.")
+    rarl_flags.define_section_flags(EvalConfig, only=("top_k", "threshold"))
+    for name in ("top_k", "threshold"):
+        flags.declare_key_flag(name)  # listed by --help, as this entry point's own
     app.run(cli.user_errors_exit(main))

@@ -39,9 +39,13 @@ def define_eval_flags() -> None:
     define_section_flags(EvalConfig)
 
 
-def define_section_flags(kind: type, values: flags.FlagValues = FLAGS) -> None:
-    """One flag per field of the config dataclass `kind`."""
+def define_section_flags(kind: type, values: flags.FlagValues = FLAGS,
+                         only: tuple[str, ...] | None = None) -> None:
+    """One flag per field of the config dataclass `kind` (or per field named in `only`: an
+    entry point that takes a few config values, e.g. predict's --top_k)."""
     for field, base, is_list in _flag_fields(kind):
+        if only is not None and field.name not in only:
+            continue
         name, text, default = flag_name(field), field.metadata["help"], field.default
         if is_list:
             show = str if base is int else "{:g}".format

@@ -23,7 +23,7 @@ from absl import app, flags
 
 from rarl_tf import cli
 from rarl_tf import flags as rarl_flags
-from rarl_tf.config import DEFAULT_MAX_PIXELS, EvalConfig
+from rarl_tf.config import DataConfig, EvalConfig
 
 FLAGS = flags.FLAGS
 
@@ -81,9 +81,9 @@ if __name__ == "__main__":
                       "the CPU, the GPU (stops with an error if LiteRT finds none), or the GPU "
                       "when there is one and the CPU otherwise (with a warning).")
     flags.DEFINE_string("output_dir", None, "Where to write <stem>_attention.png pictures.")
-    flags.DEFINE_integer("top_k", EvalConfig.top_k, "At most this many labels per image.")
-    flags.DEFINE_float("threshold", EvalConfig.threshold,
-                       "Labels scoring below this are not reported.")
-    flags.DEFINE_integer("max_pixels", DEFAULT_MAX_PIXELS, "Refuse images whose header declares "
-                         "more pixels than this (before decoding them).")
+    rarl_flags.define_section_flags(EvalConfig, only=("top_k", "threshold"))
+    for name in ("top_k", "threshold"):
+        flags.declare_key_flag(name)  # listed by --help, as this entry point's own
+    flags.DEFINE_integer("max_pixels", DataConfig.max_pixels, "Refuse images whose header "
+                         "declares more pixels than this (before decoding them).")
     app.run(cli.user_errors_exit(main))

@@ -54,8 +54,7 @@ def main(argv):
     start = time.time()
     try:
         model, config = training.train(config, model_dir, strategy)
-    except (training.TrainingDiverged, run_files.ModelDirBusy,
-            checkpoints.CheckpointWriteFailed) as err:
+    except (run_files.ModelDirBusy, checkpoints.CheckpointWriteFailed) as err:
         raise cli.RunFailed(str(err)) from None
     if not distribute.is_chief():
         return

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from rarl_tf import checkpoints, distribute, loop, run_files, serving
+from rarl_tf import checkpoints, cli, distribute, loop, run_files, serving
 from rarl_tf.config import ExperimentConfig, load_config, save_config
 from rarl_tf.data import pipeline
 from rarl_tf.data.splits import class_names, load_split
@@ -35,8 +35,9 @@ CHECKPOINT_DIR = "checkpoints"
 DATA_STATS_FILE = "data_stats.json"
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint was kept."""
+class TrainingDiverged(cli.RunFailed):
+    """The loss became NaN or infinite; the last good checkpoint was kept (a `cli.RunFailed`:
+    the entry point prints it and exits with 1)."""
 
 
 def global_step(model: keras.Model) -> int:
