@@ -106,8 +106,8 @@ class GpuInference:
 
     def __init__(self, model, image_size: int):
         agent = model.agent
-        if agent.locations != "policy":
-            raise ValueError(f"locations={agent.locations!r}: random centres have no "
+        if agent.policy.locations != "policy":
+            raise ValueError(f"locations={agent.policy.locations!r}: random centres have no "
                              f"deterministic export")
         self.model, self.agent, self.image_size = model, agent, int(image_size)
         self.k = agent.num_anchors
@@ -144,16 +144,16 @@ class GpuInference:
             state = agent.loc_hidden_layer(h) if agent.loc_hidden_layer is not None else h
             mean = agent.loc_head(state)
         else:
-            grid = agent.loc_grid ** 2
+            grid = agent.policy.loc_grid ** 2
             # [G*G, A] + [1, A]: equal ranks (the delegate refuses [G*G, A] + [1, 1, A]).
             scores = agent.loc_score(tf.nn.relu(cells + agent.loc_state(h)))  # [G*G, 1]
             logits = tf.reshape(scores, [1, grid])
-            if agent.inhibition_radius > 0:
+            if agent.policy.inhibition_radius > 0:
                 positions = agent.policy.cell_positions(tf.float32)
                 for location in visited:
                     delta = positions[None] - tf.reshape(location, [1, 1, 2])
                     distance2 = tf.reduce_sum(tf.square(delta), -1)
-                    near = tf.exp(-distance2 / (2.0 * agent.inhibition_radius ** 2))
+                    near = tf.exp(-distance2 / (2.0 * agent.policy.inhibition_radius ** 2))
                     logits += tf.math.log(1.0 - near + 1e-20)
             top = tf.reduce_max(logits, axis=-1, keepdims=True)
             best = tf.cast(logits >= top, tf.float32)  # one-hot of the maximum
@@ -183,8 +183,8 @@ class GpuInference:
                                tf.zeros([1, 2]))
         cells = None
         if agent.loc_cell is not None:
-            grid = crop_constant(features, view, agent.loc_grid)  # [1, G*G, C]
-            cells = agent.loc_cell(tf.reshape(grid, [agent.loc_grid ** 2, grid.shape[-1]]))
+            grid = crop_constant(features, view, agent.policy.loc_grid)  # [1, G*G, C]
+            cells = agent.loc_cell(tf.reshape(grid, [agent.policy.loc_grid ** 2, grid.shape[-1]]))
         logits, boxes, locations, visited = [], [], [], []
         for _ in range(agent.num_steps):
             used = self._mode(h, cells, visited)

@@ -152,11 +152,12 @@ def policy_report(model: keras.Model, config: ExperimentConfig, max_images: int 
     rows = {}
     for name in ("policy", "random"):
         keras.utils.set_random_seed(config.train.seed)
-        with with_locations(model, name if model.agent.locations == "policy" else "random"):
+        with with_locations(model, name if model.agent.policy.locations == "policy"
+                            else "random"):
             rows[name] = placement_scores(attended(model, batches), config.eval)
     keras.utils.set_random_seed(config.train.seed)
-    return {"model": {"locations": model.agent.locations, "trajectories": model.trajectories,
-                      "reward": model.reward},
+    return {"model": {"locations": model.agent.policy.locations,
+                      "trajectories": model.trajectories, "reward": model.reward},
             "images": rows["policy"]["images"], **rows,
             "learned_minus_random_mAP": rows["policy"]["mAP"] - rows["random"]["mAP"],
             "reward_variation": reward_variation(model, batches, samples),

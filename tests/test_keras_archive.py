@@ -66,3 +66,14 @@ def test_weights_written_before_the_location_policy_layer_still_load():
     images = np.random.default_rng(0).uniform(0, 255, (2, 40, 40, 3)).astype(np.float32)
     want = np.load(os.path.join(data, "spatial_agent_2026-11-26_probs.npy"))
     np.testing.assert_allclose(model(images, training=False)["probs"].numpy(), want, atol=1e-6)
+
+
+def test_a_keras_archive_written_before_the_location_policy_layer_still_loads():
+    """The same model saved whole by the code of 2026-11-26: its agent's configuration gives the
+    policy's arguments (loc_head, loc_grid, ...) as the agent's own."""
+    data = os.path.join(os.path.dirname(__file__), "data")
+    model = keras.saving.load_model(os.path.join(data, "spatial_agent_2026-11-26.keras"))
+    assert model.agent.policy.loc_head_kind == "spatial" and model.agent.policy.loc_grid == 5
+    images = np.random.default_rng(0).uniform(0, 255, (2, 40, 40, 3)).astype(np.float32)
+    want = np.load(os.path.join(data, "spatial_agent_2026-11-26_probs.npy"))
+    np.testing.assert_allclose(model(images, training=False)["probs"].numpy(), want, atol=1e-6)

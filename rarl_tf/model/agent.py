@@ -39,6 +39,9 @@ from rarl_tf.model.policy import LocationPolicy
 CROP_MODES = ("crop_and_resize", "matmul")
 # Argument defaults are the config's (the paper's), kept in one place: config.py.
 _M = ModelConfig()
+# The `LocationPolicy` arguments a configuration sets (the agent sets the others).
+POLICY_ARGUMENTS = ("loc_std", "locations", "loc_head", "loc_hidden", "loc_grid",
+                    "inhibition_radius")
 
 
 def _repeat_rows(x: tf.Tensor, k: int) -> tf.Tensor:
@@ -72,35 +75,32 @@ class RecurrentAttention(keras.layers.Layer):
       crop_size: s, the side of each region's resampled feature grid.
       embed_dim: width of the dense embedding of a region's features.
       lstm_units: width of the LSTM state.
-      loc_std: sigma of the Gaussian location policy, in the [-1, 1] view frame (paper: 0.11).
       crop_mode: "crop_and_resize" (training, serving) or "matmul" (TFLite export, XLA).
       region_pool: how the s x s x F region features meet the dense embedding: "flatten" (the
         paper's fully-connected layer over the whole grid, like VGG's fc6) or "max" (max over
         the grid first: translation-invariant inside the region, which a backbone trained from
         scratch on little data needs; see README "Design choices").
-      locations: "policy" (the paper) or "random" (uniform centres; no REINFORCE term).
       recurrence: "lstm" (the paper), "localisation_only" or "none" (see the module docstring).
       location_input: feed l_t (2 numbers, view frame) into the LSTM with every region.
-      loc_hidden: units of a hidden ReLU layer in f_loc; 0 is the paper's single layer.
       context_grid: embed iteration 0's whole view from its flattened s x s grid.
-      loc_head: "dense" (the paper's f_loc(h_t)) or "spatial" (see the module docstring).
-      loc_grid: G, the side of the spatial head's grid of cells over the view.
-      inhibition_radius: rho, in the view frame, of the spatial head's inhibition of return
-        (0: none).
       seed: seed of the location sampler.
+      policy: `LocationPolicy` arguments (loc_std, locations, loc_head, loc_hidden, loc_grid,
+        inhibition_radius; `build_model` passes every config field the policy takes); the
+        agent sets its cell width and whether REINFORCE trains the state. Given as the
+        agent's own arguments (configurations written before 2026-11-27) they land here.
     """
 
     def __init__(self, num_classes: int, anchor_sizes: Sequence[float] = _M.anchor_sizes,
                  aspect_ratios: Sequence[float] = _M.aspect_ratios,
                  num_steps: int = _M.num_steps, crop_size: int = _M.crop_size,
                  embed_dim: int = _M.embed_dim, lstm_units: int = _M.lstm_units,
-                 loc_std: float = _M.loc_std, crop_mode: str = "crop_and_resize",
-                 region_pool: str = _M.region_pool, locations: str = _M.locations,
+                 crop_mode: str = "crop_and_resize", region_pool: str = _M.region_pool,
                  recurrence: str = _M.recurrence, location_input: bool = _M.location_input,
-                 loc_hidden: int = _M.loc_hidden, context_grid: bool = _M.context_grid,
-                 loc_head: str = _M.loc_head, loc_grid: int = _M.loc_grid,
-                 inhibition_radius: float = _M.inhibition_radius, seed: int | None = None,
-                 **kwargs):
+                 context_grid: bool = _M.context_grid, seed: int | None = None,
+                 policy: dict | None = None, **kwargs):
+        # Configurations written before 2026-11-27 give the policy's arguments as the agent's.
+        policy = {**(policy or {}), **{name: kwargs.pop(name) for name in POLICY_ARGUMENTS
+                                       if name in kwargs}}
         super().__init__(**kwargs)
         if crop_mode not in CROP_MODES:
             raise ValueError(f"crop_mode={crop_mode!r}; expected one of {CROP_MODES}")
@@ -115,18 +115,13 @@ class RecurrentAttention(keras.layers.Layer):
         self.crop_size = int(crop_size)
         self.embed_dim = int(embed_dim)
         self.lstm_units = int(lstm_units)
-        self.loc_std = float(loc_std)
         self.crop_mode = crop_mode
         self.region_pool = region_pool
-        self.locations = locations
         self.recurrence = recurrence
         self.location_input = bool(location_input)
-        self.loc_hidden = int(loc_hidden)
         self.context_grid = bool(context_grid)
-        self.loc_head_kind = loc_head
-        self.loc_grid = int(loc_grid)
-        self.inhibition_radius = float(inhibition_radius)
         self.seed = seed
+        self.policy_arguments = policy
         self.anchor_px = anchors_lib.anchor_shapes(self.anchor_sizes, self.aspect_ratios)
         self.num_anchors = len(self.anchor_px)
         self.embed = keras.layers.Dense(embed_dim, activation="relu", name="embed")
@@ -138,8 +133,7 @@ class RecurrentAttention(keras.layers.Layer):
                               if self.context_grid else None)
         # With recurrence="localisation_only" the LSTM serves the policy alone, so REINFORCE
         # trains it too (its input is cut from the trunk in `_step` instead).
-        self.policy = LocationPolicy(loc_std, locations, loc_head, loc_hidden, loc_grid,
-                                     inhibition_radius, cell_width=embed_dim,
+        self.policy = LocationPolicy(**policy, cell_width=embed_dim,
                                      train_state=recurrence == "localisation_only",
                                      name="policy")
         # Weight files name these layers as the agent's own (runs before 2026-11-27). Keras
@@ -182,7 +176,7 @@ class RecurrentAttention(keras.layers.Layer):
         if not self.policy.spatial:
             return None
         return self.policy.cell_terms(self._crop(tf.stop_gradient(features), episode_views,
-                                                 self.loc_grid))
+                                                 self.policy.loc_grid))
 
     def _embed(self, regions, context=False):
         """Region features [R, s, s, F] -> embeddings e [R, D] (iteration 0's whole view, marked
@@ -304,11 +298,8 @@ class RecurrentAttention(keras.layers.Layer):
         config.update(num_classes=self.num_classes, anchor_sizes=list(self.anchor_sizes),
                       aspect_ratios=list(self.aspect_ratios), num_steps=self.num_steps,
                       crop_size=self.crop_size, embed_dim=self.embed_dim,
-                      lstm_units=self.lstm_units, loc_std=self.loc_std,
-                      crop_mode=self.crop_mode, region_pool=self.region_pool,
-                      locations=self.locations, recurrence=self.recurrence,
-                      location_input=self.location_input, loc_hidden=self.loc_hidden,
-                      context_grid=self.context_grid, loc_head=self.loc_head_kind,
-                      loc_grid=self.loc_grid, inhibition_radius=self.inhibition_radius,
-                      seed=self.seed)
+                      lstm_units=self.lstm_units, crop_mode=self.crop_mode,
+                      region_pool=self.region_pool, recurrence=self.recurrence,
+                      location_input=self.location_input, context_grid=self.context_grid,
+                      seed=self.seed, policy=dict(self.policy_arguments))
         return config

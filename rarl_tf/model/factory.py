@@ -11,6 +11,7 @@ import numpy as np
 from rarl_tf.config import ExperimentConfig, ModelConfig, load_config
 from rarl_tf.model.agent import RecurrentAttention
 from rarl_tf.model.global_pool import GlobalPoolingClassifier
+from rarl_tf.model.policy import LocationPolicy
 from rarl_tf.model.rarl import RARLModel
 
 WEIGHTS_FILE = "model.weights.h5"
@@ -46,6 +47,7 @@ def build_model(config: ModelConfig, num_classes: int, seed: int | None = 0,
     kwargs = {**_arguments(model_class, config), "backbone_weights": weights}
     if model_class is RARLModel:
         kwargs["agent_kwargs"] = {**_arguments(RecurrentAttention, config),
+                                  "policy": _arguments(LocationPolicy, config),
                                   "crop_mode": crop_mode, "seed": seed}
     else:
         kwargs["crop_mode"] = crop_mode
