@@ -52,7 +52,7 @@ def main(argv):
                              f"in one evaluation must share the dataset and classes")
         print(f"Scoring {model_dir} (N = {config.model.image_size}, {eval_config.views} views)")
         scores, labels, ignore = evaluation.evaluate_scores(
-            evaluation.model_scorer(model, evaluation.views_of(config)), config)
+            evaluation.model_scorer(model, evaluation.eval_views(config)), config)
         if scored and scores.shape != scored[0][0][0].shape:
             raise ValueError(f"{model_dir} scored {len(scores)} images, the first model "
                              f"{len(scored[0][0][0])}: the evaluation data differ")

@@ -71,12 +71,12 @@ def evaluate_scores(scores_fn: Callable[[tf.Tensor], np.ndarray], config: Experi
     return score_dataset(scores_fn, batches, num if num > 0 else None)
 
 
-def views_of(config: ExperimentConfig) -> np.ndarray:
+def eval_views(config: ExperimentConfig) -> np.ndarray:
     """The view boxes [V, 4] `config.eval.views` asks for, at the model's N and m."""
     return views_for(config.eval.views, config.model.image_size, config.model.crop_margin)
 
 
 def evaluate(model: keras.Model, config: ExperimentConfig) -> dict:
     """The paper's metrics of `model` on the evaluation split, with `config.eval`'s views."""
-    scores, labels, ignore = evaluate_scores(model_scorer(model, views_of(config)), config)
+    scores, labels, ignore = evaluate_scores(model_scorer(model, eval_views(config)), config)
     return compute_metrics(scores, labels, ignore, config.eval, config.class_names)
