@@ -172,7 +172,7 @@ class RecurrentAttention(keras.layers.Layer):
     def _cell_scores(self, features, episode_views):
         """The spatial head's per-cell terms W_f F_g of each episode's view: [E, G * G, A]
         (None for other heads). The map is read through a stop-gradient: REINFORCE must not
-        reach the backbone (see `_place`)."""
+        reach the backbone (see `LocationPolicy.call`)."""
         if not self.policy.spatial:
             return None
         return self.policy.cell_terms(self._crop(tf.stop_gradient(features), episode_views,
@@ -187,7 +187,7 @@ class RecurrentAttention(keras.layers.Layer):
         if self.region_pool == "max":
             # A max pool over the whole s x s grid: reduce_max's value, with a gradient that
             # routes to the arg-max alone (reduce_max's splits ties, through five full-size
-            # elementwise ops; a third of the agent's training time on the embedded default).
+            # elementwise ops; the embedding's time in tools/step_breakdown.py about halved).
             pooled = tf.nn.max_pool2d(regions, self.crop_size, self.crop_size, "VALID")
             return self.embed(tf.reshape(pooled, [-1, regions.shape[-1]]))
         return self.embed(grid)
