@@ -99,3 +99,16 @@ def test_log_likelihood_reward_is_the_mean_log_probability_of_the_true_labels():
                                            tf.constant([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]]), labels)
     assert sharper.numpy()[0] > expected[0]
     np.testing.assert_allclose(losses.top_n_reward(logits, labels).numpy()[0], 1.0)
+
+
+def test_the_learned_baseline_is_not_trained_when_the_leave_one_out_baseline_replaces_it():
+    returns = tf.constant([[[1.0, 0.5]], [[0.0, 0.2]]])  # [B=2, K=1, T=2]
+    baselines = tf.constant([[[0.5, 0.5]], [[0.5, 0.5]]])
+    log_probs = tf.zeros_like(returns)
+    _, one = losses.reinforce_terms(log_probs, baselines, returns, tf.ones([2]))
+    np.testing.assert_allclose(one.numpy(), [0.25, 0.25 + 0.09], atol=1e-6)
+    # K = 2 trajectories of each image: the advantage is leave-one-out, b_t has no loss.
+    two = tf.concat([returns, returns + 1.0], axis=1)
+    _, mse = losses.reinforce_terms(tf.zeros_like(two), tf.concat([baselines] * 2, 1), two,
+                                    tf.ones([2]))
+    np.testing.assert_array_equal(mse.numpy(), [0.0, 0.0])

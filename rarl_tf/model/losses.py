@@ -163,11 +163,14 @@ def reinforce_terms(log_probs: tf.Tensor, baselines: tf.Tensor, returns: tf.Tens
 
     Returns:
       ([B] surrogate loss -sum_t log pi(l_t) A_t, [B] sum_t (G_t - b_t)^2), each averaged
-      over the K trajectories.
+      over the K trajectories. With K > 1 the leave-one-out baseline replaces b_t, so b_t is
+      not trained: its regression is 0 (it would only add an unused term to the loss).
     """
     returns = tf.stop_gradient(returns)
     advantage = advantages(returns, baselines)
     surrogate = -tf.reduce_mean(tf.reduce_sum(log_probs * advantage, axis=-1), axis=1) * valid
+    if returns.shape[1] is not None and returns.shape[1] > 1:
+        return surrogate, tf.zeros_like(surrogate)
     baseline_mse = tf.reduce_mean(tf.reduce_sum(tf.square(returns - baselines), axis=-1),
                                   axis=1) * valid
     return surrogate, baseline_mse
