@@ -169,8 +169,10 @@ def reinforce_terms(log_probs: tf.Tensor, baselines: tf.Tensor, returns: tf.Tens
     returns = tf.stop_gradient(returns)
     advantage = advantages(returns, baselines)
     surrogate = -tf.reduce_mean(tf.reduce_sum(log_probs * advantage, axis=-1), axis=1) * valid
-    if returns.shape[1] is not None and returns.shape[1] > 1:
-        return surrogate, tf.zeros_like(surrogate)
     baseline_mse = tf.reduce_mean(tf.reduce_sum(tf.square(returns - baselines), axis=-1),
                                   axis=1) * valid
+    if returns.shape[1] is not None and returns.shape[1] > 1:
+        # At weight 0 rather than left out: b_t still gets a (zero) gradient, so Keras does not
+        # warn of variables without one and the optimizer's state keeps its layout.
+        baseline_mse = 0.0 * baseline_mse
     return surrogate, baseline_mse
