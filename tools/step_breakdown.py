@@ -43,7 +43,7 @@ def _forward_backward(fn, sources):
     return lambda: [g.numpy() for g in run() if g is not None]
 
 
-def _step_inputs(model, images, labels):
+def _step_inputs(model, images):
     """What the parts read, from one sampled forward pass: features, per-step boxes [E * k, 4]
     and locations [E, 2], the pair views [B, 4], the regions [E * k, s, s, F] and their
     embeddings [E, k, D] of every step, and the model's outputs."""
@@ -83,7 +83,7 @@ def train_breakdown(model, images, labels, timed) -> dict[str, float]:
       timed: fn -> median seconds of fn().
     """
     agent, trajectories = model.agent, model.trajectories
-    x = _step_inputs(model, images, labels)
+    x = _step_inputs(model, images)
     h_r, h = _lstm_states(agent, x, trajectories)
     h_r = [tf.stop_gradient(s) for s in h_r]
     h = [tf.stop_gradient(s) for s in h]
@@ -98,10 +98,7 @@ def train_breakdown(model, images, labels, timed) -> dict[str, float]:
 
     out = {key: tf.stop_gradient(v) for key, v in x["out"].items()}
     backbone_vars = model.backbone.trainable_variables
-    head_vars = [v for layer in (agent.cls_head, agent.baseline_head, agent.loc_head,
-                                 agent.loc_hidden_layer, agent.loc_cell, agent.loc_state,
-                                 agent.loc_score) if layer is not None
-                 for v in layer.trainable_variables]
+    head_vars = agent.cls_head.trainable_variables + agent.policy.trainable_variables
     parts = {
         "backbone": _forward_backward(lambda: model.backbone(images, training=True),
                                       backbone_vars),

@@ -19,9 +19,9 @@ are max-pooled (`region_pool="max"`); the location policy's own (`loc_head`, `lo
 `loc_grid`, `inhibition_radius`) are described in `policy.py`.
 
 Ablations (the paper's Tables 3 and 4): `locations="random"` draws l_t uniformly in the view
-instead (`policy.py`); `recurrence="localisation_only"` scores regions with an independent classifier on
-e_tr (the LSTM only places them, trained by REINFORCE); `recurrence="none"` drops the LSTM:
-h_t = mean_r e_tr.
+instead (`policy.py`); `recurrence="localisation_only"` scores regions with an independent
+classifier on e_tr (the LSTM only places them, trained by REINFORCE); `recurrence="none"` drops
+the LSTM: h_t = mean_r e_tr.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def _repeat_rows(x: tf.Tensor, k: int) -> tf.Tensor:
 
 
 def _by_image(outputs: dict, batch, num_views: int) -> dict:
-    """Per-step lists of [E, ...] tensors -> [B, V, T, ...] tensors (episode e = b * V + v)."""
+    """Per-step lists of [E, ...] tensors -> [B, V, T, ...] tensors (episode e = b * V + v;
+    V counts every episode of an image: views times trajectories)."""
     result = {}
     for key, steps in outputs.items():
         stacked = tf.stack(steps, axis=1)  # [E, T, ...]
@@ -161,7 +162,7 @@ class RecurrentAttention(keras.layers.Layer):
 
     def _crop(self, features, boxes, size=None):
         """Region features [K, s, s, F] of boxes [K, 4] grouped by image: the first K / B read
-        image 0, the next K / B image 1, ... (episode e = b * V + v, region e * k + j)."""
+        image 0, the next K / B image 1, ... (episode e = (b * V + v) * K + j, region e * k + r)."""
         size = size or self.crop_size
         if self.crop_mode == "matmul":
             return crop_lib.crop_regions_matmul(features, boxes, None, size)
@@ -169,13 +170,13 @@ class RecurrentAttention(keras.layers.Layer):
         owners = tf.repeat(tf.range(batch, dtype=tf.int32), tf.shape(boxes)[0] // batch)
         return crop_lib.crop_regions(features, boxes, owners, size)
 
-    def _cell_scores(self, features, episode_views):
-        """The spatial head's per-cell terms W_f F_g of each episode's view: [E, G * G, A]
+    def _cell_scores(self, features, pair_views):
+        """The spatial head's per-cell terms W_f F_g of each (image, view) pair: [P, G * G, A]
         (None for other heads). The map is read through a stop-gradient: REINFORCE must not
         reach the backbone (see `LocationPolicy.call`)."""
         if not self.policy.spatial:
             return None
-        return self.policy.cell_terms(self._crop(tf.stop_gradient(features), episode_views,
+        return self.policy.cell_terms(self._crop(tf.stop_gradient(features), pair_views,
                                                  self.policy.loc_grid))
 
     def _embed(self, regions, context=False):
