@@ -17,14 +17,18 @@ same Keras layers and weights, with:
   FULLY_CONNECTED with constant weights;
 * the validity mask as the product of two comparisons, each cast to float on its own
   (the delegate accepts a comparison only when its single consumer is a CAST to float);
-* the spatial head's mode as a one-hot of the maximum by comparison with REDUCE_MAX (cast to
-  float) times the cell positions, with a column of ones so that a tie averages the tied cells
-  instead of taking the first (tf.argmax); without a tie the result is exactly argmax's;
-* every "repeat for the k regions" as a TILE, and runtime operands tiled to the output's shape
-  before they meet a constant of another shape (the delegate broadcasts a second operand, not
-  the first).
+* the spatial head's mode as the one-hot of the FIRST maximum (`first_arg_max`: the Keras
+  model's tf.argmax rule, ties included; an all-black image ties every cell) times the cell
+  positions;
+* every "repeat for the k regions" as a TILE, and no runtime tensor meeting a constant of
+  another shape in an elementwise op where the converter can fold a TILE away: the anchor
+  boxes are one product with a 0/1 constant, then an ADD of equal shapes. On LiteRT's GPU
+  accelerator (ML Drift on WebGPU) `ADD [1, 4] + const [k, 4]` gave k copies of row 0, and
+  `DIV [1, 2] / [1, 1]` made Dawn reject every command buffer (garbage outputs), while
+  `is_fully_accelerated()` was true.
 
-Scores, boxes and centres equal the Keras model's (`tests/test_export_gpu.py`).
+Scores, boxes and centres equal the Keras model's on the CPU (`tests/test_export_gpu.py`) and
+on the GPU accelerator run on a software Vulkan device (`tests/test_gpu_runtime.py`).
 """
 
 from __future__ import annotations
@@ -63,6 +67,24 @@ def _expansions(h: int, w: int):
             ey[y, y * w + x] = 1.0
             ex[x, y * w + x] = 1.0
     return tf.constant(ey), tf.constant(ex)
+
+
+def first_arg_max(logits):
+    """[1, G] -> the one-hot [1, G] of the FIRST largest entry, as tf.one_hot(tf.argmax(.)),
+    without ARG_MAX (the classic delegate lacks it).
+
+    The comparison with REDUCE_MAX marks every tied maximum; one product with the constant
+    [strictly upper triangular | identity] [G, 2G] gives, per cell, the count of marked cells
+    before it and the mark itself (one consumer of the CAST, as the delegate requires), and
+    relu(mark - count) keeps the first mark only. 0/1 sums: exact in float16 up to 2048 cells.
+    """
+    grid = logits.shape[-1]
+    top = tf.reduce_max(logits, axis=-1, keepdims=True)
+    marked = tf.cast(logits >= top, tf.float32)
+    table = np.concatenate([np.triu(np.ones((grid, grid), np.float32), k=1),
+                            np.eye(grid, dtype=np.float32)], axis=1)
+    before, mark = tf.split(tf.matmul(marked, tf.constant(table)), 2, axis=-1)
+    return tf.nn.relu(mark - before)
 
 
 def crop_weights(boxes, h: int, w: int, crop_size: int):
@@ -114,8 +136,9 @@ class GpuInference:
         shapes = agent.anchor_px / np.float32(self.image_size)  # [k, 2] (height, width)
         half_h, half_w = shapes[:, :1] / 2, shapes[:, 1:] / 2
         # Offsets of (y1, x1, y2, x2) from the centre: cy - h/2 == cy + (-(h/2)) exactly.
-        self.offsets = tf.constant(np.concatenate([-half_h, -half_w, half_h, half_w], axis=1),
-                                   tf.float32)
+        offsets = np.concatenate([-half_h, -half_w, half_h, half_w], axis=1)  # [k, 4]
+        self.offsets = tf.constant(offsets.reshape(1, 4 * self.k), tf.float32)
+        self.spread = tf.constant(np.tile(np.eye(2, dtype=np.float32), [1, 2 * self.k]))
 
     def _embed_regions(self, regions, context: bool):
         """regions [R, s*s, C] -> e [R, D] as `RecurrentAttention._embed` embeds them."""
@@ -155,21 +178,20 @@ class GpuInference:
                     distance2 = tf.reduce_sum(tf.square(delta), -1)
                     near = tf.exp(-distance2 / (2.0 * agent.policy.inhibition_radius ** 2))
                     logits += tf.math.log(1.0 - near + 1e-20)
-            top = tf.reduce_max(logits, axis=-1, keepdims=True)
-            best = tf.cast(logits >= top, tf.float32)  # one-hot of the maximum
             with tf.init_scope():
                 positions = agent.policy.cell_positions(tf.float32).numpy()
-            table = tf.constant(np.concatenate([positions, np.ones((grid, 1), np.float32)], 1))
-            total = tf.matmul(best, table)  # [1, 3]: sum of the best positions, their count
-            point, count = tf.split(total, [2, 1], axis=-1)
-            mean = point / count
+            mean = tf.matmul(first_arg_max(logits), tf.constant(positions))  # [1, 2]
         return tf.clip_by_value(mean, -1.0, 1.0)
 
     def _boxes(self, location):
         """`anchors.anchor_boxes` for the whole (unflipped) view: [k, 4]."""
         centre = (location + 1.0) * 0.5  # [1, 2] (y, x) on the map
-        corners = tf.tile(tf.concat([centre, centre], axis=-1), [self.k, 1])  # [k, 4]
-        return tf.clip_by_value(corners + self.offsets, 0.0, 1.0)
+        # (y, x) -> (y, x, y, x) for each of the k anchors as one product with a constant 0/1
+        # [2, 4k] (exact: one term per column), so the offsets meet a runtime tensor of their
+        # own shape [1, 4k]. A TILE to [k, 4] is folded away by the converter into
+        # ADD [1, 4] + const [k, 4], which the GPU accelerator computed as k copies of row 0.
+        corners = tf.matmul(centre, self.spread) + self.offsets  # [1, 4k]
+        return tf.reshape(tf.clip_by_value(corners, 0.0, 1.0), [self.k, 4])
 
     def __call__(self, pixels):
         agent, k = self.agent, self.k
