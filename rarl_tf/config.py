@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import typing
 from typing import Any, Iterator
 
 BACKBONES = ("vgg16", "small_vgg")
@@ -24,11 +25,14 @@ LR_SCHEDULES = ("constant", "cosine")
 REGION_POOLS = ("flatten", "max")
 REWARDS = ("top_n", "log_likelihood")
 STEP_REWARDS = ("final", "improvement")
-LOC_HEADS = ("dense", "spatial")
+LOC_HEADS = ("dense", "spatial", "query")
 # Ablations of the paper's Tables 3-4 and a global-pooling baseline (tools/ablate.py).
 ARCHITECTURES = ("rarl", "global")
-LOCATIONS = ("policy", "random")
+LOCATIONS = ("policy", "random", "random_inhibited")
 RECURRENCES = ("lstm", "localisation_only", "none")
+# What the location head reads: the trunk LSTM's h_t (the paper), a recurrent state of the
+# policy's own that REINFORCE trains, or nothing (a saliency map of the view).
+POLICY_STATES = ("lstm", "own", "none")
 EVAL_VIEWS = (1, 10)
 # Names of rarl_tf/data/sources.py's SOURCES (kept here so flags are checked before TF loads).
 DATASETS = ("cluttered_digits", "cluttered_digits/small", "voc2007", "coco2014", "voc_dir")
@@ -99,7 +103,8 @@ class ModelConfig:
         choices=ARCHITECTURES)
     # policy (the paper) | random: uniform random centres, same anchors (Table 3's "random").
     locations: str = option(
-        "policy", "policy (learned), or random (uniform centres: the paper's Table 3).",
+        "policy", "policy (learned), random (uniform centres: the paper's Table 3), or "
+        "random_inhibited (random centres with --inhibition_radius's inhibition of return).",
         choices=LOCATIONS)
     # lstm (Ours-C) | localisation_only: LSTM places regions, an independent classifier scores
     # them (Ours-B) | none: no LSTM, locations from the regions' mean embedding (Ours-A).
@@ -130,11 +135,20 @@ class ModelConfig:
     # dense (paper: f_loc = FC(h_t)) | spatial: cells of a G x G grid of the view score
     # themselves from (F_g, h_t); the mean is their softmax-weighted position
     loc_head: str = option(
-        "dense", "dense (the paper's f_loc(h_t)) or spatial (cells of a G x G grid of the view "
-        "score themselves; the mean is their weighted position).", choices=LOC_HEADS)
+        "dense", "dense (the paper's f_loc(h_t)), spatial (cells of a G x G grid of the view "
+        "score themselves; the mean is their weighted position) or query (the state is a "
+        "query against cell keys that carry their position).", choices=LOC_HEADS)
     loc_grid: int = option(7, "G: side of the spatial head's grid.")
     inhibition_radius: float = option(
-        0.0, "rho ([-1, 1] view frame) of the spatial head's inhibition of return; 0: none.")
+        0.0, "rho ([-1, 1] view frame) of the spatial head's inhibition of return (and of "
+        "--locations=random_inhibited); 0: none.")
+    # lstm: f_loc reads h_t | own: a GRU state s_t = GRU([pos(l_t), h_t], s_(t-1)) of the
+    # policy's own, trained by REINFORCE | none: the head reads no state (saliency only)
+    policy_state: str = option(
+        "lstm", "What the location head reads: lstm (the trunk's h_t, the paper), own (a "
+        "recurrent state of the policy's own, trained by REINFORCE) or none.",
+        choices=POLICY_STATES)
+    policy_units: int = option(64, "Width of the policy's own state (--policy_state=own).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,11 +214,17 @@ class ExperimentConfig:
     eval: EvalConfig = EvalConfig()
     class_names: tuple[str, ...] = ()
 
-    def validate(self) -> None:
-        """Raises ValueError naming the flag, its value and what is allowed."""
+    def validate(self, check_files: bool = True) -> None:
+        """Raises ValueError naming the flag, its value and what is allowed.
+
+        Args:
+          check_files: also require --backbone_weights's file to exist (off when a saved run is
+            loaded: its own weights replace the backbone's, so the file is no longer needed).
+        """
         m, t, e = self.model, self.train, self.eval
         weights_ok = m.backbone_weights in ("imagenet", "none") or (
-            m.backbone_weights.endswith(".weights.h5") and os.path.isfile(m.backbone_weights))
+            m.backbone_weights.endswith(".weights.h5")
+            and (not check_files or os.path.isfile(m.backbone_weights)))
         checks = [
             (self.data.dataset != "voc_dir" or bool(self.data.data_dir), "data_dir",
              self.data.data_dir, "the VOC folder (holding JPEGImages/, Annotations/, "
@@ -264,20 +284,72 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "ExperimentConfig":
-        """The config a `config.json` holds, of this version or an older one."""
-        def build(kind, values):
-            fields = {f.name: f for f in dataclasses.fields(kind)}
-            if kind is ModelConfig:
-                # Written by runs before 2026-11-26; under Adam they had no effect (each scaled
-                # the only loss of its head), so such runs load as if they were never set.
-                values = {k: v for k, v in values.items() if k not in REMOVED_MODEL_KEYS}
-            unknown = set(values) - set(fields)
-            if unknown:
-                raise ValueError(f"unknown {kind.__name__} keys {sorted(unknown)}")
-            return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+        """The config a `config.json` holds, of this version or an older one.
 
-        return cls(**{name: build(kind, raw.get(name, {})) for name, kind in sections().items()},
-                   class_names=tuple(raw.get("class_names", ())))
+        Each value is checked against its field's type (`typed_value`) and the whole config
+        against `validate`, the checks the flags go through.
+
+        Raises:
+          ValueError: naming the section and field, the value and the type expected; or an
+            unknown section or key.
+        """
+        if not isinstance(raw, dict):
+            raise ValueError(f"expected a JSON object of sections, not {type(raw).__name__}")
+        known = {**sections(), "class_names": None}
+        unknown = sorted(set(raw) - set(known))
+        if unknown:
+            raise ValueError(f"unknown sections {unknown}: expected only {sorted(known)}")
+        names = raw.get("class_names", [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"class_names = {json.dumps(names)[:100]} is not allowed: expected "
+                             f"a list of strings")
+        config = cls(**{name: _section_from_dict(name, kind, raw.get(name, {}))
+                        for name, kind in sections().items()}, class_names=tuple(names))
+        config.validate(check_files=False)
+        return config
+
+
+def _section_from_dict(name: str, kind: type, values) -> Any:
+    """The section dataclass `kind` from its JSON object, each value checked for its type."""
+    if not isinstance(values, dict):
+        raise ValueError(f"section {name} = {json.dumps(values)[:100]} is not allowed: expected "
+                         f"a JSON object of {kind.__name__} fields")
+    if kind is ModelConfig:
+        # Written by runs before 2026-11-26; under Adam they had no effect (each scaled the
+        # only loss of its head), so such runs load as if they were never set.
+        values = {k: v for k, v in values.items() if k not in REMOVED_MODEL_KEYS}
+    typed = {field.name: (field, base, is_list) for field, base, is_list in typed_fields(kind)}
+    unknown = set(values) - set(typed)
+    if unknown:
+        raise ValueError(f"unknown {kind.__name__} keys {sorted(unknown)}")
+    return kind(**{key: typed_value(f"{name}.{key}", value, *typed[key])
+                   for key, value in values.items()})
+
+
+_EXPECTED = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def typed_value(where: str, value: Any, field: dataclasses.Field, base: type, is_list: bool
+                ) -> Any:
+    """`value` (from JSON) as field `field` holds it (a list as a tuple, an int as a float
+    where a float is expected), or ValueError naming `where` and the type expected. JSON's
+    "64" is not 64 and "false" is not false: a string is never converted."""
+    def fits(item) -> bool:
+        if base is float:
+            return isinstance(item, (int, float)) and not isinstance(item, bool)
+        if base is int:
+            return isinstance(item, int) and not isinstance(item, bool)
+        return isinstance(item, base)
+
+    if value is None and field.default is None:
+        return None
+    if is_list and isinstance(value, list) and all(fits(v) for v in value):
+        return tuple(base(v) for v in value)
+    if not is_list and fits(value):
+        return base(value)
+    expected = (f"a list of {_EXPECTED[base].replace('an ', '').replace('a ', '')}s" if is_list
+                else _EXPECTED[base]) + (" or null" if field.default is None else "")
+    raise ValueError(f"{where} = {json.dumps(value)[:100]} is not allowed: expected {expected}")
 
 
 def sections() -> dict[str, type]:
@@ -286,14 +358,38 @@ def sections() -> dict[str, type]:
             if dataclasses.is_dataclass(f.default)}
 
 
+def typed_fields(kind: type) -> list[tuple[dataclasses.Field, type, bool]]:
+    """(field, its base type, whether a tuple) for each field of the section `kind`, from its
+    annotation: the one reading of a field's type, for its flag and for config.json."""
+    hints = typing.get_type_hints(kind)
+    out = []
+    for field in dataclasses.fields(kind):
+        hint = hints[field.name]
+        args = [a for a in typing.get_args(hint) if a is not type(None) and a is not Ellipsis]
+        is_list = typing.get_origin(hint) is tuple
+        base = args[0] if args else hint
+        if ("help" not in field.metadata or base not in _EXPECTED or len(args) > 1
+                or (is_list and base is str)):
+            raise TypeError(f"{kind.__name__}.{field.name}: {hint} has no flag; declare it with "
+                            f"config.option(default, help) as int, float, bool, str, X | None "
+                            f"or a tuple of int or float")
+        out.append((field, base, is_list))
+    return out
+
+
 def _policy_checks(m: ModelConfig) -> list[tuple]:
     """(ok, flag, value, allowed) for the location-policy fields."""
     return [
         (m.trajectories >= 1, "trajectories", m.trajectories, "an integer K >= 1"),
         (m.loc_grid >= 2, "loc_grid", m.loc_grid, "an integer G >= 2"),
-        (m.inhibition_radius == 0 or (m.inhibition_radius > 0 and m.loc_head == "spatial"),
+        (m.inhibition_radius == 0 or (m.inhibition_radius > 0 and (
+            m.loc_head in ("spatial", "query") or m.locations == "random_inhibited")),
          "inhibition_radius", m.inhibition_radius,
-         "0, or > 0 with --loc_head=spatial (it acts on the spatial head's cells)"),
+         "0, or > 0 with --loc_head=spatial or query (it acts on the head's cells) or "
+         "--locations=random_inhibited"),
+        (m.locations != "random_inhibited" or m.inhibition_radius > 0, "locations",
+         m.locations, "random_inhibited only with --inhibition_radius > 0"),
+        (m.policy_units >= 1, "policy_units", m.policy_units, "an integer >= 1"),
         (m.loc_hidden >= 0, "loc_hidden", m.loc_hidden, "an integer >= 0 (0: no layer)"),
     ]
 

@@ -1,11 +1,14 @@
 """Does the learned location policy earn its place? Measurements on a trained RARL model.
 
-For the policy (its mean, as at evaluation) and for uniform random centres *with the same
-weights* (`with_locations`):
+For the policy (its mode, as at evaluation), for test-time interventions on the state its head
+reads (zero, another image's, the batch's mean, the first state held), with the hand-coded
+inhibition of return switched off (or on), and for random centres (uniform, and with
+inhibition of return) *with the same weights* (`PLACEMENTS`, `altered_policy`):
   - mAP, one view, on the first `max_images` test images;
   - object discovery per step and over the union of the T steps (`discovery.py`): "centre
     inside" (l_t inside a digit's box) and IoU >= 0.5 (some region of the step);
-  - the mean distance between consecutive locations (view frame [-1, 1]).
+  - the mean distance between consecutive locations (view frame [-1, 1]);
+  - for the interventions, the share of (image, step) whose visited grid cell is the policy's.
 For the policy while sampling, as in training:
   - the share of images whose reward varies across K sampled trajectories (paper's top-n reward
     and the model's own), i.e. where placement can matter to REINFORCE at all;
@@ -48,16 +51,63 @@ def digit_test_batches(config: ExperimentConfig, max_images: int, batch_size: in
         padding_values=(0.0, 0.0, -1.0))
 
 
+# Test-time placements of the same weights: name -> (LocationPolicy attributes to set, what it
+# tests). "rho" stands for the report's inhibition radius.
+PLACEMENTS = {
+    "policy": ({}, "the learned policy, its real state"),
+    "zero_state": ({"intervention": "zero"}, "the head reads a zero state"),
+    "other_image_state": ({"intervention": "other_image"}, "the head reads another image's state"),
+    "batch_mean_state": ({"intervention": "batch_mean"}, "the head reads the batch's mean state"),
+    "first_state_held": ({"intervention": "first"}, "the head reads its first state at every step"),
+    "inhibition_off": ({"inhibition_radius": 0.0}, "hand-coded inhibition of return off"),
+    "inhibition_on": ({"inhibition_radius": "rho"}, "hand-coded inhibition of return on"),
+    "random": ({"locations": "random"}, "uniform random centres"),
+    "random_inhibited": ({"locations": "random_inhibited", "inhibition_radius": "rho"},
+                         "random centres with inhibition of return"),
+}
+# Rows whose chosen cells are compared with the policy's ("visited cells kept").
+STATE_ROWS = ("zero_state", "other_image_state", "batch_mean_state", "first_state_held",
+              "inhibition_off", "inhibition_on")
+
+
 @contextlib.contextmanager
-def with_locations(model: keras.Model, locations: str):
-    """Temporarily places the agent's regions by `locations` ("policy" or "random"), weights
-    unchanged. Functions traced inside see the change; trace new ones after leaving."""
-    saved = model.agent.policy.locations
-    model.agent.policy.locations = locations
+def altered_policy(model: keras.Model, **attributes):
+    """Temporarily sets the agent's `LocationPolicy` attributes (`locations`, `intervention`,
+    `inhibition_radius`), weights unchanged. Functions traced inside see the change; trace new
+    ones after leaving."""
+    policy = model.agent.policy
+    saved = {name: getattr(policy, name) for name in attributes}
+    for name, value in attributes.items():
+        setattr(policy, name, value)
     try:
         yield model
     finally:
-        model.agent.policy.locations = saved
+        for name, value in saved.items():
+            setattr(policy, name, value)
+
+
+def with_locations(model: keras.Model, locations: str):
+    """`altered_policy` of the locations alone ("policy", "random" or "random_inhibited")."""
+    return altered_policy(model, locations=locations)
+
+
+def placements_for(model: keras.Model, rho: float) -> dict:
+    """The `PLACEMENTS` that apply to `model`, with "rho" filled in: {name: attributes}.
+    A model that draws random centres gets the random rows only; interventions on the state
+    need a learned head; inhibition rows need cells (a spatial or query head)."""
+    policy = model.agent.policy
+    learned = policy.locations == "policy" and not policy.uniform
+    chosen = {}
+    for name, (attributes, _) in PLACEMENTS.items():
+        random_row = attributes.get("locations", "policy") != "policy"
+        inhibition_row = name.startswith("inhibition")
+        if not learned and not random_row:
+            continue
+        if inhibition_row and (not policy.spatial
+                               or (name == "inhibition_off") != (policy.inhibition_radius > 0)):
+            continue
+        chosen[name] = {k: rho if v == "rho" else v for k, v in attributes.items()}
+    return chosen
 
 
 def attended(model: keras.Model, batches: tf.data.Dataset) -> dict:
@@ -78,6 +128,18 @@ def attended(model: keras.Model, batches: tf.data.Dataset) -> dict:
             collected[key].append(value)
         collected["objects"] += [o[o[:, 0] >= 0] for o in objects.numpy()]
     return {k: v if k == "objects" else np.concatenate(v) for k, v in collected.items()}
+
+
+def visited_cells(locations: np.ndarray, grid: int) -> np.ndarray:
+    """The G x G grid cell nearest each location [..., 2] (view frame): [...] cell indices."""
+    index = np.clip(np.rint((np.asarray(locations) + 1.0) / 2.0 * (grid - 1)), 0, grid - 1)
+    return (index[..., 0] * grid + index[..., 1]).astype(np.int64)
+
+
+def cells_kept(found: dict, reference: dict, grid: int) -> dict:
+    """Share of (image, step) whose cell is the reference's, overall and per step."""
+    same = visited_cells(found["locations"], grid) == visited_cells(reference["locations"], grid)
+    return {"cells_kept": float(same.mean()), "step_cells_kept": same.mean(axis=0).tolist()}
 
 
 def placement_scores(found: dict, eval_config) -> dict:
@@ -126,8 +188,10 @@ def gradient_snr(model: keras.Model, batches: tf.data.Dataset) -> dict | None:
     """Signal-to-noise of the REINFORCE gradient of the location head over batches as trained
     (the model's own K trajectories and advantage); None without a learned policy."""
     agent = model.agent
-    variables = [v for layer in (agent.loc_hidden_layer, agent.loc_head, agent.loc_cell,
-                                 agent.loc_state, agent.loc_score)
+    policy = agent.policy
+    variables = [v for layer in (policy.loc_hidden_layer, policy.loc_head, policy.loc_cell,
+                                 policy.loc_state, policy.loc_score, policy.loc_position,
+                                 policy.loc_query, policy.loc_memory)
                  if layer is not None for v in layer.trainable_variables]
     if not variables or agent.policy.locations != "policy":
         return None
@@ -145,39 +209,58 @@ def gradient_snr(model: keras.Model, batches: tf.data.Dataset) -> dict | None:
             "snr": float(np.linalg.norm(mean) / max(noise, 1e-12))}
 
 
-def policy_report(model: keras.Model, config: ExperimentConfig, max_images: int = 512,
-                  samples: int = 8, batch_size: int = 32) -> dict:
-    """Everything in the module docstring, as one JSON-ready dict."""
-    batches = digit_test_batches(config, max_images, batch_size)
-    rows = {}
-    for name in ("policy", "random"):
+def placement_rows(model: keras.Model, config: ExperimentConfig, batches, rho: float) -> dict:
+    """`placement_scores` of every placement in `placements_for`, the state rows with their
+    `cells_kept` against the policy's cells."""
+    rows, found = {}, {}
+    for name, attributes in placements_for(model, rho).items():
         keras.utils.set_random_seed(config.train.seed)
-        with with_locations(model, name if model.agent.policy.locations == "policy"
-                            else "random"):
-            rows[name] = placement_scores(attended(model, batches), config.eval)
+        with altered_policy(model, **attributes):
+            found[name] = attended(model, batches)
+        rows[name] = placement_scores(found[name], config.eval)
+        if name in STATE_ROWS and "policy" in found:
+            rows[name].update(cells_kept(found[name], found["policy"], model.agent.policy.loc_grid))
+    return rows
+
+
+def policy_report(model: keras.Model, config: ExperimentConfig, max_images: int = 512,
+                  samples: int = 8, batch_size: int = 32, rho: float = 0.3) -> dict:
+    """Everything in the module docstring, as one JSON-ready dict; `rho` is the inhibition
+    radius of the rows that add inhibition of return (a model's own where it has one)."""
+    batches = digit_test_batches(config, max_images, batch_size)
+    rho = model.agent.policy.inhibition_radius or rho
+    rows = placement_rows(model, config, batches, rho)
+    first = rows.get("policy", rows["random"])
     keras.utils.set_random_seed(config.train.seed)
     return {"model": {"locations": model.agent.policy.locations,
-                      "trajectories": model.trajectories, "reward": model.reward},
-            "images": rows["policy"]["images"], **rows,
-            "learned_minus_random_mAP": rows["policy"]["mAP"] - rows["random"]["mAP"],
+                      "trajectories": model.trajectories, "reward": model.reward,
+                      "loc_head": model.agent.policy.loc_head_kind,
+                      "policy_state": model.agent.policy.policy_state},
+            "images": first["images"], "inhibition_radius": rho,
+            "placements": rows, "policy": first, "random": rows["random"],
+            "learned_minus_random_mAP": first["mAP"] - rows["random"]["mAP"],
+            "learned_minus_random_inhibited_mAP": first["mAP"] - rows["random_inhibited"]["mAP"],
             "reward_variation": reward_variation(model, batches, samples),
             "gradient": gradient_snr(model, batches)}
 
 
 def markdown(report: dict) -> str:
     """The report as a markdown table (percent, distances in the [-1, 1] view frame)."""
-    rows = ["| placement | mAP | centre inside, per step | centre inside, union | "
-            "IoU >= 0.5, union | consecutive distance |", "|---|---|---|---|---|---|"]
-    for name in ("policy", "random"):
-        r = report[name]
+    rows = ["| placement (same weights) | mAP | centre inside, per step | centre inside, union | "
+            "IoU >= 0.5, union | consecutive distance | visited cells kept |",
+            "|---|---|---|---|---|---|---|"]
+    for name, r in report["placements"].items():
         steps = " / ".join(f"{100 * v:.1f}" for v in r["step_centre_inside"])
         dist = " / ".join(f"{v:.2f}" for v in r["step_distance"])
-        rows.append(f"| {name} | {100 * r['mAP']:.2f} | {steps} | "
+        kept = f"{100 * r['cells_kept']:.0f} %" if "cells_kept" in r else "-"
+        rows.append(f"| {name}: {PLACEMENTS[name][1]} | {100 * r['mAP']:.2f} | {steps} | "
                     f"{100 * r['union_centre_inside']:.1f} | {100 * r['union_iou50']:.1f} | "
-                    f"{dist} |")
+                    f"{dist} | {kept} |")
     v, g = report["reward_variation"], report["gradient"]
     rows.append("")
-    rows.append(f"Learned − random mAP: {100 * report['learned_minus_random_mAP']:+.2f}. "
+    rows.append(f"Learned − random mAP: {100 * report['learned_minus_random_mAP']:+.2f}; learned "
+                f"− random with inhibition (rho {report['inhibition_radius']}): "
+                f"{100 * report['learned_minus_random_inhibited_mAP']:+.2f}. "
                 f"Over {v['samples']} sampled trajectories, the top-n reward varies on "
                 f"{100 * v['top_n_varies']:.0f} % of images (always 1 on "
                 f"{100 * v['top_n_always_1']:.0f} %); the model's reward ({v['reward']}) varies "

@@ -150,3 +150,88 @@ def test_inhibition_needs_the_spatial_head():
     config = ExperimentConfig(model=dataclasses.replace(ModelConfig(), inhibition_radius=0.3))
     with pytest.raises(ValueError, match="--inhibition_radius=0.3 is not allowed"):
         config.validate()
+
+
+def _query_model(**changes):
+    values = dict(loc_head="query", loc_grid=5, loc_hidden=8, policy_state="own",
+                  policy_units=6)
+    values.update(changes)
+    return build_model(tiny_model_config(**values), 5)
+
+
+def test_query_head_keys_carry_position_so_the_state_can_prefer_a_place_on_a_blank_map():
+    # On a map whose cells all look alike, the spatial head's cells tie (it has no position);
+    # the query head's keys carry the cell's position, so two states can point at two places.
+    policy = _query_model().agent.policy
+    cells = policy.cell_terms(tf.zeros([1, 5, 5, 16]))
+    rng = np.random.default_rng(0)
+    states = tf.constant(rng.normal(size=(2, 6)) * 5.0, tf.float32)
+    logits = policy.cell_logits(states, tf.concat([cells, cells], 0)).numpy()
+    assert logits.std(axis=1).min() > 1e-3  # not one value for every cell
+    assert logits[0].argmax() != logits[1].argmax()
+    spatial = build_model(tiny_model_config(loc_head="spatial", loc_grid=5, loc_hidden=8),
+                          5).agent.policy
+    flat = spatial.cell_logits(tf.zeros([1, 16]), spatial.cell_terms(tf.zeros([1, 5, 5, 16])))
+    assert float(tf.math.reduce_std(flat)) < 1e-6
+
+
+def test_own_state_remembers_where_it_looked_and_reinforce_trains_it_alone():
+    keras.utils.set_random_seed(0)
+    model = _query_model(trajectories=2, reward="log_likelihood")
+    policy = model.agent.policy
+    h = tf.ones([1, 16])
+    start = policy.initial_memory(h)
+    here = policy.remember(start, tf.constant([[-0.5, 0.5]]), h)
+    there = policy.remember(start, tf.constant([[0.5, -0.5]]), h)
+    assert float(tf.reduce_max(tf.abs(here - there))) > 1e-4
+    images, labels = _batch()
+    with tf.GradientTape(persistent=True) as tape:
+        out = model(images, training=True, views=np.repeat([[0.0, 0.0, 1.0, 1.0]], 2, 0))
+        terms = model.compute_terms(out, labels)
+        rl, cls = tf.reduce_mean(terms["reinforce_loss"]), tf.reduce_mean(terms["cls_loss"])
+    own = policy.loc_memory.trainable_variables + policy.loc_query.trainable_variables
+    assert all(g is not None and float(tf.norm(g)) > 0 for g in tape.gradient(rl, own))
+    assert all(g is None for g in tape.gradient(cls, own))
+    trunk = model.agent.cell.trainable_variables + model.backbone.trainable_variables
+    assert all(g is None for g in tape.gradient(rl, trunk))
+
+
+@pytest.mark.parametrize("kind", ["zero", "other_image", "batch_mean", "first"])
+def test_interventions_replace_the_state_the_head_reads(kind):
+    policy = _query_model().agent.policy
+    state = tf.constant([[1.0, 2.0], [3.0, 4.0], [5.0, 9.0]])
+    first = tf.constant([[7.0, 7.0], [8.0, 8.0], [6.0, 6.0]])
+    expected = {"zero": np.zeros((3, 2)), "other_image": state.numpy()[[2, 0, 1]],
+                "batch_mean": np.tile([[3.0, 5.0]], (3, 1)), "first": first.numpy()}[kind]
+    policy.intervention = kind
+    np.testing.assert_allclose(policy.intervene(state, first), expected)
+    policy.intervention = None
+    np.testing.assert_allclose(policy.intervene(state, first), state)
+
+
+def test_random_inhibited_centres_avoid_where_they_looked_and_have_no_reinforce_term():
+    model = build_model(tiny_model_config(locations="random_inhibited", loc_grid=5,
+                                          inhibition_radius=0.3), 5)
+    policy = model.agent.policy
+    h = tf.zeros([4000, 16])
+    looked = tf.zeros([4000, 2])  # every episode looked at the centre
+    seed = tf.constant([3, 4], tf.int64)
+    loc, _, log_prob, _ = policy(h, visited=[looked], seed=seed)
+    distance = np.linalg.norm(loc.numpy(), axis=-1)
+    free, _, _, _ = policy(h, visited=[], seed=seed)
+    # Weight (1 - exp(-d^2 / 2 rho^2)): the centre cell 0, its neighbours (d = 0.5) 0.75.
+    assert distance.min() > 0.5 - 0.25 * np.sqrt(2) - 1e-6
+    near = float(np.mean(distance < 0.4))
+    assert near < 0.5 * float(np.mean(np.linalg.norm(free.numpy(), axis=-1) < 0.4))
+    assert float(tf.reduce_max(tf.abs(log_prob))) == 0.0
+
+
+def test_query_and_own_state_round_trip_through_get_config():
+    from rarl_tf.model.policy import LocationPolicy
+
+    policy = _query_model().agent.policy
+    config = policy.get_config()
+    assert config["loc_head"] == "query" and config["policy_state"] == "own"
+    assert config["policy_units"] == 6
+    clone = LocationPolicy.from_config(config)
+    assert clone.query and clone.loc_memory is not None and clone.intervention is None

@@ -29,6 +29,16 @@ VARIANTS = {
     "rarl": ({}, "Ours-C 91.3 (Table 4, ten views); attention 90.2 (Table 3, one view)"),
     "global": ({"architecture": "global"}, "VeryDeep 89.7 (Table 1, VGG16 global features)"),
     "random_locations": ({"locations": "random"}, "random 89.0 (Table 3, one view)"),
+    # Random centres with the inhibition of return of the recipe (0.3 where it has none): what
+    # coverage alone gives, without aim.
+    "random_inhibited": (lambda m: {"locations": "random_inhibited",
+                                    "inhibition_radius": m.inhibition_radius or 0.3},
+                         "- (not in the paper)"),
+    # The policy without a state: a saliency map of the view plus inhibition of return.
+    "saliency_inhibition": (lambda m: {"loc_head": "spatial" if m.loc_head == "dense"
+                                       else m.loc_head, "policy_state": "none",
+                                       "inhibition_radius": m.inhibition_radius or 0.3},
+                            "- (not in the paper)"),
     # The paper's single region is 224 px at N = 512; the same fraction of N here.
     "single_region": (lambda m: {"anchor_sizes": (round(224 / 512 * m.image_size),),
                                  "aspect_ratios": (1.0,)},
@@ -39,7 +49,7 @@ VARIANTS = {
     "lstm_localisation_only": ({"recurrence": "localisation_only"}, "Ours-B 90.0 (Table 4)"),
     "no_lstm": ({"recurrence": "none"}, "Ours-A 89.6 (Table 4)"),
 }
-DISCOVERY_VARIANTS = ("rarl", "random_locations")
+DISCOVERY_VARIANTS = ("rarl", "random_locations", "random_inhibited", "saliency_inhibition")
 
 
 def variant_config(base, name: str):
@@ -61,6 +71,7 @@ def summarize(values):
 
 MARKDOWN_HEADER = ("variant", "mAP", "CF1", "OF1", "discovered, IoU >= 0.5",
                    "discovered, centre inside", "same weights: learned − random centres (mAP)",
+                   "same weights: learned − random inhibited centres (mAP)",
                    "train min / run", "paper (VOC07 mAP)")
 
 
@@ -81,7 +92,7 @@ def markdown(results: dict) -> str:
             name = f"{name} (the {entry['same_runs_as']} runs)"
         stats = [_mean_and_std(s.get(key)) for key in (
             "mAP", "CF1", "OF1", "discovery_iou50", "discovery_centre_inside",
-            "learned_minus_random_mAP")]
+            "learned_minus_random_mAP", "learned_minus_random_inhibited_mAP")]
         rows.append([name, *stats, "-" if minutes is None else f"{minutes:.1f}", entry["paper"]])
     return report.markdown_table(MARKDOWN_HEADER, rows)
 
@@ -148,11 +159,14 @@ def run_variant(name: str, config, digits: bool) -> dict:
                        same_weights_random_mAP=measured["random"]["mAP"],
                        same_weights_random_centre_inside=measured["random"]["union_centre_inside"],
                        learned_minus_random_mAP=measured["learned_minus_random_mAP"],
+                       learned_minus_random_inhibited_mAP=measured[
+                           "learned_minus_random_inhibited_mAP"],
                        policy_report=measured)
         runs.append(run)
         print(json.dumps(run), flush=True)
     keys = ("mAP", "CF1", "OF1", "discovery_iou50", "discovery_centre_inside", "train_seconds",
-            "learned_minus_random_mAP", "same_weights_random_centre_inside")
+            "learned_minus_random_mAP", "learned_minus_random_inhibited_mAP",
+            "same_weights_random_centre_inside")
     return {"paper": VARIANTS[name][1], "runs": runs,
             "summary": {k: summarize([r.get(k) for r in runs]) for k in keys}}
 

@@ -3,7 +3,9 @@
     python -m tools.policy_report --model_dir=runs/digits --output=runs/digits/policy_report.json
 
 Loads the model trained in --model_dir and measures, on the first --max_images test images of
-cluttered_digits, the policy against uniform random centres with the same weights (mAP, object
+cluttered_digits, the policy against test-time interventions on the state its head reads, with
+inhibition of return off (or on), and against random centres, uniform and inhibited, all with
+the same weights (mAP, visited cells kept, object
 discovery per step and over the union of steps, distance between consecutive locations), how
 often the reward depends on placement over --samples sampled trajectories, and the batch
 signal-to-noise of the location head's REINFORCE gradient (`rarl_tf/policy_report.py`). Writes
@@ -21,7 +23,7 @@ import os
 
 from absl import app, flags
 
-from rarl_tf import cli
+from rarl_tf import cli, run_files
 from rarl_tf import flags as rarl_flags
 
 FLAGS = flags.FLAGS
@@ -58,15 +60,13 @@ def main(argv):
     if not config.data.dataset.startswith("cluttered_digits"):
         raise ValueError(f"--model_dir was trained on {config.data.dataset}: the report needs "
                          f"object boxes, which only cluttered_digits has here")
-    result = policy_report(model, config, FLAGS.max_images, FLAGS.samples)
+    result = policy_report(model, config, FLAGS.max_images, FLAGS.samples, rho=FLAGS.rho)
     result["model_dir"] = FLAGS.model_dir
     table = markdown(result)
     output = FLAGS.output or os.path.join(FLAGS.model_dir, "policy_report.json")
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    with open(output, "w") as f:
-        json.dump({**result, "markdown": table}, f, indent=2)
-    with open(os.path.splitext(output)[0] + ".md", "w") as f:
-        f.write(table + "\n")
+    run_files.write_json(output, {**result, "markdown": table})
+    run_files.write_text(os.path.splitext(output)[0] + ".md", table + "\n")
     print(table)
 
 
@@ -75,5 +75,7 @@ if __name__ == "__main__":
     flags.DEFINE_list("compare", [], "Report JSON files to tabulate side by side instead.")
     flags.DEFINE_integer("max_images", 512, "Test images to measure on.")
     flags.DEFINE_integer("samples", 8, "Sampled trajectories per image for the reward rows.")
+    flags.DEFINE_float("rho", 0.3, "Inhibition radius of the rows that add inhibition of return "
+                       "(random_inhibited, inhibition_on) where the model has none of its own.")
     flags.DEFINE_string("output", None, "JSON path; default MODEL_DIR/policy_report.json.")
     app.run(cli.user_errors_exit(main))

@@ -16,7 +16,7 @@ order:
 
 The parts are timed apart, so their sum is not the step's time: the step runs some of them side
 by side on several cores and pays for what joins them. Used by `tools/benchmark.py`; it reads the
-agent's parts (its `_crop`, `_embed`, `_step`, `_place`) directly, which a profiling tool may.
+agent's parts (its `_crop`, `_embed`, `_step`, `_seed`) directly, which a profiling tool may.
 """
 
 from __future__ import annotations
@@ -92,7 +92,9 @@ def train_breakdown(model, images, labels, timed) -> dict[str, float]:
         cells = agent._cell_scores(x["features"], x["pair_views"])
         cells = None if cells is None else _repeat_rows(cells, trajectories)
         scores = [agent.cls_head(tf.reshape(s, [-1, s.shape[-1]])) for s in h_r]
-        placed = [agent._place(state, True, cells, x["locations"][:t])[2:]
+        # The policy's own state (if any) is left out: its GRU is a few small products.
+        placed = [agent.policy(state, cells=cells, visited=x["locations"][:t], sample=True,
+                               seed=agent._seed(True))[2:]
                   for t, state in enumerate(h)]
         return scores, placed
 

@@ -263,9 +263,13 @@ class RecurrentAttention(keras.layers.Layer):
         episode_views = _repeat_rows(pair_views, num_trajectories)
         outputs = {key: [] for key in ("region_logits", "boxes", "locations", "means",
                                        "log_probs", "baselines")}
+        memory = self.policy.remember(self.policy.initial_memory(state[0]),
+                                      tf.zeros([tf.shape(state[0])[0], 2]), state[0])
+        first = self.policy.head_input(state[0], memory)
         for _ in range(self.num_steps):
-            used, mean, log_prob, baseline = self._place(state[0], sample, cells,
-                                                         outputs["locations"])
+            used, mean, log_prob, baseline = self.policy(
+                state[0], cells=cells, visited=outputs["locations"], sample=sample,
+                seed=self._seed(sample), memory=memory, first=first)
             boxes = anchors_lib.anchor_boxes(used, episode_views, shapes)  # [E, k, 4]
             embedded = self._embed(self._crop(features, tf.reshape(boxes, [-1, 4])))
             embedded = tf.reshape(embedded, [-1, k, embedded.shape[-1]])  # [E, k, D]
@@ -273,6 +277,7 @@ class RecurrentAttention(keras.layers.Layer):
             scored = h_r if self.recurrence == "lstm" else embedded
             logits = self.cls_head(tf.reshape(scored, [-1, scored.shape[-1]]))  # [E * k, C]
             state = [tf.reduce_mean(h_r, axis=1), tf.reduce_mean(c_r, axis=1)]
+            memory = self.policy.remember(memory, used, state[0])
             for key, value in (("region_logits", tf.reshape(logits, [-1, k, self.num_classes])),
                                ("boxes", boxes), ("locations", used), ("means", mean),
                                ("log_probs", log_prob), ("baselines", baseline)):
@@ -288,11 +293,10 @@ class RecurrentAttention(keras.layers.Layer):
         h, c = self._step(embedded[:, None], tf.zeros([count, 2]), (zeros, zeros))
         return h[:, 0], c[:, 0]
 
-    def _place(self, h, sample, cells, visited):
-        """`LocationPolicy` on state h [E, H], with a seed drawn from the agent's generator
-        where the policy draws (a sample, or random centres)."""
-        seed = self.seed_generator.next() if sample or self.policy.uniform else None
-        return self.policy(h, cells=cells, visited=visited, sample=sample, seed=seed)
+    def _seed(self, sample):
+        """A seed from the agent's generator where the policy draws (a sample, or random
+        centres); None otherwise."""
+        return self.seed_generator.next() if sample or self.policy.uniform else None
 
     def get_config(self):
         config = super().get_config()

@@ -12,7 +12,18 @@ view frame [-1, 1] (y, x):
   rather than one mean between them. `inhibition_radius` rho > 0 multiplies a cell's weight by
   prod_s (1 - exp(-|p_g - l_s|^2 / (2 rho^2))) over the locations l_s already used, so the agent
   does not look again where it has looked;
-* `locations="random"` (the paper's Table 3): l uniform in the view, nothing to learn.
+* `loc_head="query"`: the same mixture, with u_g = q(s_t) . k_g: the state is a query
+  against cell keys k_g = relu(W_f F_g + W_p pos(p_g)) that carry their position (Fourier
+  features), so the state can say "there, not near where I looked" rather than add one term
+  shared by every cell;
+* `locations="random"` (the paper's Table 3): l uniform in the view, nothing to learn;
+  `locations="random_inhibited"`: random centres with the same inhibition of return (uniform
+  over the cells weighted by the inhibition, jittered within a cell), nothing to learn.
+
+What the head reads as its state s_t (`policy_state`): the trunk LSTM's h_t ("lstm", the
+paper), a GRU state of the policy's own, s_t = GRU([pos(l_t), h_t], s_(t-1)), that REINFORCE
+trains ("own": where the agent has looked is its memory, not a rule's), or nothing ("none": a
+saliency map, for the ablation).
 
 Sampling (training) draws from the policy; otherwise the policy's mode is used (the mean of the
 Normal, the most likely cell's position for the mixture). The baseline b_t(h_t) of Mnih et al.
@@ -25,7 +36,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from rarl_tf.config import LOC_HEADS, LOCATIONS, ModelConfig
+from rarl_tf.config import LOC_HEADS, LOCATIONS, POLICY_STATES, ModelConfig
 
 tfd = tfp.distributions
 # Argument defaults are the config's (the paper's), kept in one place: config.py.
@@ -36,6 +47,18 @@ def _int32_seed(seed: tf.Tensor) -> tf.Tensor:
     """A SeedGenerator's int64 [2] seed as the int32 the stateless ops take (as Keras casts it:
     XLA needs int32)."""
     return tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
+
+
+INTERVENTIONS = ("zero", "other_image", "batch_mean", "first")
+# Frequencies (in half-turns over the [-1, 1] frame) of the position features: the coarsest
+# tells the view's halves apart, the finest cells about a quarter of the view apart.
+POSITION_FREQUENCIES = (1.0, 2.0, 4.0)
+
+
+def position_features(points: tf.Tensor) -> tf.Tensor:
+    """Fourier features of positions [..., 2] (view frame): [..., 4 * len(frequencies)]."""
+    angles = tf.concat([points * (3.141592653589793 * f) for f in POSITION_FREQUENCIES], -1)
+    return tf.concat([tf.sin(angles), tf.cos(angles)], -1)
 
 
 @keras.saving.register_keras_serializable(package="rarl_tf")
@@ -53,17 +76,23 @@ class LocationPolicy(keras.layers.Layer):
       cell_width: A when `loc_hidden` is 0.
       train_state: let REINFORCE's gradient into the state h_t (only where the state serves the
         policy alone: the paper's "localisation only" ablation).
+      policy_state: "lstm" (read h_t), "own" (a GRU state of the policy's, `remember`) or
+        "none" (no state).
+      policy_units: width of the "own" state.
     """
 
     def __init__(self, loc_std: float = _M.loc_std, locations: str = _M.locations,
                  loc_head: str = _M.loc_head, loc_hidden: int = _M.loc_hidden,
                  loc_grid: int = _M.loc_grid, inhibition_radius: float = _M.inhibition_radius,
-                 cell_width: int = _M.embed_dim, train_state: bool = False, **kwargs):
+                 cell_width: int = _M.embed_dim, train_state: bool = False,
+                 policy_state: str = _M.policy_state, policy_units: int = _M.policy_units,
+                 **kwargs):
         super().__init__(**kwargs)
-        if locations not in LOCATIONS:
-            raise ValueError(f"locations={locations!r}; expected one of {LOCATIONS}")
-        if loc_head not in LOC_HEADS:
-            raise ValueError(f"loc_head={loc_head!r}; expected one of {LOC_HEADS}")
+        for name, value, allowed in (("locations", locations, LOCATIONS),
+                                     ("loc_head", loc_head, LOC_HEADS),
+                                     ("policy_state", policy_state, POLICY_STATES)):
+            if value not in allowed:
+                raise ValueError(f"{name}={value!r}; expected one of {allowed}")
         self.loc_std = float(loc_std)
         self.locations = locations
         self.loc_head_kind = loc_head
@@ -72,8 +101,11 @@ class LocationPolicy(keras.layers.Layer):
         self.inhibition_radius = float(inhibition_radius)
         self.cell_width = int(cell_width)
         self.train_state = bool(train_state)
-        dense = locations == "policy" and loc_head == "dense"
-        spatial = locations == "policy" and loc_head == "spatial"
+        self.policy_state = policy_state
+        self.policy_units = int(policy_units)
+        learned = locations == "policy"
+        dense, query = learned and loc_head == "dense", learned and loc_head == "query"
+        spatial = learned and loc_head in ("spatial", "query")
         # tanh keeps the Normal's mean inside the view frame [-1, 1].
         self.loc_head = (keras.layers.Dense(2, activation="tanh", name="loc_head")
                          if dense else None)
@@ -83,15 +115,31 @@ class LocationPolicy(keras.layers.Layer):
         width = self.loc_hidden or self.cell_width
         self.loc_cell = keras.layers.Dense(width, name="loc_cell") if spatial else None
         self.loc_state = (keras.layers.Dense(width, use_bias=False, name="loc_state")
-                          if spatial else None)
-        self.loc_score = keras.layers.Dense(1, name="loc_score") if spatial else None
+                          if spatial and not query else None)
+        self.loc_score = (keras.layers.Dense(1, name="loc_score")
+                          if spatial and not query else None)
+        # The query head: cell keys carry their position; the state (its bias: a saliency
+        # shared by every step) is the query.
+        self.loc_position = (keras.layers.Dense(width, use_bias=False, name="loc_position")
+                             if query else None)
+        self.loc_query = keras.layers.Dense(width, name="loc_query") if query else None
+        self.loc_memory = (keras.layers.GRUCell(self.policy_units, name="loc_memory")
+                           if learned and policy_state == "own" else None)
         self.baseline_head = keras.layers.Dense(1, name="baseline_head")
+        # Test-time interventions on the state the head reads (tools.policy_report), never
+        # saved: None, "zero", "other_image", "batch_mean" or "first".
+        self.intervention = None
 
     @property
     def uniform(self) -> bool:
-        """Whether locations are drawn uniformly: `locations="random"`, or a model built with
-        random centres (no head) switched to "policy" (`policy_report.with_locations`)."""
-        return self.locations == "random" or (self.loc_head is None and self.loc_cell is None)
+        """Whether locations are drawn at random: `locations="random"` or "random_inhibited",
+        or a model built with random centres (no head) switched to "policy"
+        (`policy_report.with_locations`)."""
+        return self.locations != "policy" or (self.loc_head is None and self.loc_cell is None)
+
+    @property
+    def query(self) -> bool:
+        return self.loc_query is not None
 
     @property
     def spatial(self) -> bool:
@@ -99,22 +147,63 @@ class LocationPolicy(keras.layers.Layer):
         return self.loc_cell is not None
 
     def build(self, state_shape, channels: int | None = None):
-        """state_shape: [E, H]; channels: F, the feature map's depth (spatial head)."""
+        """state_shape: [E, H] of h_t; channels: F, the feature map's depth (spatial head)."""
         state = state_shape[-1]
         self.baseline_head.build((None, state))
+        if self.loc_memory is not None:
+            self.loc_memory.build((None, 4 * len(POSITION_FREQUENCIES) + state))
+            state = self.policy_units
         if self.loc_hidden_layer is not None:
             self.loc_hidden_layer.build((None, state))
         if self.loc_head is not None:
             self.loc_head.build((None, self.loc_hidden or state))
         if self.loc_cell is not None:
             self.loc_cell.build((None, channels))
+        if self.loc_state is not None:
             self.loc_state.build((None, state))
             self.loc_score.build((None, self.loc_cell.units))
+        if self.loc_query is not None:
+            self.loc_position.build((None, 4 * len(POSITION_FREQUENCIES)))
+            self.loc_query.build((None, state))
         self.built = True
 
     def cell_terms(self, grid: tf.Tensor) -> tf.Tensor:
-        """The spatial head's W_f F_g: [P, G * G, A] from the view's grid [P, G, G, F]."""
-        return self.loc_cell(tf.reshape(grid, [-1, self.loc_grid ** 2, grid.shape[-1]]))
+        """The spatial head's W_f F_g (query head: plus W_p pos(p_g)): [P, G * G, A] from the
+        view's grid [P, G, G, F]."""
+        terms = self.loc_cell(tf.reshape(grid, [-1, self.loc_grid ** 2, grid.shape[-1]]))
+        if self.loc_position is not None:
+            terms += self.loc_position(position_features(self.cell_positions(terms.dtype)))
+        return terms
+
+    def initial_memory(self, h: tf.Tensor):
+        """The policy's own state before iteration 0 ([E, U] zeros; None without one)."""
+        if self.loc_memory is None:
+            return None
+        return tf.zeros([tf.shape(h)[0], self.policy_units], h.dtype)
+
+    def remember(self, memory, location, h):
+        """s_t = GRU([pos(l_t), h_t], s_(t-1)) [E, U] (memory unchanged without an own state).
+        The trunk's h_t enters through a stop-gradient: REINFORCE trains this state only."""
+        if self.loc_memory is None:
+            return memory
+        inputs = tf.concat([position_features(tf.cast(location, h.dtype)),
+                            tf.stop_gradient(h)], -1)
+        return self.loc_memory(inputs, [memory])[0]
+
+    def intervene(self, state, first):
+        """The state the head reads, under `self.intervention` (test time only): [E, S]."""
+        kind = self.intervention
+        if kind is None:
+            return state
+        if kind == "zero":
+            return tf.zeros_like(state)
+        if kind == "other_image":
+            return tf.roll(state, 1, axis=0)
+        if kind == "batch_mean":
+            return tf.zeros_like(state) + tf.reduce_mean(state, 0, keepdims=True)
+        if kind == "first":
+            return first
+        raise ValueError(f"intervention={kind!r}; expected one of {INTERVENTIONS}")
 
     def cell_positions(self, dtype=tf.float32) -> tf.Tensor:
         """[G * G, 2]: cell g = i * G + j samples the view at (-1 + 2i/(G-1), -1 + 2j/(G-1))."""
@@ -123,18 +212,31 @@ class LocationPolicy(keras.layers.Layer):
         return tf.cast(tf.stack([tf.reshape(ys, [-1]), tf.reshape(xs, [-1])], -1), dtype)
 
     def cell_logits(self, state, cells, visited=()):
-        """The spatial head's log-weights of the G x G cells, v . relu(cells + W_h h), with the
-        inhibition of the `visited` locations ([E, 2] each): [E, G * G]."""
-        logits = tf.squeeze(self.loc_score(tf.nn.relu(cells + self.loc_state(state)[:, None])),
-                            -1)
+        """The log-weights of the G x G cells, v . relu(cells + W_h h) (query head:
+        q(s) . relu(cells)), with the inhibition of the `visited` locations ([E, 2] each):
+        [E, G * G]."""
+        if self.loc_query is not None:
+            query = self.loc_query(state)  # [E, A]
+            logits = tf.reduce_sum(tf.nn.relu(cells) * query[:, None], -1)
+        elif self.loc_score is not None:
+            logits = tf.squeeze(self.loc_score(tf.nn.relu(cells + self.loc_state(state)[:, None])),
+                                -1)
+        else:  # random_inhibited: every cell alike but for the inhibition
+            logits = tf.zeros([tf.shape(state)[0], self.loc_grid ** 2], state.dtype)
+        return logits + self.inhibition(logits.dtype, visited)
+
+    def inhibition(self, dtype, visited):
+        """sum_s log(1 - exp(-|p_g - l_s|^2 / (2 rho^2))) over `visited` ([E, 2] each): the
+        inhibition of return's term of the cells' log-weights, [E, G * G] (0 without)."""
+        total = tf.zeros([1, self.loc_grid ** 2], dtype)
         if self.inhibition_radius > 0:
-            positions = self.cell_positions(logits.dtype)
+            positions = self.cell_positions(dtype)
             for location in visited:
                 distance2 = tf.reduce_sum(tf.square(positions[None] - location[:, None]), -1)
                 near = tf.exp(-distance2 / (2.0 * self.inhibition_radius ** 2))
                 # log(1 - near): the weight is multiplied by (1 - near), exactly 0 at l_s.
-                logits += tf.math.log(1.0 - near + 1e-20)
-        return logits
+                total += tf.math.log(1.0 - near + 1e-20)
+        return total
 
     def distribution(self, state, cells=None, visited=()):
         """pi(l | state) and its mode [E, 2]: a Normal(f_loc(h), sigma) per coordinate (the
@@ -153,7 +255,19 @@ class LocationPolicy(keras.layers.Layer):
         best = tf.one_hot(tf.argmax(logits, axis=-1), self.loc_grid ** 2, dtype=logits.dtype)
         return policy, tf.matmul(best, positions)
 
-    def call(self, h, cells=None, visited=(), sample=False, seed=None):
+    def head_input(self, h, memory=None):
+        """The state the head reads: h_t, the policy's own s_t, or zeros (`policy_state`)."""
+        if self.policy_state == "own" and memory is not None:
+            return memory
+        # The policy reads a stop-gradient copy of the trunk's state: REINFORCE trains the
+        # location head only. Its gradient, (l - mu) / sigma^2 ~ 9 per unit of advantage,
+        # dwarfs that of the softmax-MSE loss and drowned the classifier when let into the
+        # LSTM and backbone (measured on cluttered_digits; see README "Design choices").
+        state = h if self.train_state else tf.stop_gradient(h)
+        return tf.zeros_like(state) if self.policy_state == "none" else state
+
+    def call(self, h, cells=None, visited=(), sample=False, seed=None, memory=None,
+             first=None):
         """The next location from state h [E, H].
 
         Args:
@@ -162,34 +276,47 @@ class LocationPolicy(keras.layers.Layer):
           visited: the locations used so far, [E, 2] each (inhibition of return).
           sample: draw from the policy (training) instead of taking its mode.
           seed: [2] int stateless seed of the draw (the agent's seed generator).
+          memory: the policy's own state s_t [E, U] (`remember`), if it has one.
+          first: the head's input at the first placement (the "first" intervention).
 
         Returns:
           (used [E, 2] clipped to the view, mode of the policy [E, 2], log pi(used) [E],
           baseline b_t [E]).
         """
-        # The policy reads a stop-gradient copy of the state: REINFORCE trains the location
-        # head only. Its gradient, (l - mu) / sigma^2 ~ 9 per unit of advantage, dwarfs that
-        # of the softmax-MSE loss and drowned the classifier when let into the LSTM and
-        # backbone (measured on cluttered_digits; see README "Design choices").
-        policy_input = h if self.train_state else tf.stop_gradient(h)
         baseline = tf.squeeze(self.baseline_head(tf.stop_gradient(h)), -1)
         if self.uniform:
-            # Table 3's baseline: centres uniform in the view, in training and inference;
-            # nothing to learn, so no REINFORCE term.
-            loc = tf.random.stateless_uniform([tf.shape(h)[0], 2], _int32_seed(seed), -1.0, 1.0)
+            # Table 3's baseline (and it with inhibition of return): nothing to learn, so no
+            # REINFORCE term.
+            loc = self._random_centres(h, visited, seed)
             zeros = tf.zeros([tf.shape(h)[0]], h.dtype)
             return loc, tf.zeros_like(loc), zeros, baseline
-        policy, mode = self.distribution(policy_input, cells, visited)
+        state = self.intervene(self.head_input(h, memory), first)
+        policy, mode = self.distribution(state, cells, visited)
         # No gradient through the sample: REINFORCE reaches the policy through log_prob only,
         # never through the sampled location or the crop it feeds.
         loc = tf.stop_gradient(policy.sample(seed=_int32_seed(seed)) if sample else mode)
         log_prob = policy.log_prob(loc)
         return tf.clip_by_value(loc, -1.0, 1.0), mode, log_prob, baseline
 
+    def _random_centres(self, h, visited, seed):
+        """Uniform centres [E, 2] in the view; with `random_inhibited`, a cell drawn with the
+        inhibition's weights, jittered uniformly within its spacing (uniform when nothing is
+        inhibited)."""
+        count, seed = tf.shape(h)[0], _int32_seed(seed)
+        jitter = tf.random.stateless_uniform([count, 2], seed, -1.0, 1.0)
+        if self.locations != "random_inhibited":
+            return jitter
+        logits = self.inhibition(h.dtype, visited) + tf.zeros([count, 1], h.dtype)
+        cell = tf.random.stateless_categorical(logits, 1, seed + 1)[:, 0]
+        half_cell = 1.0 / (self.loc_grid - 1)  # cells are 2 / (G - 1) apart
+        centre = tf.gather(self.cell_positions(h.dtype), cell)
+        return tf.clip_by_value(centre + half_cell * jitter, -1.0, 1.0)
+
     def get_config(self):
         config = super().get_config()
         config.update(loc_std=self.loc_std, locations=self.locations,
                       loc_head=self.loc_head_kind, loc_hidden=self.loc_hidden,
                       loc_grid=self.loc_grid, inhibition_radius=self.inhibition_radius,
-                      cell_width=self.cell_width, train_state=self.train_state)
+                      cell_width=self.cell_width, train_state=self.train_state,
+                      policy_state=self.policy_state, policy_units=self.policy_units)
         return config
