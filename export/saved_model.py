@@ -3,7 +3,8 @@
     python -m export.saved_model --model_dir=runs/digits --export_base=exported/rarl
 
 writes `exported/rarl/1`, then `exported/rarl/2` on the next export (never overwriting; each
-version is written to a temporary folder and renamed, so Serving never sees half a model).
+version is written to a temporary folder, fsynced and renamed, so Serving never sees half a
+model; two exports at once take two versions, and a failed one leaves no temporary folder).
 Each version carries TF Serving warm-up requests, `assets.extra/tf_serving_warmup_requests`
 (one PredictRequest per signature, built with tensorflow-serving-api), which Serving replays
 on loading the version so that the first real request is not slow.
@@ -25,7 +26,9 @@ Both return (`scores` are the Python side's `probs`: rarl_tf/serving.py holds th
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 
 from absl import app, flags
@@ -42,6 +45,33 @@ def next_version_dir(export_base: str) -> str:
     os.makedirs(export_base, exist_ok=True)
     versions = [int(name) for name in os.listdir(export_base) if name.isdigit()]
     return os.path.join(export_base, str(max(versions, default=0) + 1))
+
+
+def publish_version(staging: str, export_base: str, attempts: int = 100) -> str:
+    """Renames the finished `staging` folder to the next free version under `export_base`.
+
+    Two exports at once may both pick version N: the rename is the claim. rename(2) refuses to
+    replace a folder that holds anything (ENOTEMPTY / EEXIST), so the loser takes N + 1 and
+    retries; neither overwrites the other. Everything is fsynced first, so a crash after the
+    rename cannot leave a version whose files are empty; the version folder gets the umask's
+    permissions (mkdtemp made it 0700, which TF Serving running as another user cannot read).
+    """
+    from rarl_tf import run_files
+
+    os.chmod(staging, run_files.folder_mode())
+    run_files.fsync_tree(staging)
+    for _ in range(attempts):
+        target = next_version_dir(export_base)
+        try:
+            os.rename(staging, target)
+        except OSError as err:
+            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            continue  # another export took this version meanwhile
+        run_files.fsync_folder(export_base)
+        return target
+    raise RuntimeError(f"could not claim a version folder under {export_base} after "
+                       f"{attempts} tries: too many exports at once")
 
 
 def build_serving_module(model, image_size: int, class_names, top_k: int = EvalConfig.top_k,
@@ -147,14 +177,19 @@ def export(model_dir: str, export_base: str, max_pixels: int = DEFAULT_MAX_PIXEL
     module = build_serving_module(model, config.model.image_size, config.class_names, top_k,
                                   threshold, max_pixels)
     progress.add(1)
-    target = next_version_dir(export_base)
+    os.makedirs(export_base, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".staging-", dir=export_base)
-    tf.saved_model.save(module, staging, signatures={"serving_default": module.serve_bytes,
-                                                     "predict_pixels": module.serve_pixels})
-    model_name = os.path.basename(os.path.normpath(export_base))
-    write_warmup_requests(staging, model_name, config.model.image_size)
-    progress.add(1)
-    os.rename(staging, target)
+    try:
+        tf.saved_model.save(module, staging,
+                            signatures={"serving_default": module.serve_bytes,
+                                        "predict_pixels": module.serve_pixels})
+        model_name = os.path.basename(os.path.normpath(export_base))
+        write_warmup_requests(staging, model_name, config.model.image_size)
+        progress.add(1)
+        target = publish_version(staging, export_base)
+    finally:
+        # Whatever failed (a full disk, an interrupt), no half-written staging folder stays.
+        shutil.rmtree(staging, ignore_errors=True)
     progress.add(1)
     return target
 

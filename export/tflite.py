@@ -153,15 +153,49 @@ def gpu_check(content: bytes, allow_cpu_fallback: bool = False):
     return report
 
 
+def check_output(output: str, overwrite: bool = False) -> None:
+    """Raises ValueError (before any work) if `output` or its labels file exists and
+    `overwrite` is False, or PermissionError if its folder cannot be written."""
+    from rarl_tf import run_files
+
+    for path in (output, labels_path(output)):
+        if os.path.lexists(path) and not overwrite:
+            raise ValueError(f"{path} exists (an earlier export): pass --overwrite to replace "
+                             f"it, or choose another --output")
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    run_files.check_writable_file(output, f"--output={output}")
+
+
+def write_pair(output: str, content: bytes, class_names, overwrite: bool = False) -> None:
+    """Writes FILE.tflite and FILE.labels.txt as a pair: both are written whole to temporary
+    files first, so a failure leaves any earlier export as it was (`run_files.replacing_all`)."""
+    from rarl_tf import run_files
+
+    labels = labels_path(output)
+    try:
+        with run_files.replacing_all([labels, output], overwrite=overwrite) as (
+                labels_temporary, model_temporary):
+            with open(model_temporary, "wb") as f:
+                f.write(content)
+            with open(labels_temporary, "w") as f:
+                f.write("\n".join(class_names) + "\n")
+    except FileExistsError:  # written by someone else while this one converted
+        raise ValueError(f"{output} or {labels} appeared during the export: pass --overwrite "
+                         f"to replace them, or choose another --output") from None
+
+
 def export(model_dir: str, output: str, quantization: str = "none",
-           calibration_images: int = 100, allow_cpu_fallback: bool = False) -> list[str]:
-    """Writes the TFLite model; returns its op names. Raises if any op is not builtin, or
+           calibration_images: int = 100, allow_cpu_fallback: bool = False,
+           overwrite: bool = False) -> list[str]:
+    """Writes the TFLite model and its labels (`write_pair`); returns its op names. Raises
+    ValueError if the files exist and not `overwrite`, or if any op is not builtin, or
     (`cli.RunFailed`) if any op would fall back from the GPU delegate to the CPU, unless
     `allow_cpu_fallback`."""
     import keras
 
     from rarl_tf.config import load_config
 
+    check_output(output, overwrite)
     progress = keras.utils.Progbar(3, unit_name="stage")
     images = training_images(model_dir, calibration_images) if quantization == "int8" else None
     content = convert(model_dir, quantization, images)
@@ -174,11 +208,7 @@ def export(model_dir: str, output: str, quantization: str = "none",
     progress.add(1)
     print()
     gpu_check(content, allow_cpu_fallback)
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    with open(output, "wb") as f:
-        f.write(content)
-    with open(labels_path(output), "w") as f:
-        f.write("\n".join(load_config(model_dir).class_names) + "\n")
+    write_pair(output, content, load_config(model_dir).class_names, overwrite)
     progress.add(1)
     counts = collections.Counter(names)
     print("ops:", ", ".join(f"{name} x{n}" for name, n in sorted(counts.items())))
@@ -188,7 +218,7 @@ def export(model_dir: str, output: str, quantization: str = "none",
 def main(argv):
     cli.no_arguments(argv)
     export(FLAGS.model_dir, FLAGS.output, FLAGS.quantization, FLAGS.calibration_images,
-           FLAGS.allow_cpu_fallback)
+           FLAGS.allow_cpu_fallback, FLAGS.overwrite)
     print(f"TFLite model written to {FLAGS.output} ({os.path.getsize(FLAGS.output)} bytes)")
 
 
@@ -199,4 +229,6 @@ if __name__ == "__main__":
     flags.DEFINE_integer("calibration_images", 100, "Training images that calibrate int8.")
     flags.DEFINE_bool("allow_cpu_fallback", False, "Write the model even if some ops would "
                       "fall back from the TFLite GPU delegate to the CPU.")
+    flags.DEFINE_bool("overwrite", False, "Replace an existing --output (and its .labels.txt); "
+                      "without it an existing export is refused before any work.")
     app.run(cli.user_errors_exit(main))

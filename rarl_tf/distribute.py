@@ -75,3 +75,34 @@ def worker_dir(model_dir: str) -> str:
         return model_dir
     kind, index = task()
     return os.path.join(model_dir, ".workers", f"{kind}_{index}")
+
+
+def replica_values(strategy: tf.distribute.Strategy, value_fn) -> list[int]:
+    """`value_fn(replica_id)` of every replica of `strategy`, on every worker, gathered (a
+    collective: every worker must call it), in replica order."""
+    per_replica = strategy.experimental_distribute_values_from_function(
+        lambda context: tf.constant([value_fn(context.replica_id_in_sync_group)], tf.int64))
+    return [int(v) for v in strategy.gather(per_replica, axis=0).numpy()]
+
+
+def check_same_step(strategy: tf.distribute.Strategy, step: int, value_fn=None) -> None:
+    """Stops the run (cli.RunFailed, on every worker at once) unless all workers restored the
+    same global step.
+
+    Each worker restores the newest checkpoint it can read; a worker that sees another copy of
+    the folder (its own disk, a lagging network file system) would start from another step,
+    and then the workers' collectives no longer pair up: wrong updates, or a wait forever.
+
+    Args:
+      value_fn: replica id -> its step (tests); default every local replica has `step`.
+    """
+    from rarl_tf import cli
+
+    if strategy.num_replicas_in_sync <= 1:
+        return
+    steps = replica_values(strategy, value_fn or (lambda replica: step))
+    if len(set(steps)) > 1:
+        raise cli.RunFailed(
+            f"the workers restored different steps {steps} (one per replica, in replica "
+            f"order): they must all read the same checkpoints folder; make MODEL_DIR/"
+            f"checkpoints the same shared folder on every worker, then rerun the same command")

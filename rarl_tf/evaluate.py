@@ -8,7 +8,8 @@ and N = 640 runs); each model's views are averaged, then the models' probabiliti
     python -m rarl_tf.evaluate --model_dir=runs/voc512 --model_dir=runs/voc640 --views=10 \
         --format=markdown
 
-Prints and writes mAP, CP, CR, CF1, OP, OR, OF1 (fractions), per-class AP, views and num_images;
+Prints and writes mAP, CP, CR, CF1, OP, OR, OF1 (fractions), per-class AP, views, num_images
+and the images left out because they did not decode (skipped_images, and their names in skipped);
 with several models also each model's own results under "per_model". --format=markdown prints
 tables shaped like the paper's Table 1 (per-class AP, up to 20 classes) and Table 2.
 Ten views are cropped from the feature map of one N x N forward pass per image.
@@ -35,6 +36,8 @@ def _name(model_dir: str, image_size: int) -> str:
 def main(argv):
     cli.no_arguments(argv)
     eval_config = rarl_flags.eval_config_from_flags()
+    if FLAGS.output:  # before the scoring, not after it
+        run_files.check_writable_file(FLAGS.output, f"--output={FLAGS.output}")
     from rarl_tf import evaluation
     from rarl_tf.run_files import load_trained
 
@@ -51,14 +54,15 @@ def main(argv):
                              f"the first model on {scored[0][1].data.dataset}: models combined "
                              f"in one evaluation must share the dataset and classes")
         print(f"Scoring {model_dir} (N = {config.model.image_size}, {eval_config.views} views)")
-        scores, labels, ignore = evaluation.evaluate_scores(
+        scores, labels, ignore, skipped = evaluation.evaluate_scores(
             evaluation.model_scorer(model, evaluation.eval_views(config)), config)
         if scored and scores.shape != scored[0][0][0].shape:
             raise ValueError(f"{model_dir} scored {len(scores)} images, the first model "
                              f"{len(scored[0][0][0])}: the evaluation data differ")
         scored.append(((scores, labels, ignore), config))
-        per_model[_name(model_dir, config.model.image_size)] = evaluation.compute_metrics(
-            scores, labels, ignore, eval_config, config.class_names)
+        per_model[_name(model_dir, config.model.image_size)] = evaluation.with_skipped(
+            evaluation.compute_metrics(scores, labels, ignore, eval_config, config.class_names),
+            skipped)
 
     (_, labels, ignore), config = scored[0]
     if len(scored) == 1:
@@ -67,8 +71,10 @@ def main(argv):
     else:
         # The paper's two-scale result: the mean of the models' view-averaged probabilities.
         mean_scores = sum(s[0][0] for s in scored) / len(scored)
-        results = evaluation.compute_metrics(mean_scores, labels, ignore, eval_config,
-                                             config.class_names)
+        results = evaluation.with_skipped(
+            evaluation.compute_metrics(mean_scores, labels, ignore, eval_config,
+                                       config.class_names),
+            next(iter(per_model.values()))["skipped"])
         results["per_model"] = per_model
         named = list(per_model.items()) + [("combined", results)]
     results["model_dirs"] = list(FLAGS.model_dir)

@@ -12,12 +12,10 @@ and `EvalConfig` is one flag, named, typed and explained by the field (`config.o
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 
 from absl import flags
 
-from rarl_tf.config import EvalConfig, ExperimentConfig, flag_name, sections
+from rarl_tf.config import EvalConfig, ExperimentConfig, flag_name, sections, typed_fields
 
 FLAGS = flags.FLAGS
 _DEFINE = {int: flags.DEFINE_integer, float: flags.DEFINE_float, bool: flags.DEFINE_bool,
@@ -43,7 +41,7 @@ def define_section_flags(kind: type, values: flags.FlagValues = FLAGS,
                          only: tuple[str, ...] | None = None) -> None:
     """One flag per field of the config dataclass `kind` (or per field named in `only`: an
     entry point that takes a few config values, e.g. predict's --top_k)."""
-    for field, base, is_list in _flag_fields(kind):
+    for field, base, is_list in typed_fields(kind):
         if only is not None and field.name not in only:
             continue
         name, text, default = flag_name(field), field.metadata["help"], field.default
@@ -60,7 +58,7 @@ def define_section_flags(kind: type, values: flags.FlagValues = FLAGS,
 def section_from_flags(kind: type, values: flags.FlagValues = FLAGS):
     """The config dataclass `kind` the parsed flags describe (not validated)."""
     fields = {}
-    for field, base, is_list in _flag_fields(kind):
+    for field, base, is_list in typed_fields(kind):
         value = values[flag_name(field)].value
         fields[field.name] = _numbers(flag_name(field), value, base) if is_list else value
     return kind(**fields)
@@ -87,24 +85,6 @@ def experiment_config_from_flagfile(path: str) -> ExperimentConfig:
     define_experiment_flags(values)
     values(["flagfile", f"--flagfile={path}"])
     return experiment_config_from_flags(values)
-
-
-def _flag_fields(kind: type) -> list[tuple[dataclasses.Field, type, bool]]:
-    """(field, its base type, whether a tuple) for each field of `kind`, from its annotation."""
-    hints = typing.get_type_hints(kind)
-    out = []
-    for field in dataclasses.fields(kind):
-        hint = hints[field.name]
-        args = [a for a in typing.get_args(hint) if a is not type(None) and a is not Ellipsis]
-        is_list = typing.get_origin(hint) is tuple
-        base = args[0] if args else hint
-        if ("help" not in field.metadata or base not in _DEFINE or len(args) > 1
-                or (is_list and base is str)):
-            raise TypeError(f"{kind.__name__}.{field.name}: {hint} has no flag; declare it with "
-                            f"config.option(default, help) as int, float, bool, str, X | None "
-                            f"or a tuple of int or float")
-        out.append((field, base, is_list))
-    return out
 
 
 def _numbers(name: str, values, kind=float) -> tuple:

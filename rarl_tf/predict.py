@@ -8,9 +8,11 @@ gpu (every op on the GPU; one error line where there is no usable GPU) or auto (
 there is one, else the CPU with a warning).
 
 Prints one JSON line per image, {"image", "labels": [[name, prob], ...], "scores": {name: prob}},
-and writes OUT/<stem>_attention.png with the regions of each iteration drawn in its own colour.
-An unreadable image, or one whose header declares more than --max_pixels pixels, prints an error
-line naming it; the others are still processed, and the exit status is 1 if any failed.
+and writes OUT/<stem>_attention.png with the regions of each iteration drawn in its own colour
+(<stem>_attention-2.png, -3, ... where the name is taken: no picture is overwritten).
+An unreadable image (or not a regular file), one whose header declares more than --max_pixels
+pixels, or a picture that cannot be written prints an error line naming it; the others are
+still processed, and the exit status is 1 if any failed.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def main(argv):
     if FLAGS.max_pixels < 1:
         raise ValueError(f"--max_pixels={FLAGS.max_pixels} is not allowed: expected an integer "
                          f">= 1 (pixels per image)")
-    from rarl_tf import prediction, visualize
+    from rarl_tf import prediction, run_files
     from rarl_tf.run_files import load_trained
     from rarl_tf.serving import labels_path
 
@@ -51,22 +53,17 @@ def main(argv):
         raise ValueError("give --model_dir=DIR (Keras) or --tflite=FILE.tflite (LiteRT)")
     if FLAGS.output_dir:
         os.makedirs(FLAGS.output_dir, exist_ok=True)
+        run_files.check_writable_folder(FLAGS.output_dir, f"--output_dir={FLAGS.output_dir}")
     failed = 0
     for path in paths:
         try:
-            image = prediction.load_image(path, FLAGS.max_pixels)
+            record = prediction.predict_file(path, predict_fn, image_size, class_names,
+                                             FLAGS.top_k, FLAGS.threshold, FLAGS.output_dir,
+                                             FLAGS.max_pixels)
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr, flush=True)
             failed += 1
             continue
-        out = predict_fn(prediction.model_input(image, image_size))
-        record = prediction.describe(path, out["probs"][0], class_names, FLAGS.top_k,
-                                     FLAGS.threshold)
-        if FLAGS.output_dir:
-            stem = os.path.splitext(os.path.basename(path))[0]
-            picture = os.path.join(FLAGS.output_dir, f"{stem}_attention.png")
-            visualize.draw_attention(image, out["boxes"][0], out["centres"][0]).save(picture)
-            record["attention_image"] = picture
         print(json.dumps(record), flush=True)
     if failed:
         print(f"{failed} of {len(paths)} images could not be read", file=sys.stderr)
@@ -80,7 +77,8 @@ if __name__ == "__main__":
     flags.DEFINE_enum("accelerator", "cpu", ["cpu", "gpu", "auto"], "With --tflite: run on "
                       "the CPU, the GPU (stops with an error if LiteRT finds none), or the GPU "
                       "when there is one and the CPU otherwise (with a warning).")
-    flags.DEFINE_string("output_dir", None, "Where to write <stem>_attention.png pictures.")
+    flags.DEFINE_string("output_dir", None, "Where to write <stem>_attention.png pictures "
+                        "(never overwritten).")
     rarl_flags.define_section_flags(EvalConfig, only=("top_k", "threshold"))
     for name in ("top_k", "threshold"):
         flags.declare_key_flag(name)  # listed by --help, as this entry point's own

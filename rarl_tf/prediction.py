@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Sequence
 
 import numpy as np
@@ -12,49 +11,42 @@ from PIL import Image
 
 from rarl_tf import metrics, serving
 from rarl_tf.config import DEFAULT_MAX_PIXELS
+from rarl_tf.data import image_file, image_header
 from rarl_tf.data.pipeline import resize
 
 
-# What Pillow may open here: the formats TensorFlow's pipeline also reads, and GIF (Pillow decodes
-# only its first frame). Fewer formats, fewer decoders a crafted file can reach.
-FORMATS = ("JPEG", "PNG", "BMP", "WEBP", "GIF")
-
-
 def load_image(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """The image at `path` as RGB.
+    """The image at `path` as RGB, decoded exactly as the training and evaluation pipelines and
+    the SavedModel decode it (`image_header.decode`, TensorFlow's decoders): a 16-bit PNG is
+    scaled to 8 bits, a palette expanded, an alpha channel dropped and a CMYK JPEG converted
+    the same way everywhere, so a file scores the same through every path.
 
     Raises:
-      ValueError: naming the file, if it is missing, not a decodable image, or its header
-        declares more than `max_pixels` pixels (checked before any pixel is decoded).
+      ValueError: naming the file, if it is missing, not a regular file (a FIFO, a device: it
+        is not opened for reading, so it cannot block), not a JPEG, PNG, BMP or still WebP
+        image, or its header declares more than `max_pixels` pixels (checked before any pixel
+        is decoded).
     """
-    # Pillow's own bomb check warns above MAX_IMAGE_PIXELS and raises above twice that; aligned
-    # with `max_pixels` for this call, so one limit applies (restored after: it is global).
-    pillow_limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = max_pixels
+    data = image_file.read_bytes(path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path, formats=FORMATS) as image:
-                width, height = image.size
-                if width * height > max_pixels:
-                    raise Image.DecompressionBombError(f"{width} x {height} pixels")
-                return image.convert("RGB")
-    except FileNotFoundError:
-        raise ValueError(f"cannot read image {path}: no such file") from None
-    except IsADirectoryError:
-        raise ValueError(f"cannot read image {path}: it is a directory") from None
-    except Image.DecompressionBombError as err:
+        height, width = (int(v) for v in image_header.header_shape(tf.constant(data)))
+    except tf.errors.OpError:
+        height = width = -1  # a JPEG whose header TensorFlow cannot parse
+    if height <= 0 or width <= 0:
+        raise ValueError(f"cannot read image {path}: not a decodable {image_header.FORMATS} "
+                         f"image")
+    if height * width > max_pixels:
         raise ValueError(f"image {path} refused: its header declares more than {max_pixels} "
-                         f"pixels (--max_pixels; {err})") from None
+                         f"pixels (--max_pixels; {width} x {height} pixels)")
+    try:
+        pixels = image_header.decode(tf.constant(data), max_pixels).numpy()
+    except tf.errors.OpError as err:
+        reason = (err.message or "").splitlines()[0][:200]
+        raise ValueError(f"cannot read image {path}: not a decodable {image_header.FORMATS} "
+                         f"image ({reason})") from None
     except MemoryError:
         raise ValueError(f"cannot read image {path}: too large to decode in memory") from None
-    # Pillow's decoders raise many types for a broken file (OSError, SyntaxError, ValueError,
-    # struct.error, ...); whatever it is, the file is not an image this can use.
-    except Exception as err:  # noqa: BLE001
-        raise ValueError(f"cannot read image {path}: not a decodable {'/'.join(FORMATS)} image "
-                         f"({type(err).__name__}: {err})") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = pillow_limit
+    return Image.fromarray(pixels)
 
 
 def model_input(image: Image.Image, image_size: int) -> np.ndarray:
@@ -101,3 +93,49 @@ class LiteRTPredictor:
         """Same outputs as `keras_predict` (one image at a time, as the model was exported);
         the exported names are mapped back by `serving.from_exported`."""
         return serving.from_exported(self.runner(pixels=images.astype(np.float32)))
+
+
+def save_picture(picture: Image.Image, output_dir: str, image_path: str) -> str:
+    """Writes `picture` as OUT/<stem>_attention.png, or <stem>_attention-2.png, -3, ... where
+    that name is taken (by an earlier picture of this run, `a/x.png b/x.png`, or a file already
+    there): no picture is overwritten. Written whole (`run_files.save_image`); returns the path.
+    """
+    from rarl_tf import run_files
+
+    stem = os.path.splitext(os.path.basename(image_path))[0]
+    for number in range(1, 1_000_000):
+        name = f"{stem}_attention.png" if number == 1 else f"{stem}_attention-{number}.png"
+        path = os.path.join(output_dir, name)
+        if os.path.lexists(path):
+            continue
+        try:
+            run_files.save_image(picture, path, overwrite=False)
+        except FileExistsError:
+            continue  # taken between the check and the write (another predict)
+        return path
+    raise ValueError(f"no free name for the picture of {image_path} in {output_dir}")
+
+
+def predict_file(path: str, predict_fn, image_size: int, class_names: Sequence[str],
+                 top_k: int, threshold: float, output_dir: str | None = None,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
+    """The JSON record of the image file `path`; with `output_dir`, its attention picture too
+    (`visualize.draw_attention`, capped at `visualize.MAX_SIDE` px), named in the record.
+
+    Raises:
+      ValueError: the image cannot be read (`load_image`), or its picture cannot be drawn or
+        written (named); the caller goes on with the next image.
+    """
+    from rarl_tf import visualize
+
+    image = load_image(path, max_pixels)
+    out = predict_fn(model_input(image, image_size))
+    record = describe(path, out["probs"][0], class_names, top_k, threshold)
+    if output_dir:
+        try:
+            picture = visualize.draw_attention(image, out["boxes"][0], out["centres"][0])
+            record["attention_image"] = save_picture(picture, output_dir, path)
+        except (OSError, MemoryError, ValueError) as err:
+            raise ValueError(f"cannot write the attention picture of {path} to {output_dir} "
+                             f"({type(err).__name__}: {err})") from None
+    return record

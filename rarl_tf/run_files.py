@@ -5,8 +5,11 @@
   stale lock behind; a second run on the same folder stops at once naming the first.
 - Readers (evaluate, predict, export) take no lock; instead every file they read
   (config.json, metrics.json, model.weights.h5, data_stats.json) is written to a temporary
-  file in the same folder and renamed over the old one, so they see the old file or the new
-  one, never half of one.
+  file in the same folder, fsynced, given the permissions the user's umask gives a new file
+  (0644 under umask 022) and renamed over the old one (the folder fsynced after), so they see
+  the old file or the new one, never half of one, and a crash cannot leave an empty file.
+  Every file the project writes (tools and exporters included) goes through `replacing_all`.
+- The lock file is opened with O_NOFOLLOW: a `.lock` symlink is refused, not followed.
 - A file that is there but cannot be read raises `CorruptFile`, naming it and what to do.
 
 Imported by entry points before TensorFlow: nothing here imports it at module level.
@@ -62,7 +65,17 @@ def acquire(folder: str) -> None:
         return
     os.makedirs(folder, exist_ok=True)
     # The lock file is never deleted: deleting it would let two runs lock two different files.
-    fd = os.open(os.path.join(folder, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    # O_NOFOLLOW: a `.lock` symlink planted in a shared folder would otherwise make this run
+    # truncate and write whatever file it points at.
+    path = os.path.join(folder, LOCK_FILE)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    except OSError as err:
+        if err.errno != errno.ELOOP:
+            raise
+        raise PermissionError(f"{path} is a symbolic link, not this folder's lock file: remove "
+                              f"it (check what it points at), or use another --model_dir"
+                              ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -91,36 +104,161 @@ def release(folder: str) -> None:
         os.close(fd)  # closing the last descriptor drops the flock
 
 
-@contextlib.contextmanager
-def _replacing(path: str, suffix: str = ""):
-    """Yields a temporary path beside `path`; renames it over `path` if the block succeeds."""
+def umask() -> int:
+    """The process's umask, read without changing it where /proc allows (os.umask sets it)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """What `open(path, "w")` would give a new file: 0644 under umask 022."""
+    return 0o666 & ~umask()
+
+
+def folder_mode() -> int:
+    """What `os.makedirs` would give a new folder: 0755 under umask 022."""
+    return 0o777 & ~umask()
+
+
+def fsync_folder(folder: str) -> None:
+    """Makes a rename or a new entry in `folder` durable (a crash cannot undo it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return  # e.g. a file system that cannot open folders; the rename itself still happened
+    try:
+        os.fsync(fd)
+    except OSError as err:
+        if err.errno not in (errno.EINVAL, errno.EBADF, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(path: str) -> None:
+    """fsyncs the file `path`, or every file and folder under the folder `path`."""
+    if not os.path.isdir(path):
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+        return
+    for folder, _, names in os.walk(path):
+        for name in names:
+            fsync_tree(os.path.join(folder, name))
+        fsync_folder(folder)
+
+
+def _temporary_beside(path: str, suffix: str) -> str:
     folder = os.path.dirname(os.path.abspath(path))
     fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=suffix,
                                      dir=folder)
     os.close(fd)
-    try:
-        yield temporary
+    # mkstemp makes 0600 files: others (TF Serving as another user, a colleague) could not
+    # read the result. A file written in place would have had the umask's mode.
+    os.chmod(temporary, file_mode())
+    return temporary
+
+
+def _publish(temporary: str, path: str, overwrite: bool) -> None:
+    if overwrite:
         os.replace(temporary, path)  # atomic on POSIX: readers see the old or the new file
+    else:
+        os.link(temporary, path)  # atomic, and fails with FileExistsError instead of replacing
+        os.remove(temporary)
+
+
+@contextlib.contextmanager
+def replacing_all(paths: list[str], suffixes: list[str] | None = None, overwrite: bool = True):
+    """Yields a temporary path beside each of `paths`; if the block succeeds, each is fsynced,
+    given the umask's permissions and renamed over its target, in order (a group of files
+    written together, e.g. a model and its labels: a failure while writing leaves every target
+    as it was). With `overwrite=False`, FileExistsError (naming it) if any target exists.
+    """
+    suffixes = suffixes or [""] * len(paths)
+    temporaries = []
+    try:
+        for path, suffix in zip(paths, suffixes):
+            temporaries.append(_temporary_beside(path, suffix))
+        yield temporaries
+        for temporary in temporaries:
+            fsync_tree(temporary)
+        if not overwrite:
+            for path in paths:
+                if os.path.lexists(path):
+                    raise FileExistsError(errno.EEXIST, "exists", path)
+        for temporary, path in zip(temporaries, paths):
+            _publish(temporary, path, overwrite)
+        for folder in sorted({os.path.dirname(os.path.abspath(p)) for p in paths}):
+            fsync_folder(folder)
     finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+        for temporary in temporaries:
+            if os.path.exists(temporary):
+                os.remove(temporary)
 
 
-def write_text(path: str, text: str) -> None:
-    """Writes `text` to `path` whole (temporary file, fsync, rename).
+@contextlib.contextmanager
+def _replacing(path: str, suffix: str = "", overwrite: bool = True):
+    """Yields a temporary path beside `path`; the block writes it, and it replaces `path`
+    whole (`replacing_all`) if the block succeeds."""
+    with replacing_all([path], [suffix], overwrite) as (temporary,):
+        yield temporary
+
+
+def write_bytes(path: str, data: bytes, overwrite: bool = True) -> None:
+    """Writes `data` to `path` whole (temporary file, fsync, rename; the umask's permissions).
 
     Raises:
       OSError: naming `path` (e.g. ENOSPC); `path` itself is left as it was.
+      FileExistsError: `overwrite` is False and `path` exists.
     """
     try:
-        with _replacing(path) as temporary:
-            with open(temporary, "w") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
+        with _replacing(path, overwrite=overwrite) as temporary:
+            with open(temporary, "wb") as f:
+                f.write(data)
     except OSError as err:
         # The temporary file's name would mean nothing to the user; the target's does.
-        raise OSError(err.errno, err.strerror, path) from None
+        raise type(err)(err.errno, err.strerror, path) from None
+
+
+def write_text(path: str, text: str, overwrite: bool = True) -> None:
+    """Writes `text` (UTF-8) to `path` whole; see `write_bytes`."""
+    write_bytes(path, text.encode("utf-8"), overwrite)
+
+
+def save_image(image, path: str, overwrite: bool = True) -> None:
+    """`image.save(path)` (a PIL image; format from `path`'s suffix) written whole."""
+    suffix = os.path.splitext(path)[1]
+    try:
+        with _replacing(path, suffix=suffix, overwrite=overwrite) as temporary:
+            image.save(temporary)
+    except OSError as err:
+        raise type(err)(err.errno, err.strerror, path) from None
+
+
+def check_writable_folder(folder: str, what: str) -> None:
+    """Raises PermissionError unless `folder` exists and this process can write in it, so a run
+    that would end by writing there fails before its work, not after.
+
+    Args:
+      what: how the user gave it, e.g. "--output=m.json", named in the message.
+    """
+    if not os.path.isdir(folder):
+        raise PermissionError(f"{what} cannot be written: the folder {folder} does not exist "
+                              f"(create it first, or choose another path)")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"{what} cannot be written: no permission to write in {folder}")
+
+
+def check_writable_file(path: str, what: str) -> None:
+    """`check_writable_folder` for the folder the file `path` goes in."""
+    check_writable_folder(os.path.dirname(os.path.abspath(path)), what)
 
 
 def write_json(path: str, value, indent: int | None = 2) -> None:

@@ -40,6 +40,11 @@ class TrainingDiverged(cli.RunFailed):
     the entry point prints it and exits with 1)."""
 
 
+class TrainingIncomplete(cli.RunFailed):
+    """The run made fewer steps than configured (its data ran out); no final model files were
+    written (a `cli.RunFailed`: exit 1)."""
+
+
 def global_step(model: keras.Model) -> int:
     """The optimizer's step count (a mirrored variable under tf.distribute)."""
     return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
@@ -140,9 +145,15 @@ class AttentionPictures(keras.callbacks.Callback):
 
 
 def attention_sample(config: ExperimentConfig, count: int = 4) -> np.ndarray:
-    """The first `count` evaluation images, resized to N x N: [count, N, N, 3] float32."""
-    examples = load_split(config, "eval").take(count)
-    batch = next(iter(pipeline.eval_batches(examples, config.model.image_size, count)))
+    """The first `count` evaluation images that decode, resized to N x N: [n <= count, N, N, 3]
+    float32."""
+    # The first `count` that decode (lazily: only as many are read as needed); an image that
+    # does not decode must not end the run. None decode: no pictures.
+    examples = load_split(config, "eval")
+    batch = next(iter(pipeline.eval_batches(examples, config.model.image_size, count)), None)
+    if batch is None:
+        size = config.model.image_size
+        return np.zeros((0, size, size, 3), np.float32)
     return batch[0].numpy()
 
 
@@ -246,9 +257,9 @@ def chief_callbacks(config: ExperimentConfig, model_dir: str, resumed: bool
     callbacks = [keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
                  keras.callbacks.CSVLogger(os.path.join(model_dir, "history.csv"),
                                            append=resumed)]
-    if config.model.architecture == "rarl":
-        callbacks.append(AttentionPictures(os.path.join(model_dir, "logs", "attention"),
-                                           attention_sample(config)))
+    sample = attention_sample(config) if config.model.architecture == "rarl" else []
+    if len(sample):
+        callbacks.append(AttentionPictures(os.path.join(model_dir, "logs", "attention"), sample))
     return callbacks
 
 
@@ -259,6 +270,21 @@ def _train_stream(config: ExperimentConfig, examples: tf.data.Dataset, pass_size
     return pipeline.train_stream(examples, pass_size, step, total_steps, t.batch_size,
                                  m.image_size, m.crop_margin, t.seed, d.shuffle_buffer,
                                  counter, d.max_pixels)
+
+
+def check_complete(reached: int, start: int, total_steps: int, counter: pipeline.SkipCounter,
+                   kept: str | None) -> None:
+    """Raises TrainingIncomplete unless the run reached `total_steps`: a model trained on fewer
+    steps than asked for must not look finished (no final files are written after this)."""
+    if reached >= total_steps:
+        return
+    raise TrainingIncomplete(
+        f"training made {reached - start} of its {total_steps - start} remaining steps (global "
+        f"step {reached} of {total_steps}): the training data ran out, {counter.undecodable} "
+        f"images could not be decoded or were over --max_pixels (see the warnings naming "
+        f"them). No model.weights.h5 / model.keras was written; the checkpoint "
+        f"{kept or '(none)'} is kept. Remove or fix those images (or lower --steps_per_epoch) "
+        f"and rerun the same command")
 
 
 def train(config: ExperimentConfig, model_dir: str,
@@ -274,6 +300,7 @@ def train(config: ExperimentConfig, model_dir: str,
 
     Raises:
       TrainingDiverged: the loss became NaN or infinite (the last good checkpoint is kept).
+      TrainingIncomplete: the data ran out before the configured steps (nothing final written).
       run_files.ModelDirBusy: another process is training in `model_dir`. This process keeps
         the folder's lock until it ends (`run_files.release` gives it up earlier).
     """
@@ -296,6 +323,8 @@ def train(config: ExperimentConfig, model_dir: str,
                                 config.train.checkpoint_every_steps)
     with strategy.scope():
         step = checkpoint.attach(model)
+    # Every worker must start from the same step, or their collectives stop pairing up.
+    distribute.check_same_step(strategy, step)
     counter = pipeline.SkipCounter()
     callbacks = [checkpoint, SkippedImages(counter)]
     if chief:
@@ -303,13 +332,14 @@ def train(config: ExperimentConfig, model_dir: str,
     if step < total_steps:
         stream = _train_stream(config, examples, pass_size, step, total_steps, counter)
         try:
-            loop.train_steps(model, strategy, stream, step, total_steps, steps_per_epoch,
-                             callbacks, verbose)
+            reached = loop.train_steps(model, strategy, stream, step, total_steps,
+                                       steps_per_epoch, callbacks, verbose)
         except loop.NonFiniteStep as err:
             raise TrainingDiverged(
                 f"{err}; training stopped and kept the last good checkpoint "
                 f"{checkpoint.manager.latest_checkpoint} (lower --learning_rate, or check the "
                 f"data; rerunning resumes from that checkpoint)") from None
+        check_complete(reached, step, total_steps, counter, checkpoint.manager.latest_checkpoint)
     if chief:
         run_files.save_weights(model, os.path.join(model_dir, WEIGHTS_FILE))
         run_files.save_keras(model, os.path.join(model_dir, KERAS_FILE))

@@ -11,12 +11,27 @@ ITERATION_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40
                      (188, 189, 34), (23, 190, 207))
 
 
+# The longest side a picture may have: a 1 x 20000 image upscaled to a 384 px short side would
+# be 7,680,000 px long (44 GB at 1 x 100000); the long side's cap wins over the short side's.
+MAX_SIDE = 4096
+
+
+def picture_size(width: int, height: int, min_side: int, max_side: int = MAX_SIDE
+                 ) -> tuple[int, int]:
+    """(width, height) of the picture of a `width` x `height` image: short side upscaled to
+    `min_side` where that keeps the long side within `max_side`, else the long side at
+    `max_side`; each side at least 1 px."""
+    scale = min(max(1.0, min_side / min(width, height)), max_side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def draw_attention(image: Image.Image, boxes: np.ndarray, locations: np.ndarray | None = None,
-                   min_side: int = 384) -> Image.Image:
+                   min_side: int = 384, max_side: int = MAX_SIDE) -> Image.Image:
     """Draws the regions of every iteration on a copy of `image`.
 
     Args:
-      image: the original image (any size; upscaled to at least `min_side` so boxes stay legible).
+      image: the original image (any size; resized by `picture_size`: upscaled to at least
+        `min_side` so boxes stay legible, never longer than `max_side`).
       boxes: [T, k, 4] (y1, x1, y2, x2) normalised to the image (x1 > x2 for a mirrored view is
         drawn unmirrored).
       locations: optional [T, 2] attended centres (y, x) normalised to the image, drawn as dots
@@ -26,10 +41,9 @@ def draw_attention(image: Image.Image, boxes: np.ndarray, locations: np.ndarray 
       An RGB image with the boxes of iteration t in `ITERATION_COLOURS[t - 1]`.
     """
     canvas = image.convert("RGB")
-    scale = max(1.0, min_side / min(canvas.size))
-    if scale > 1.0:
-        canvas = canvas.resize((round(canvas.width * scale), round(canvas.height * scale)),
-                               Image.NEAREST)
+    size = picture_size(canvas.width, canvas.height, min_side, max_side)
+    if size != canvas.size:
+        canvas = canvas.resize(size, Image.NEAREST)
     width, height = canvas.size
     draw = ImageDraw.Draw(canvas)
     for t, step_boxes in enumerate(np.asarray(boxes)):

@@ -10,7 +10,7 @@ from absl import flags
 
 from rarl_tf import config as config_lib
 from rarl_tf import flags as rarl_flags
-from rarl_tf.config import ExperimentConfig, ModelConfig, flag_name, option, sections
+from rarl_tf.config import ExperimentConfig, ModelConfig, flag_name, option, sections, typed_fields
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "tests", "data")
@@ -82,7 +82,7 @@ def test_every_field_takes_its_flag():
     """A value other than the default, given on the command line, lands in its field."""
     argv, expected = [], {}
     for section, kind in sections().items():
-        for field, base, is_list in rarl_flags._flag_fields(kind):
+        for field, base, is_list in typed_fields(kind):
             name, default, choices = flag_name(field), field.default, field.metadata["choices"]
             if base is bool:
                 argv.append(f"--{'no' if default else ''}{name}")

@@ -36,7 +36,6 @@ Results go to --output as JSON and are printed as a markdown table.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import platform
 import statistics
@@ -45,7 +44,7 @@ import time
 
 from absl import app, flags
 
-from rarl_tf import cli
+from rarl_tf import cli, run_files
 from rarl_tf import flags as rarl_flags
 
 FLAGS = flags.FLAGS
@@ -322,8 +321,7 @@ def main(argv):
             results["sizes"][size] = measure_size(config.model, num_classes, here, progress)
     results["markdown"] = markdown(results)
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-    with open(FLAGS.output, "w") as f:
-        json.dump(results, f, indent=2)
+    run_files.write_json(FLAGS.output, results)
     print(results["markdown"])
 
 

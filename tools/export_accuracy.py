@@ -9,12 +9,11 @@ mAP, its difference from Keras, and file size; the JSON holds every figure.
 
 from __future__ import annotations
 
-import json
 import os
 
 from absl import app, flags
 
-from rarl_tf import cli, report
+from rarl_tf import cli, report, run_files
 from rarl_tf import flags as rarl_flags
 
 FLAGS = flags.FLAGS
@@ -60,7 +59,7 @@ def main(argv):
     results = {}
     for name, (score, path) in scorers.items():
         print(f"scoring {name}")
-        scores, labels, ignore = evaluation.evaluate_scores(score, config)
+        scores, labels, ignore, _ = evaluation.evaluate_scores(score, config)
         metrics = evaluation.compute_metrics(scores, labels, ignore, config.eval,
                                              config.class_names)
         results[name] = {"mAP": metrics["mAP"], "bytes": _size(path), "path": path,
@@ -72,9 +71,8 @@ def main(argv):
         rows.append([name, f"{r['mAP']:.4f}", f"{r['delta_vs_keras']:+.4f}", r["bytes"]])
     print(report.markdown_table(["model", "mAP", "mAP - Keras", "size (bytes)"], rows))
     if FLAGS.output:
-        with open(FLAGS.output, "w") as f:
-            json.dump({"dataset": config.data.dataset, "views": 1, "results": results}, f,
-                      indent=2)
+        run_files.write_json(FLAGS.output, {"dataset": config.data.dataset, "views": 1,
+                                            "results": results})
 
 
 if __name__ == "__main__":

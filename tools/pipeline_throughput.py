@@ -11,13 +11,12 @@ the pipeline keeps up when its rate is above the model's.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 from absl import app, flags
 
-from rarl_tf import cli, report
+from rarl_tf import cli, report, run_files
 from rarl_tf import flags as rarl_flags
 
 FLAGS = flags.FLAGS
@@ -82,8 +81,7 @@ def main(argv):
         rows.append(["pipeline / model", f"{result['pipeline_over_model']:.2f}x"])
     print(report.markdown_table(["what", "images / s"], rows))
     if FLAGS.output:
-        with open(FLAGS.output, "w") as f:
-            json.dump(result, f, indent=2)
+        run_files.write_json(FLAGS.output, result)
 
 
 if __name__ == "__main__":

@@ -157,13 +157,28 @@ def train_stream(examples: tf.data.Dataset, pass_size: int, start_step: int, tot
     return ds.prefetch(AUTOTUNE)
 
 
+def with_ids(examples: tf.data.Dataset) -> tf.data.Dataset:
+    """`examples` with an "id" each: its file name where the source keeps one, else
+    "position N" (its place in `examples`), so a dropped image can be named afterwards."""
+    def add_id(position, example):
+        name = (example["name"] if "name" in example else
+                tf.strings.join(["position ", tf.strings.as_string(position)]))
+        return {**example, "id": name}
+
+    return examples.enumerate().map(add_id)
+
+
 def eval_batches(examples: tf.data.Dataset, image_size: int, batch_size: int,
-                 counter: SkipCounter | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
-                 ) -> tf.data.Dataset:
-    """(images [B, N, N, 3] float32, labels [B, C], ignore [B, C] bool), in dataset order.
+                 counter: SkipCounter | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 ids: bool = False) -> tf.data.Dataset:
+    """(images [B, N, N, 3] float32, labels [B, C], ignore [B, C] bool), in dataset order;
+    with `ids`, a fourth element: the images' ids [B] string (`with_ids`).
 
     Images that do not decode or are over `max_pixels` are left out (see `decode`)."""
+    if ids:
+        examples = with_ids(examples)
     ds = decode(examples, counter, max_pixels).map(
-        lambda ex: (resize(ex["image"], image_size), ex["labels"], ex["ignore"]),
+        lambda ex: (resize(ex["image"], image_size), ex["labels"], ex["ignore"],
+                    *((ex["id"],) if ids else ())),
         num_parallel_calls=AUTOTUNE)
     return ds.batch(batch_size).prefetch(AUTOTUNE)

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from rarl_tf.data import image_file
 from rarl_tf.data.labels import voc_labels
 
 logger = logging.getLogger(__name__)
@@ -77,8 +78,10 @@ class VocSplit:
 
 
 def _image_problem(path: str) -> str | None:
-    if not os.path.exists(path):
-        return "missing image"
+    # A FIFO or device named like an image would block Pillow's open forever.
+    kind = image_file.problem(path)
+    if kind:
+        return kind
     try:
         with Image.open(path) as image:
             image.verify()  # reads the whole file's structure without decoding pixels
