@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from rarl_tf import serving
+from rarl_tf.model.policy import position_features
 from rarl_tf.model.views import FULL_VIEW
 
 
@@ -160,16 +161,23 @@ class GpuInference:
         h, (h, c) = agent.cell(lstm_input, state)
         return h, c
 
-    def _mode(self, h, cells, visited):
-        """The policy's mode [1, 2], clipped to the view, as `_place` with sample=False."""
-        agent = self.agent
+    def _mode(self, h, cells, visited, memory=None):
+        """The policy's mode [1, 2], clipped to the view, as `LocationPolicy.call` with
+        sample=False, from the state its head reads (h, or the policy's own `memory`)."""
+        agent, policy = self.agent, self.agent.policy
+        state = policy.head_input(h, memory)
         if cells is None:
-            state = agent.loc_hidden_layer(h) if agent.loc_hidden_layer is not None else h
+            if agent.loc_hidden_layer is not None:
+                state = agent.loc_hidden_layer(state)
             mean = agent.loc_head(state)
         else:
-            grid = agent.policy.loc_grid ** 2
-            # [G*G, A] + [1, A]: equal ranks (the delegate refuses [G*G, A] + [1, 1, A]).
-            scores = agent.loc_score(tf.nn.relu(cells + agent.loc_state(h)))  # [G*G, 1]
+            grid = policy.loc_grid ** 2
+            if policy.query:
+                # [G*G, A] * [1, A] (equal ranks), summed over A: q(s) . relu(cells).
+                scores = tf.reduce_sum(tf.nn.relu(cells) * policy.loc_query(state), axis=-1)
+            else:
+                # [G*G, A] + [1, A]: equal ranks (the delegate refuses [G*G, A] + [1, 1, A]).
+                scores = agent.loc_score(tf.nn.relu(cells + agent.loc_state(state)))
             logits = tf.reshape(scores, [1, grid])
             if agent.policy.inhibition_radius > 0:
                 positions = agent.policy.cell_positions(tf.float32)
@@ -182,6 +190,21 @@ class GpuInference:
                 positions = agent.policy.cell_positions(tf.float32).numpy()
             mean = tf.matmul(first_arg_max(logits), tf.constant(positions))  # [1, 2]
         return tf.clip_by_value(mean, -1.0, 1.0)
+
+    def _cells(self, features):
+        """The spatial head's cell terms [G*G, A] of the whole view (None for other heads);
+        the query head's position term is a constant of the same shape."""
+        policy = self.agent.policy
+        if policy.loc_cell is None:
+            return None
+        grid = crop_constant(features, np.asarray(FULL_VIEW, np.float32), policy.loc_grid)
+        cells = policy.loc_cell(tf.reshape(grid, [policy.loc_grid ** 2, grid.shape[-1]]))
+        if policy.loc_position is not None:
+            with tf.init_scope():
+                position = policy.loc_position(position_features(
+                    policy.cell_positions(tf.float32))).numpy()
+            cells += tf.constant(position)
+        return cells
 
     def _boxes(self, location):
         """`anchors.anchor_boxes` for the whole (unflipped) view: [k, 4]."""
@@ -203,13 +226,12 @@ class GpuInference:
         whole = crop_constant(features, view, agent.crop_size)
         h, c = self._step_lstm(self._embed_regions(whole, context=True), [zeros, zeros],
                                tf.zeros([1, 2]))
-        cells = None
-        if agent.loc_cell is not None:
-            grid = crop_constant(features, view, agent.policy.loc_grid)  # [1, G*G, C]
-            cells = agent.loc_cell(tf.reshape(grid, [agent.policy.loc_grid ** 2, grid.shape[-1]]))
+        cells = self._cells(features)
+        policy = agent.policy
+        memory = policy.remember(policy.initial_memory(h), tf.zeros([1, 2]), h)
         logits, boxes, locations, visited = [], [], [], []
         for _ in range(agent.num_steps):
-            used = self._mode(h, cells, visited)
+            used = self._mode(h, cells, visited, memory)
             visited.append(used)
             step_boxes = self._boxes(used)
             embedded = self._embed_regions(crop(features, step_boxes, agent.crop_size), False)
@@ -219,6 +241,7 @@ class GpuInference:
             logits.append(tf.reshape(scores, [1, k, agent.num_classes]))
             h = tf.reduce_mean(tf.reshape(h_r, [1, k, h_r.shape[-1]]), axis=1)
             c = tf.reduce_mean(tf.reshape(c_r, [1, k, c_r.shape[-1]]), axis=1)
+            memory = policy.remember(memory, used, h)
             boxes.append(step_boxes)
             locations.append(used)
         steps = agent.num_steps

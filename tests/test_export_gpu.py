@@ -78,8 +78,12 @@ def test_voc_recipe_at_512_runs_whole_on_the_gpu_delegate():
     dict(recurrence="localisation_only"),
     dict(recurrence="none"),
     dict(crop_size=1),
+    dict(loc_head="query", loc_grid=5, loc_hidden=8, policy_state="own", policy_units=6,
+         location_input=True, region_pool="max"),
+    dict(loc_head="query", loc_grid=5, loc_hidden=8, inhibition_radius=0.3),
+    dict(loc_head="spatial", loc_grid=5, policy_state="none", inhibition_radius=0.3),
 ], ids=["paper", "spatial", "digits_levers", "context_grid", "localisation_only",
-        "no_lstm", "crop_1"])
+        "no_lstm", "crop_1", "query_own_state", "query_inhibited", "saliency_inhibition"])
 def test_model_variants_run_whole_and_equal_keras(changes):
     _assert_whole(_export_and_compare(tiny_model_config(**changes)))
 

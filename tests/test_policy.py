@@ -235,3 +235,17 @@ def test_query_and_own_state_round_trip_through_get_config():
     assert config["policy_units"] == 6
     clone = LocationPolicy.from_config(config)
     assert clone.query and clone.loc_memory is not None and clone.intervention is None
+
+
+def test_gru_step_is_keras_gru_cell():
+    from rarl_tf.model.policy import gru_step
+
+    keras.utils.set_random_seed(1)
+    cell = keras.layers.GRUCell(5)
+    cell.build((None, 7))
+    cell.bias.assign(np.random.default_rng(0).normal(size=cell.bias.shape))
+    rng = np.random.default_rng(1)
+    inputs = tf.constant(rng.normal(size=(3, 7)), tf.float32)
+    state = tf.constant(rng.normal(size=(3, 5)), tf.float32)
+    np.testing.assert_allclose(gru_step(cell, inputs, state), cell(inputs, [state])[0],
+                               atol=1e-6)

@@ -61,6 +61,24 @@ def position_features(points: tf.Tensor) -> tf.Tensor:
     return tf.concat([tf.sin(angles), tf.cos(angles)], -1)
 
 
+def gru_step(cell: keras.layers.GRUCell, inputs: tf.Tensor, state: tf.Tensor) -> tf.Tensor:
+    """`keras.layers.GRUCell` (reset_after, sigmoid / tanh) on inputs [E, I] from state [E, U]:
+    the new state [E, U]. Each gate has products of its own (weight slices, constants once
+    exported), not one product split three ways: the TFLite GPU delegate refuses the strided
+    slices of a [1, 3U] runtime tensor that GRUCell's call makes."""
+    units = cell.units
+    bias = cell.bias if cell.use_bias else tf.zeros([2, 3 * units], inputs.dtype)
+
+    def gate(i):
+        part = slice(i * units, (i + 1) * units)
+        return (tf.matmul(inputs, cell.kernel[:, part]) + bias[0, part],
+                tf.matmul(state, cell.recurrent_kernel[:, part]) + bias[1, part])
+
+    (x_z, h_z), (x_r, h_r), (x_h, h_h) = gate(0), gate(1), gate(2)
+    z, r = tf.sigmoid(x_z + h_z), tf.sigmoid(x_r + h_r)
+    return z * state + (1.0 - z) * tf.tanh(x_h + r * h_h)
+
+
 @keras.saving.register_keras_serializable(package="rarl_tf")
 class LocationPolicy(keras.layers.Layer):
     """Where the agent looks next, and the REINFORCE baseline.
@@ -188,7 +206,7 @@ class LocationPolicy(keras.layers.Layer):
             return memory
         inputs = tf.concat([position_features(tf.cast(location, h.dtype)),
                             tf.stop_gradient(h)], -1)
-        return self.loc_memory(inputs, [memory])[0]
+        return gru_step(self.loc_memory, inputs, memory)
 
     def intervene(self, state, first):
         """The state the head reads, under `self.intervention` (test time only): [E, S]."""
