@@ -45,7 +45,7 @@ def _assert_whole(report):
 
 def test_embedded_default_runs_whole_on_the_gpu_delegate():
     config = recipes.model_config_from_flagfile(os.path.join(ROOT, "digits.flags"))
-    assert config.loc_head == "spatial" and config.inhibition_radius > 0
+    assert config.loc_head == "query" and config.policy_state == "own"
     report = _export_and_compare(config)
     _assert_whole(report)
     names = report.op_counts()
