@@ -175,6 +175,11 @@ class TrainConfig:
     batch_size: int = option(16, "Global batch size.")
     epochs: int = option(20, "Training epochs.")
     learning_rate: float = option(1e-5, "Adam learning rate (peak).")
+    # The location head, the policy's own state and the baseline start from scratch and learn
+    # from REINFORCE alone (rarl_tf/optimizer.py); 0 keeps the paper's single rate.
+    policy_learning_rate: float = option(
+        0.0, "Adam learning rate (peak, same schedule) of the location policy and its baseline; "
+        "0: --learning_rate.", minimum=0.0)
     lr_schedule: str = option("constant", "Learning-rate schedule.", choices=LR_SCHEDULES,
                               enum=True)
     warmup_epochs: float = option(0.0, "Linear warm-up, in epochs.")

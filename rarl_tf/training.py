@@ -29,6 +29,7 @@ from rarl_tf import checkpoints, cli, distribute, loop, run_files, serving
 from rarl_tf.config import ExperimentConfig, load_config, save_config
 from rarl_tf.data import pipeline
 from rarl_tf.data.splits import class_names, load_split
+from rarl_tf.model import optimizer as optimizer_lib
 from rarl_tf.model.factory import KERAS_FILE, WEIGHTS_FILE, build_model
 
 CHECKPOINT_DIR = "checkpoints"
@@ -236,16 +237,15 @@ def steps_per_epoch_of(config: ExperimentConfig, pass_size: int) -> int:
 
 def compiled_model(config: ExperimentConfig, strategy: tf.distribute.Strategy,
                    steps_per_epoch: int, num_classes: int) -> keras.Model:
-    """The configured model with its Adam optimizer, seeded and built under `strategy`."""
+    """The configured model with its Adam optimizer (`optimizer.adam`), seeded and built under
+    `strategy`."""
     m, t = config.model, config.train
     keras.utils.set_random_seed(t.seed)
     with strategy.scope():
         # crop_and_resize has no XLA kernel: an XLA step crops with matrix products instead.
         model = build_model(m, num_classes, seed=t.seed,
                             crop_mode="matmul" if t.jit_compile else "crop_and_resize")
-        optimizer = keras.optimizers.Adam(learning_rate(config, steps_per_epoch),
-                                          beta_1=t.beta_1, beta_2=t.beta_2,
-                                          global_clipnorm=t.clip_norm or None)
+        optimizer = optimizer_lib.adam(t, learning_rate(config, steps_per_epoch))
         model.compile(optimizer=optimizer, jit_compile=t.jit_compile)
     return model
 
