@@ -6,6 +6,12 @@ flagfile_configs.json: the ExperimentConfig each recipe flagfile (and no flagfil
 flags_before.json: every flag of `define_experiment_flags` (type, default, help, enum values).
 Both were taken at commit 8f2e9b4, before the flags were generated from the config dataclasses;
 rerunning this script later would snapshot the new code against itself, so do not.
+
+Entries changed by hand since, each with the change that meant to change its recipe:
+digits.flags (650c628, the location policy); voc.flags, voc640.flags, coco.flags and
+coco640.flags (issue 21: the policy that learns, and --policy_learning_rate). The *_paper.flags
+entries were added as copies of the voc/coco entries taken at 8f2e9b4: the paper's recipe moved
+to those files unchanged.
 """
 import json
 
