@@ -188,8 +188,13 @@ def test_policy_report_compares_the_policy_with_random_centres(trained):
     variation = report["reward_variation"]
     assert variation["samples"] == 3 and 0.0 <= variation["top_n_varies"] <= 1.0
     assert report["gradient"]["batches"] == 2 and report["gradient"]["snr"] > 0.0
-    assert (base / "report" / "policy.md").read_text().startswith("| placement |")
-    assert "| random |" in result.stdout
+    assert (base / "report" / "policy.md").read_text().startswith("| placement (same weights) |")
+    assert "| random: uniform random centres |" in result.stdout
+    placements = report["placements"]
+    for name in ("zero_state", "other_image_state", "batch_mean_state", "first_state_held"):
+        assert 0.0 <= placements[name]["cells_kept"] <= 1.0, name
+    # The paper's dense head has no cells to inhibit: no inhibition rows.
+    assert "random_inhibited" in placements and "inhibition_off" not in placements
     table = run("tools.policy_report", f"--compare={out}", data_dir=base / "tfds")
     assert table.returncode == 0, table.stderr[-2000:]
     row = [line for line in table.stdout.splitlines() if line.startswith("| policy |")][0]

@@ -95,5 +95,6 @@ def test_training_skips_and_counts_images_that_do_not_decode(tmp_path, capsys):
     assert int(model.optimizer.iterations) == 3  # the run made all its steps
     out = capsys.readouterr().out
     reported = re.search(r"(\d+) training images could not be decoded and were skipped", out)
-    # 3 per pass; the pipeline may already have read ahead through the second pass.
-    assert reported and int(reported.group(1)) in (3, 6), out
+    # 3 per pass (images 1, 5, 11); the prefetching pipeline may already have read ahead into
+    # the second pass, through none, some or all of its broken images (13, 17, 23): 3 to 6.
+    assert reported and 3 <= int(reported.group(1)) <= 6, out
