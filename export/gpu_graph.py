@@ -33,6 +33,7 @@ on the GPU accelerator run on a software Vulkan device (`tests/test_gpu_runtime.
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -75,17 +76,16 @@ def first_arg_max(logits):
     without ARG_MAX (the classic delegate lacks it).
 
     The comparison with REDUCE_MAX marks every tied maximum; one product with the constant
-    [strictly upper triangular | identity] [G, 2G] gives, per cell, the count of marked cells
-    before it and the mark itself (one consumer of the CAST, as the delegate requires), and
-    relu(mark - count) keeps the first mark only. 0/1 sums: exact in float16 up to 2048 cells.
+    identity - strictly upper triangular [G, G] gives, per cell, its mark minus the count of
+    marks before it (one consumer of the CAST, as the delegate requires; no SUB of two halves
+    of a SPLIT, which ML Drift can compute wrongly), and relu keeps the first mark only.
+    Integer sums: exact in float16 up to 2048 cells.
     """
     grid = logits.shape[-1]
     top = tf.reduce_max(logits, axis=-1, keepdims=True)
     marked = tf.cast(logits >= top, tf.float32)
-    table = np.concatenate([np.triu(np.ones((grid, grid), np.float32), k=1),
-                            np.eye(grid, dtype=np.float32)], axis=1)
-    before, mark = tf.split(tf.matmul(marked, tf.constant(table)), 2, axis=-1)
-    return tf.nn.relu(mark - before)
+    table = np.eye(grid, dtype=np.float32) - np.triu(np.ones((grid, grid), np.float32), k=1)
+    return tf.nn.relu(tf.matmul(marked, tf.constant(table)))
 
 
 def crop_weights(boxes, h: int, w: int, crop_size: int):
@@ -179,12 +179,17 @@ class GpuInference:
                 # [G*G, A] + [1, A]: equal ranks (the delegate refuses [G*G, A] + [1, 1, A]).
                 scores = agent.loc_score(tf.nn.relu(cells + agent.loc_state(state)))
             logits = tf.reshape(scores, [1, grid])
-            if agent.policy.inhibition_radius > 0:
-                positions = agent.policy.cell_positions(tf.float32)
+            with tf.init_scope():  # the (annealed) strength the trained model holds
+                inhibits = policy.inhibits()
+                strength = float(keras.ops.convert_to_numpy(policy.strength()))
+            if inhibits:
+                positions = policy.cell_positions(tf.float32)
                 for location in visited:
                     delta = positions[None] - tf.reshape(location, [1, 1, 2])
                     distance2 = tf.reduce_sum(tf.square(delta), -1)
-                    near = tf.exp(-distance2 / (2.0 * agent.policy.inhibition_radius ** 2))
+                    near = tf.exp(-distance2 / (2.0 * policy.inhibition_radius ** 2))
+                    if strength != 1.0:
+                        near = near * strength
                     logits += tf.math.log(1.0 - near + 1e-20)
             with tf.init_scope():
                 positions = agent.policy.cell_positions(tf.float32).numpy()
@@ -203,7 +208,10 @@ class GpuInference:
             with tf.init_scope():
                 position = policy.loc_position(position_features(
                     policy.cell_positions(tf.float32))).numpy()
-            cells += tf.constant(position)
+            # Added as [1, G*G*A] + a constant of that shape: ML Drift computed the elementwise
+            # op with a [G*G, A] constant (first dimension > 1) wrongly on the real device.
+            cells = tf.reshape(tf.reshape(cells, [1, -1]) + tf.constant(position.reshape(1, -1)),
+                               cells.shape)
         return cells
 
     def _boxes(self, location):

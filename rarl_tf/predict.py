@@ -5,7 +5,10 @@
 
 --tflite runs the exported model through LiteRT's CompiledModel: --accelerator=cpu (default),
 gpu (every op on the GPU; one error line where there is no usable GPU) or auto (the GPU if
-there is one, else the CPU with a warning).
+there is one, else the CPU with a warning). With gpu or auto the GPU is checked at load: a
+fixed probe input runs on the GPU and the CPU, and where they differ beyond the tolerance of
+--gpu_precision (fp32: 1e-3, fp16: 1e-2), gpu stops with one line naming the largest
+difference and auto warns and runs on the CPU.
 
 Prints one JSON line per image, {"image", "labels": [[name, prob], ...], "scores": {name: prob}},
 and writes OUT/<stem>_attention.png with the regions of each iteration drawn in its own colour
@@ -43,7 +46,7 @@ def main(argv):
 
     if FLAGS.tflite:
         predict_fn = prediction.LiteRTPredictor(FLAGS.tflite, labels_path(FLAGS.tflite),
-                                                FLAGS.accelerator)
+                                                FLAGS.accelerator, FLAGS.gpu_precision)
         image_size, class_names = predict_fn.image_size, predict_fn.class_names
     elif FLAGS.model_dir:
         model, config = load_trained(FLAGS.model_dir)
@@ -76,7 +79,10 @@ if __name__ == "__main__":
                         "instead of the Keras model in --model_dir.")
     flags.DEFINE_enum("accelerator", "cpu", ["cpu", "gpu", "auto"], "With --tflite: run on "
                       "the CPU, the GPU (stops with an error if LiteRT finds none), or the GPU "
-                      "when there is one and the CPU otherwise (with a warning).")
+                      "when there is one and the CPU otherwise (with a warning). Both check "
+                      "the GPU against the CPU on a probe input at load.")
+    flags.DEFINE_enum("gpu_precision", "fp32", ["fp32", "fp16"], "With --tflite on the GPU: "
+                      "compute in float32, or in float16 where the device supports it.")
     flags.DEFINE_string("output_dir", None, "Where to write <stem>_attention.png pictures "
                         "(never overwritten).")
     rarl_flags.define_section_flags(EvalConfig, only=("top_k", "threshold"))

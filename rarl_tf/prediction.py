@@ -73,17 +73,18 @@ def describe(image_name: str, probs: np.ndarray, class_names: Sequence[str], top
 class LiteRTPredictor:
     """Runs an exported .tflite model (see export/tflite.py) through LiteRT's CompiledModel.
 
-    accelerator: "cpu", "gpu" or "auto" (`rarl_tf.litert.compile_model`); `device` is where it
-    runs ("cpu" or "gpu").
+    accelerator: "cpu", "gpu" or "auto", precision: "fp32" or "fp16" on the GPU
+    (`rarl_tf.litert.compile_model`); `device` is where it runs ("cpu" or "gpu").
     """
 
-    def __init__(self, tflite_path: str, labels_path: str, accelerator: str = "cpu"):
+    def __init__(self, tflite_path: str, labels_path: str, accelerator: str = "cpu",
+                 precision: str = "fp32"):
         from rarl_tf.litert import CompiledRunner
 
         for path in (tflite_path, labels_path):
             if not os.path.exists(path):
                 raise FileNotFoundError(f"{path} not found (written by `python -m export.tflite`)")
-        self.runner = CompiledRunner(tflite_path, accelerator)
+        self.runner = CompiledRunner(tflite_path, accelerator, precision=precision)
         self.device = self.runner.device
         self.image_size = int(self.runner.input_shape("pixels")[1])
         with open(labels_path) as f:
