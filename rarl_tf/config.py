@@ -35,7 +35,8 @@ RECURRENCES = ("lstm", "localisation_only", "none")
 POLICY_STATES = ("lstm", "own", "none")
 EVAL_VIEWS = (1, 10)
 # Names of rarl_tf/data/sources.py's SOURCES (kept here so flags are checked before TF loads).
-DATASETS = ("cluttered_digits", "cluttered_digits/small", "voc2007", "coco2014", "voc_dir")
+DATASETS = ("cluttered_digits", "cluttered_digits/small", "cluttered_digits/large", "voc2007",
+            "coco2014", "voc_dir")
 # tf.distribute strategies of rarl_tf/distribute.py (here so train.py's flag needs no TF).
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 

@@ -51,6 +51,23 @@ def test_variants_change_what_the_paper_changes():
     assert changed == {"recurrence"}
 
 
+def test_paper_head_puts_the_papers_policy_on_the_digits_recipe():
+    import os
+
+    from rarl_tf.flags import experiment_config_from_flagfile
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    base = experiment_config_from_flagfile(os.path.join(root, "digits.flags"))
+    paper = variant_config(base, "paper_head").model
+    changed = {f.name: getattr(paper, f.name) for f in dataclasses.fields(base.model)
+               if getattr(base.model, f.name) != getattr(paper, f.name)}
+    assert changed == {"loc_head": "dense", "reward": "top_n", "trajectories": 1,
+                       "policy_state": "lstm", "loc_hidden": 0}
+    assert paper.inhibition_radius == 0.0
+    model = build_model(dataclasses.replace(paper, backbone_widths=(8, 16)), 10, seed=0)
+    assert model.agent.policy.loc_head is not None and model.agent.policy.loc_cell is None
+
+
 def test_single_region_places_one_box_per_iteration():
     config = variant_config(ExperimentConfig(model=tiny_model_config()), "single_region").model
     out = build_model(config, 10)(np.zeros((1, 32, 32, 3), np.float32))

@@ -39,6 +39,11 @@ VARIANTS = {
                                        else m.loc_head, "policy_state": "none",
                                        "inhibition_radius": m.inhibition_radius or 0.3},
                             "- (not in the paper)"),
+    # The paper's location head on the recipe's trunk: FC(h_t) -> a Normal's mean, eq. 5's
+    # top-n reward, one trajectory (no leave-one-out baseline), no own state or inhibition.
+    "paper_head": ({"loc_head": "dense", "reward": "top_n", "trajectories": 1,
+                    "policy_state": "lstm", "inhibition_radius": 0.0, "loc_hidden": 0},
+                   "the paper's head (Ours-C's policy)"),
     # The paper's single region is 224 px at N = 512; the same fraction of N here.
     "single_region": (lambda m: {"anchor_sizes": (round(224 / 512 * m.image_size),),
                                  "aspect_ratios": (1.0,)},
@@ -49,7 +54,8 @@ VARIANTS = {
     "lstm_localisation_only": ({"recurrence": "localisation_only"}, "Ours-B 90.0 (Table 4)"),
     "no_lstm": ({"recurrence": "none"}, "Ours-A 89.6 (Table 4)"),
 }
-DISCOVERY_VARIANTS = ("rarl", "random_locations", "random_inhibited", "saliency_inhibition")
+DISCOVERY_VARIANTS = ("rarl", "random_locations", "random_inhibited", "saliency_inhibition",
+                      "paper_head")
 
 
 def variant_config(base, name: str):

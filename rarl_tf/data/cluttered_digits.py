@@ -7,6 +7,10 @@ places, in random bright colours, over faint clutter cut from other digits. Ten 
 The 1797 source digits are split once into disjoint pools (80 % train, 20 % test, per class):
 test canvases, their clutter included, use only digits no train canvas uses.
 
+Configs: `default` (128 px), `small` (64 px, a few hundred canvases, for tests) and `large`
+(1 to 3 digits whose longer side is a third to two thirds of the canvas: objects as large,
+relative to the image, as Pascal VOC's).
+
 Features:
     image            uint8 [S, S, 3]
     labels           float32 [10], multi-hot
@@ -32,12 +36,20 @@ ASPECT_RATIOS = (2.0, 1.0, 0.5)  # width / height of a placed digit
 
 @dataclasses.dataclass
 class ClutteredDigitsConfig(tfds.core.BuilderConfig):
-    """canvas_size in pixels; num_train / num_test canvases; seed of the whole generation."""
+    """canvas_size in pixels; num_train / num_test canvases; seed of the whole generation.
+
+    max_digits: up to this many digits per canvas (at least one).
+    long_sides: (low, high) fractions of the canvas side for each digit's longer side, drawn
+      uniformly; None: the default's own rule (heights 20 to 44 px of 128, the width from the
+      aspect ratio; long sides 0.16 to 0.69 of the side, most under 0.4).
+    """
 
     canvas_size: int = 128
     num_train: int = 10_000
     num_test: int = 2_000
     seed: int = 0
+    max_digits: int = 4
+    long_sides: tuple[float, float] | None = None
 
 
 def source_pools(seed: int = 0) -> dict[str, np.ndarray]:
@@ -71,9 +83,26 @@ def _overlaps(box, boxes, max_iou: float = 0.1) -> bool:
     return False
 
 
+def _digit_shape(rng: np.random.Generator, size: int, ratio: float,
+                 long_sides: tuple[float, float] | None) -> tuple[int, int]:
+    """(height, width) in pixels of a digit of aspect ratio `ratio` (width / height)."""
+    if long_sides is not None:
+        longest = int(rng.integers(round(size * long_sides[0]), round(size * long_sides[1]) + 1))
+        shortest = int(round(longest * min(ratio, 1.0 / ratio)))
+        return (longest, shortest) if ratio < 1.0 else (shortest, longest)
+    height = int(rng.integers(size * 20 // 128, size * 44 // 128 + 1))
+    width = int(min(round(height * ratio), size - 2))
+    if ratio < 1.0:  # tall digits: grow the height rather than shrink the width to slivers
+        width = int(round(height * 0.75))
+        height = int(min(round(width / ratio), size - 2))
+    return height, width
+
+
 def make_canvas(rng: np.random.Generator, glyphs: np.ndarray, targets: np.ndarray,
-                pool: np.ndarray, size: int) -> dict:
-    """One example: digits drawn from `pool` (rows of `glyphs` [1797, 8, 8] in [0, 1])."""
+                pool: np.ndarray, size: int, max_digits: int = 4,
+                long_sides: tuple[float, float] | None = None) -> dict:
+    """One example: 1 to `max_digits` digits drawn from `pool` (rows of `glyphs`
+    [1797, 8, 8] in [0, 1]), sized by `_digit_shape`."""
     canvas = np.zeros((size, size, 3), np.float32)
     # Clutter: faint 3-5 px fragments of digits, enlarged, so no fragment reads as a digit.
     for _ in range(rng.integers(4, 9)):
@@ -86,14 +115,10 @@ def make_canvas(rng: np.random.Generator, glyphs: np.ndarray, targets: np.ndarra
         canvas[y:y + side, x:x + side] += frag[..., None] * rng.uniform(0.5, 1.0, 3)
 
     boxes, labels, sources = [], [], []
-    for _ in range(rng.integers(1, 5)):
+    for _ in range(rng.integers(1, max_digits + 1)):
         row = int(rng.choice(pool))
         ratio = ASPECT_RATIOS[rng.integers(len(ASPECT_RATIOS))]
-        height = int(rng.integers(size * 20 // 128, size * 44 // 128 + 1))
-        width = int(min(round(height * ratio), size - 2))
-        if ratio < 1.0:  # tall digits: grow the height rather than shrink the width to slivers
-            width = int(round(height * 0.75))
-            height = int(min(round(width / ratio), size - 2))
+        height, width = _digit_shape(rng, size, ratio, long_sides)
         for _attempt in range(30):
             y, x = int(rng.integers(0, size - height)), int(rng.integers(0, size - width))
             box = (y, x, y + height, x + width)
@@ -129,6 +154,11 @@ class ClutteredDigits(tfds.core.GeneratorBasedBuilder):
         # For smoke tests and quick looks: generated in about a second.
         ClutteredDigitsConfig(name="small", description="64 px, 256 train / 64 test",
                               canvas_size=64, num_train=256, num_test=64),
+        # Objects as large as VOC's, relative to the image: 1 to 3 digits whose longer side is
+        # a third to two thirds of the canvas (fewer where they do not fit apart).
+        ClutteredDigitsConfig(name="large", description="128 px, 10000 train / 2000 test, "
+                              "1-3 digits, longer side 1/3 to 2/3 of the canvas",
+                              max_digits=3, long_sides=(1 / 3, 2 / 3)),
     ]
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -162,4 +192,5 @@ class ClutteredDigits(tfds.core.GeneratorBasedBuilder):
         pool = source_pools(config.seed)[split]
         rng = np.random.default_rng([config.seed, 0 if split == "train" else 1])
         for index in range(count):
-            yield index, make_canvas(rng, glyphs, targets, pool, config.canvas_size)
+            yield index, make_canvas(rng, glyphs, targets, pool, config.canvas_size,
+                                     config.max_digits, config.long_sides)

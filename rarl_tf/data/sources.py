@@ -49,6 +49,8 @@ SOURCES: dict[str, Source] = {
         functools.partial(tfds_sources.load_cluttered_digits, "default")),
     "cluttered_digits/small": Source(
         _DIGITS, "train", "test", functools.partial(tfds_sources.load_cluttered_digits, "small")),
+    "cluttered_digits/large": Source(
+        _DIGITS, "train", "test", functools.partial(tfds_sources.load_cluttered_digits, "large")),
     # Paper: train on VOC07 trainval, test on test; COCO train / val2014.
     "voc2007": Source(voc_dir.VOC_CLASSES, "train+validation", "test",
                       tfds_sources.load_voc2007),
