@@ -143,6 +143,11 @@ class ModelConfig:
     inhibition_radius: float = option(
         0.0, "rho ([-1, 1] view frame) of the spatial head's inhibition of return (and of "
         "--locations=random_inhibited); 0: none.")
+    # The rule trains the classifier on well-spread glimpses early on, then gives way to the
+    # policy's own state (which must then learn not to look twice).
+    inhibition_anneal_epochs: float = option(
+        0.0, "Anneal the inhibition of return's strength linearly from 1 to 0 over this many "
+        "training epochs (0: constant); the trained model keeps none of it.", minimum=0.0)
     # lstm: f_loc reads h_t | own: a GRU state s_t = GRU([pos(l_t), h_t], s_(t-1)) of the
     # policy's own, trained by REINFORCE | none: the head reads no state (saliency only)
     policy_state: str = option(
@@ -393,6 +398,10 @@ def _policy_checks(m: ModelConfig) -> list[tuple]:
          "inhibition_radius", m.inhibition_radius,
          "0, or > 0 with --loc_head=spatial or query (it acts on the head's cells) or "
          "--locations=random_inhibited"),
+        (m.inhibition_anneal_epochs == 0 or (m.inhibition_radius > 0
+                                              and m.locations == "policy"),
+         "inhibition_anneal_epochs", m.inhibition_anneal_epochs,
+         "0, or > 0 with --inhibition_radius > 0 and a learned policy (it anneals that rule)"),
         (m.locations != "random_inhibited" or m.inhibition_radius > 0, "locations",
          m.locations, "random_inhibited only with --inhibition_radius > 0"),
         (m.policy_units >= 1, "policy_units", m.policy_units, "an integer >= 1"),

@@ -60,9 +60,11 @@ PLACEMENTS = {
     "batch_mean_state": ({"intervention": "batch_mean"}, "the head reads the batch's mean state"),
     "first_state_held": ({"intervention": "first"}, "the head reads its first state at every step"),
     "inhibition_off": ({"inhibition_radius": 0.0}, "hand-coded inhibition of return off"),
-    "inhibition_on": ({"inhibition_radius": "rho"}, "hand-coded inhibition of return on"),
+    "inhibition_on": ({"inhibition_radius": "rho", "strength_override": 1.0},
+                      "hand-coded inhibition of return on"),
     "random": ({"locations": "random"}, "uniform random centres"),
-    "random_inhibited": ({"locations": "random_inhibited", "inhibition_radius": "rho"},
+    "random_inhibited": ({"locations": "random_inhibited", "inhibition_radius": "rho",
+                          "strength_override": 1.0},
                          "random centres with inhibition of return"),
 }
 # Rows whose chosen cells are compared with the policy's ("visited cells kept").
@@ -73,7 +75,7 @@ STATE_ROWS = ("zero_state", "other_image_state", "batch_mean_state", "first_stat
 @contextlib.contextmanager
 def altered_policy(model: keras.Model, **attributes):
     """Temporarily sets the agent's `LocationPolicy` attributes (`locations`, `intervention`,
-    `inhibition_radius`), weights unchanged. Functions traced inside see the change; trace new
+    `inhibition_radius`, `strength_override`), weights unchanged. Functions traced inside see the change; trace new
     ones after leaving."""
     policy = model.agent.policy
     saved = {name: getattr(policy, name) for name in attributes}
@@ -104,7 +106,7 @@ def placements_for(model: keras.Model, rho: float) -> dict:
         if not learned and not random_row:
             continue
         if inhibition_row and (not policy.spatial
-                               or (name == "inhibition_off") != (policy.inhibition_radius > 0)):
+                               or (name == "inhibition_off") != policy.inhibits()):
             continue
         chosen[name] = {k: rho if v == "rho" else v for k, v in attributes.items()}
     return chosen

@@ -98,6 +98,19 @@ class StepCheckpoint(keras.callbacks.Callback):
         self._save()
 
 
+class InhibitionAnneal(keras.callbacks.Callback):
+    """Sets the policy's inhibition strength to 1 - step / `steps` (not below 0) before each
+    training step, from the optimizer's step count (so a resumed run continues the schedule)."""
+
+    def __init__(self, strength, steps: int):
+        super().__init__()
+        self.strength, self.steps = strength, max(int(steps), 1)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        done = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        self.strength.assign(max(0.0, 1.0 - done / self.steps))
+
+
 class SkippedImages(keras.callbacks.Callback):
     """Reports images skipped because they did not decode, in the logs and on the console."""
 
@@ -327,6 +340,11 @@ def train(config: ExperimentConfig, model_dir: str,
     distribute.check_same_step(strategy, step)
     counter = pipeline.SkipCounter()
     callbacks = [checkpoint, SkippedImages(counter)]
+    strength = getattr(getattr(getattr(model, "agent", None), "policy", None),
+                       "inhibition_strength", None)
+    if strength is not None:
+        anneal = config.model.inhibition_anneal_epochs * steps_per_epoch
+        callbacks.append(InhibitionAnneal(strength, round(anneal)))
     if chief:
         callbacks += chief_callbacks(config, model_dir, resumed=step > 0)
     if step < total_steps:

@@ -249,3 +249,39 @@ def test_gru_step_is_keras_gru_cell():
     state = tf.constant(rng.normal(size=(3, 5)), tf.float32)
     np.testing.assert_allclose(gru_step(cell, inputs, state), cell(inputs, [state])[0],
                                atol=1e-6)
+
+
+def test_annealed_inhibition_fades_to_nothing_and_the_trained_model_keeps_none(tmp_path):
+    from rarl_tf.config import DataConfig, TrainConfig
+    from rarl_tf.training import InhibitionAnneal
+
+    model = build_model(tiny_model_config(loc_head="query", loc_grid=5, loc_hidden=4,
+                                          policy_state="own", inhibition_radius=0.3,
+                                          inhibition_anneal_epochs=1.0), 5)
+    policy = model.agent.policy
+    assert float(policy.inhibition_strength.numpy()) == 1.0 and policy.inhibits()
+    cells = policy.cell_terms(tf.zeros([1, 5, 5, 16]))
+    looked = [tf.constant([[0.0, 0.0]])]
+    full = policy.inhibition(tf.float32, looked).numpy()
+    model.compile(optimizer="adam")
+    anneal = InhibitionAnneal(policy.inhibition_strength, 4)
+    anneal.set_model(model)
+    model.optimizer.iterations.assign(2)
+    anneal.on_train_batch_begin(0)
+    assert float(policy.inhibition_strength.numpy()) == pytest.approx(0.5)
+    half = policy.inhibition(tf.float32, looked).numpy()
+    # The visited cell's weight is multiplied by 1 - s: 0 at full strength, 1/2 at s = 1/2.
+    assert full.min() < -20 and half.min() == pytest.approx(np.log(0.5), abs=1e-4)
+    model.optimizer.iterations.assign(9)
+    anneal.on_train_batch_begin(0)
+    assert not policy.inhibits()
+    state = tf.zeros([1, policy.policy_units])
+    np.testing.assert_allclose(policy.cell_logits(state, cells, looked),
+                               policy.cell_logits(state, cells, []), atol=1e-6)
+    # The strength is a weight: a model loaded from the trained weights has none left.
+    model.save_weights(str(tmp_path / "m.weights.h5"))
+    clone = build_model(tiny_model_config(loc_head="query", loc_grid=5, loc_hidden=4,
+                                          policy_state="own", inhibition_radius=0.3,
+                                          inhibition_anneal_epochs=1.0), 5)
+    clone.load_weights(str(tmp_path / "m.weights.h5"))
+    assert float(clone.agent.policy.inhibition_strength.numpy()) == 0.0

@@ -97,6 +97,9 @@ class LocationPolicy(keras.layers.Layer):
       policy_state: "lstm" (read h_t), "own" (a GRU state of the policy's, `remember`) or
         "none" (no state).
       policy_units: width of the "own" state.
+      inhibition_anneal_epochs: > 0 gives the inhibition a strength (a non-trainable weight,
+        1 at first) that training anneals to 0 (`training.InhibitionAnneal`); the trained
+        model's weights keep the strength it reached.
     """
 
     def __init__(self, loc_std: float = _M.loc_std, locations: str = _M.locations,
@@ -104,7 +107,7 @@ class LocationPolicy(keras.layers.Layer):
                  loc_grid: int = _M.loc_grid, inhibition_radius: float = _M.inhibition_radius,
                  cell_width: int = _M.embed_dim, train_state: bool = False,
                  policy_state: str = _M.policy_state, policy_units: int = _M.policy_units,
-                 **kwargs):
+                 inhibition_anneal_epochs: float = _M.inhibition_anneal_epochs, **kwargs):
         super().__init__(**kwargs)
         for name, value, allowed in (("locations", locations, LOCATIONS),
                                      ("loc_head", loc_head, LOC_HEADS),
@@ -121,6 +124,10 @@ class LocationPolicy(keras.layers.Layer):
         self.train_state = bool(train_state)
         self.policy_state = policy_state
         self.policy_units = int(policy_units)
+        self.inhibition_anneal_epochs = float(inhibition_anneal_epochs)
+        self.inhibition_strength = None  # the annealed strength's weight (`build`)
+        # A test-time strength that replaces the weight's (tools.policy_report); never saved.
+        self.strength_override = None
         learned = locations == "policy"
         dense, query = learned and loc_head == "dense", learned and loc_head == "query"
         spatial = learned and loc_head in ("spatial", "query")
@@ -183,7 +190,21 @@ class LocationPolicy(keras.layers.Layer):
         if self.loc_query is not None:
             self.loc_position.build((None, 4 * len(POSITION_FREQUENCIES)))
             self.loc_query.build((None, state))
+        if self.inhibition_anneal_epochs > 0:
+            self.inhibition_strength = self.add_weight(
+                shape=(), initializer="ones", trainable=False, name="inhibition_strength")
         self.built = True
+
+    def strength(self):
+        """The inhibition's strength now: the test-time override, the annealed weight, or 1."""
+        if self.strength_override is not None:
+            return self.strength_override
+        return 1.0 if self.inhibition_strength is None else self.inhibition_strength
+
+    def inhibits(self) -> bool:
+        """Whether the inhibition of return acts now (eagerly: radius and strength > 0)."""
+        return self.inhibition_radius > 0 and float(keras.ops.convert_to_numpy(
+            self.strength())) > 0
 
     def cell_terms(self, grid: tf.Tensor) -> tf.Tensor:
         """The spatial head's W_f F_g (query head: plus W_p pos(p_g)): [P, G * G, A] from the
@@ -252,8 +273,9 @@ class LocationPolicy(keras.layers.Layer):
             for location in visited:
                 distance2 = tf.reduce_sum(tf.square(positions[None] - location[:, None]), -1)
                 near = tf.exp(-distance2 / (2.0 * self.inhibition_radius ** 2))
-                # log(1 - near): the weight is multiplied by (1 - near), exactly 0 at l_s.
-                total += tf.math.log(1.0 - near + 1e-20)
+                # log(1 - near): the weight is multiplied by (1 - near), exactly 0 at l_s
+                # (at full strength; an annealed strength s multiplies it by 1 - s * near).
+                total += tf.math.log(1.0 - tf.cast(self.strength(), dtype) * near + 1e-20)
         return total
 
     def distribution(self, state, cells=None, visited=()):
@@ -336,5 +358,6 @@ class LocationPolicy(keras.layers.Layer):
                       loc_head=self.loc_head_kind, loc_hidden=self.loc_hidden,
                       loc_grid=self.loc_grid, inhibition_radius=self.inhibition_radius,
                       cell_width=self.cell_width, train_state=self.train_state,
-                      policy_state=self.policy_state, policy_units=self.policy_units)
+                      policy_state=self.policy_state, policy_units=self.policy_units,
+                      inhibition_anneal_epochs=self.inhibition_anneal_epochs)
         return config
