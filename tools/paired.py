@@ -1,0 +1,107 @@
+"""Paired comparison of two ablation variants over the seeds both ran, and the policy's
+same-weights interventions over those seeds, as markdown tables.
+
+    python -m tools.paired --a=results/ablation_rarl.json:rarl \
+        --b=results/ablation_random_inhibited.json:random_inhibited --output=paired.json
+
+Each --a / --b is `ABLATION_JSON:VARIANT` (a file written by `tools.ablate`; several files may
+hold one variant's seeds: give the flag several times). Prints, per seed and as mean ± std
+(sample std, n - 1), the test mAP of A and of B and A - B (the pairing: the same seed means the
+same data order, initialisation and sampling stream where the variants share them), then A's
+`tools.policy_report` rows (same weights: interventions on the state, inhibition on or off,
+random centres) as mean ± std over its seeds, with the visited cells kept.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from absl import app, flags
+
+from rarl_tf import cli, report, run_files
+
+FLAGS = flags.FLAGS
+
+
+def runs_by_seed(specs: list[str]) -> dict[int, dict]:
+    """{seed: run} of `FILE:VARIANT` specs (later files win on a repeated seed)."""
+    runs = {}
+    for spec in specs:
+        path, _, variant = spec.rpartition(":")
+        if not path or not variant:
+            raise ValueError(f"{spec!r} is not allowed: expected ABLATION_JSON:VARIANT")
+        with open(path) as f:
+            variants = json.load(f)["variants"]
+        if variant not in variants:
+            raise ValueError(f"{path} has no variant {variant!r}: it has {sorted(variants)}")
+        runs.update({run["seed"]: run for run in variants[variant]["runs"]})
+    return runs
+
+
+def mean_std(values) -> dict:
+    values = [float(v) for v in values]
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else None
+    return {"mean": float(np.mean(values)), "std": std, "n": len(values), "values": values}
+
+
+def _text(stat: dict, scale: float = 100.0, signed: bool = False) -> str:
+    text = f"{stat['mean'] * scale:{'+' if signed else ''}.2f}"
+    return text + (f" ± {stat['std'] * scale:.2f}" if stat["std"] is not None else "")
+
+
+def paired(a: dict, b: dict) -> dict:
+    """mAP of A and B and A - B over the seeds both have."""
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        raise ValueError(f"no seed in common: A has {sorted(a)}, B has {sorted(b)}")
+    return {"seeds": seeds, "a": mean_std(a[s]["mAP"] for s in seeds),
+            "b": mean_std(b[s]["mAP"] for s in seeds),
+            "a_minus_b": mean_std(a[s]["mAP"] - b[s]["mAP"] for s in seeds)}
+
+
+def placements(runs: dict) -> dict:
+    """Each same-weights placement of the runs' policy reports: mAP and cells kept, mean ± std."""
+    reports = [run["policy_report"] for run in runs.values() if run.get("policy_report")]
+    names = reports[0]["placements"] if reports else {}
+    result = {}
+    for name in names:
+        rows = [r["placements"][name] for r in reports if name in r["placements"]]
+        result[name] = {"mAP": mean_std(row["mAP"] for row in rows),
+                        "union_centre_inside": mean_std(row["union_centre_inside"] for row in rows)}
+        if all("cells_kept" in row for row in rows):
+            result[name]["cells_kept"] = mean_std(row["cells_kept"] for row in rows)
+    return result
+
+
+def markdown(result: dict, names: tuple[str, str]) -> str:
+    p = result["paired"]
+    rows = [[f"seed {s}", f"{100 * x:.2f}", f"{100 * y:.2f}", f"{100 * (x - y):+.2f}"]
+            for s, x, y in zip(p["seeds"], p["a"]["values"], p["b"]["values"])]
+    rows.append(["mean ± std", _text(p["a"]), _text(p["b"]), _text(p["a_minus_b"], signed=True)])
+    tables = [report.markdown_table(("", *names, "A − B"), rows)]
+    if result["placements"]:
+        tables.append(report.markdown_table(
+            (f"{names[0]}, same weights", "mAP", "centre inside, union", "visited cells kept"),
+            [[name, _text(r["mAP"]), _text(r["union_centre_inside"]),
+              _text(r["cells_kept"]) if "cells_kept" in r else "-"]
+             for name, r in result["placements"].items()]))
+    return "\n\n".join(tables)
+
+
+def main(argv):
+    cli.no_arguments(argv)
+    a, b = runs_by_seed(FLAGS.a), runs_by_seed(FLAGS.b)
+    names = (FLAGS.a[0].rpartition(":")[2], FLAGS.b[0].rpartition(":")[2])
+    result = {"a": FLAGS.a, "b": FLAGS.b, "paired": paired(a, b), "placements": placements(a)}
+    result["markdown"] = markdown(result, names)
+    if FLAGS.output:
+        run_files.write_json(FLAGS.output, result)
+    print(result["markdown"])
+
+
+if __name__ == "__main__":
+    flags.DEFINE_multi_string("a", [], "ABLATION_JSON:VARIANT of A (repeatable).")
+    flags.DEFINE_multi_string("b", [], "ABLATION_JSON:VARIANT of B (repeatable).")
+    flags.DEFINE_string("output", None, "JSON path for the result (optional).")
+    app.run(cli.user_errors_exit(main))
