@@ -123,14 +123,15 @@ def _quantize_and_convert(converter, quantization, representative_images) -> byt
     return converter.convert()
 
 
-def training_images(model_dir: str, count: int = 100):
-    """`count` training images resized as for evaluation: [1, N, N, 3] float32 each."""
+def training_images(model_dir: str, count: int = 100, split: str = "train"):
+    """`count` images of the split (training by default) resized as for evaluation:
+    [1, N, N, 3] float32 each."""
     from rarl_tf.config import load_config
     from rarl_tf.data import pipeline
     from rarl_tf.data.splits import load_split
 
     config = load_config(model_dir)
-    examples = load_split(config, "train")
+    examples = load_split(config, split)
     for images, _, _ in pipeline.eval_batches(examples.take(count), config.model.image_size, 1):
         yield images.numpy()
 

@@ -1,5 +1,6 @@
-"""tools/gpu_check.py on a CPU-only machine: it needs nothing of TensorFlow or the project,
-runs the CPU part and stops with one error line (exit 2) where LiteRT finds no GPU."""
+"""tools/gpu_check.py: it needs nothing of TensorFlow or the project; on a CPU-only machine it
+runs the CPU part and stops with one error line (exit 2) where LiteRT finds no GPU; on the
+SwiftShader device (tools/swiftshader.py) it checks real images and labels its timing."""
 
 import os
 import subprocess
@@ -52,3 +53,46 @@ def test_random_inputs_follow_the_signature():
     assert arrays["ids"].dtype == np.int32
     assert np.array_equal(arrays["pixels"], gpu_check.random_inputs(
         {"pixels": {"shape": [1, 4, 4, 3], "dtype": "float32"}}, seed=0)["pixels"])
+
+
+def test_gpu_check_on_the_software_gpu_with_real_images(model_path, tmp_path):
+    import json
+
+    import numpy as np
+
+    from test_gpu_runtime import cluttered_canvases
+    from tools import swiftshader
+
+    try:
+        env = swiftshader.gpu_env()
+    except swiftshader.Unavailable as err:
+        pytest.skip(f"no GPU device here: the SwiftShader Vulkan device could not be fetched "
+                    f"({err})")
+    images = tmp_path / "canvases.npy"
+    np.save(images, np.concatenate(cluttered_canvases(4, 40)))
+    report = tmp_path / "report.json"
+    result = subprocess.run([sys.executable, SCRIPT, str(model_path), "--runs=2", "--random=2",
+                             f"--images={images}", f"--json={report}"], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+    got = json.loads(report.read_text())
+    assert got["fully_accelerated"] and got["exit_status"] == 0
+    assert got["inputs"]["images"]["count"] == 4
+    assert got["inputs"]["images"]["top1_disagreements"] == 0
+    assert all(d <= 1e-3 for kind in got["inputs"].values()
+               for d in kind["max_abs_diff"].values())
+    assert "SwiftShader" in got["gpu_timing_note"] and "not a GPU speed" in got["gpu_timing_note"]
+
+
+def test_gpu_check_refuses_images_of_another_shape(model_path, tmp_path):
+    import numpy as np
+
+    images = tmp_path / "wrong.npy"
+    np.save(images, np.zeros((2, 32, 32, 3), np.float32))
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import gpu_check
+
+    with pytest.raises(ValueError, match=r"holds an array of shape \[2, 32, 32, 3\]: expected "
+                                         r"\[count, 40, 40, 3\]"):
+        gpu_check.image_inputs(str(images), {"pixels": {"shape": [1, 40, 40, 3],
+                                                         "dtype": np.float32}})

@@ -72,8 +72,14 @@ def _cases():
     # ~2 min to compile and run on SwiftShader, so it is the slow case.
     voc_small = recipes.model_config_from_flagfile(
         voc_flags, backbone="small_vgg", backbone_widths=(8, 16, 32, 64, 64), **voc)
+    # The spatial head with inhibition of return (digits.flags before 650c628: the quick-start
+    # model of 2026-11-30).
+    spatial = recipes.model_config_from_flagfile(
+        os.path.join(ROOT, "digits.flags"), loc_head="spatial", policy_state="lstm",
+        inhibition_radius=0.3, location_input=True)
     # name: (config, classes, quantization, GPU precision)
     return {"digits": (digits, 10, "none", "fp32"),
+            "spatial_head": (spatial, 10, "none", "fp32"),
             "digits_float16": (digits, 10, "float16", "fp32"),
             "digits_gpu_fp16": (digits, 10, "none", "fp16"),
             "voc128_small_backbone": (voc_small, 20, "none", "fp32"),
@@ -85,9 +91,10 @@ def _cases():
                              "fp32")}
 
 
-CASES = ("digits", "digits_float16", "digits_gpu_fp16", "voc128_small_backbone", "dense_head",
+CASES = ("digits", "digits_float16", "spatial_head", "voc128_small_backbone", "dense_head",
          "query_head_own_state")
-SLOW_CASES = ("voc128_vgg16",)
+# fp16 on SwiftShader computes in float32 (no 16-bit shaders): measured identical to fp32.
+SLOW_CASES = ("voc128_vgg16", "digits_gpu_fp16")
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +201,7 @@ def test_gpu_equals_keras(runs, case):
 
 
 @pytest.mark.slow
-def test_voc_recipe_with_vgg16_on_the_gpu(gpu_env, tmp_path):
+def test_slow_cases_on_the_gpu(gpu_env, tmp_path):
     for name, run in run_cases(SLOW_CASES, gpu_env, str(tmp_path)).items():
         check_gpu_equals_cpu(name, run)
         check_gpu_equals_keras(name, run)
@@ -239,10 +246,9 @@ def _predict(path, image, env, *flags):
                           timeout=300)
 
 
-@pytest.mark.parametrize("broadcast", [True, False], ids=["computed_wrong", "computed_right"])
-def test_predict_checks_the_gpu_at_load(gpu_env, tmp_path, broadcast):
+def test_predict_auto_warns_and_answers_as_the_cpu_where_the_gpu_is_wrong(gpu_env, tmp_path):
     path = str(tmp_path / "boxes.tflite")
-    broadcast_model(path, broadcast)
+    broadcast_model(path, broadcast=True)
     image = tmp_path / "image.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (8, 8, 3), np.uint8)).save(image)
     cpu = _predict(path, image, gpu_env, "--accelerator=cpu")
@@ -250,20 +256,27 @@ def test_predict_checks_the_gpu_at_load(gpu_env, tmp_path, broadcast):
     gpu = _predict(path, image, gpu_env, "--accelerator=gpu")
     assert cpu.returncode == 0 and auto.returncode == 0, cpu.stderr[-2000:] + auto.stderr[-2000:]
     warnings = [line for line in auto.stderr.splitlines() if line.startswith("warning:")]
-    if broadcast:
-        # The GPU's answer differs: auto warns, naming the output, and gives the CPU's answer.
-        assert len(warnings) == 1 and "'boxes' differs from the CPU's" in warnings[0], warnings
-        assert json.loads(auto.stdout) == json.loads(cpu.stdout)
-        errors = [line for line in gpu.stderr.splitlines() if line.startswith("error:")]
-        assert gpu.returncode == 2 and gpu.stdout == ""
-        assert len(errors) == 1 and "'boxes' differs from the CPU's by" in errors[0], errors
-    else:
-        assert warnings == [] and gpu.returncode == 0, gpu.stderr[-2000:]
-        for run in (auto, gpu):
-            got, want = json.loads(run.stdout), json.loads(cpu.stdout)
-            assert [name for name, _ in got["labels"]] == [name for name, _ in want["labels"]]
-            for name, score in want["scores"].items():
-                assert abs(got["scores"][name] - score) <= 1e-6
+    assert len(warnings) == 1 and "'boxes' differs from the CPU's" in warnings[0], warnings
+    assert json.loads(auto.stdout) == json.loads(cpu.stdout)
+    errors = [line for line in gpu.stderr.splitlines() if line.startswith("error:")]
+    assert gpu.returncode == 2 and gpu.stdout == ""
+    assert len(errors) == 1 and "'boxes' differs from the CPU's by" in errors[0], errors
+
+
+def test_a_graph_the_gpu_computes_right_passes_the_load_check(gpu_env, tmp_path):
+    path = str(tmp_path / "boxes.tflite")
+    broadcast_model(path, broadcast=False)
+    code = ("import sys, numpy as np; sys.path.insert(0, '.');"
+            "from rarl_tf.litert import CompiledRunner;"
+            f"gpu, cpu = CompiledRunner({path!r}, 'gpu'), CompiledRunner({path!r}, 'cpu');"
+            "x = np.random.default_rng(1).uniform(0, 255, (1, 8, 8, 3));"
+            "a, b = gpu(pixels=x), cpu(pixels=x);"
+            "print(gpu.device, max(float(np.abs(a[n] - b[n]).max()) for n in a))")
+    child = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=gpu_env,
+                           capture_output=True, text=True, timeout=300)
+    assert child.returncode == 0, child.stderr[-2000:]
+    device, diff = child.stdout.split()
+    assert device == "gpu" and float(diff) <= GPU_VS_CPU
 
 
 @pytest.fixture(scope="module")
