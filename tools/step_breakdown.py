@@ -10,7 +10,7 @@ order:
   embedding   the region embedding (max over the grid, dense)
   lstm        T LSTM steps of the k regions of each episode
   heads       the class head on every region, the location policy (sample, log-probability,
-              the spatial head's grid of cells) and the baseline
+              the spatial head's grid of cells, the policy's own GRU state) and the baseline
   loss        the hybrid loss, its rewards and REINFORCE terms
   optimizer   Adam's update of every weight
 
@@ -74,13 +74,29 @@ def _lstm_states(agent, x, trajectories):
     return region_states, episode_states
 
 
+def _placements(agent, states, locations, cells):
+    """log pi(l_t) and b_t of every step, from the episode states [E, H] and locations [E, 2]
+    of a forward pass, the policy's own state (if any) updated between steps as the agent
+    does (`RecurrentAttention.call`)."""
+    policy = agent.policy
+    memory = policy.remember(policy.initial_memory(states[0]), tf.zeros_like(locations[0]),
+                             states[0])
+    placed = []
+    for t, state in enumerate(states):
+        placed.append(policy(state, cells=cells, visited=locations[:t], sample=True,
+                             seed=agent._seed(True), memory=memory)[2:])
+        if t + 1 < len(states):
+            memory = policy.remember(memory, locations[t], states[t + 1])
+    return placed
+
+
 def train_breakdown(model, images, labels, timed) -> dict[str, float]:
     """Seconds per training step of each of PARTS, and `step` (the whole train_step).
 
     Args:
       model: a compiled `RARLModel` whose optimizer is built.
       images: [B, H, W, 3]; labels: [B, C] multi-hot.
-      timed: fn -> median seconds of fn().
+      timed: fn -> median seconds of fn() (or any measure of fn: it is stored as returned).
     """
     agent, trajectories = model.agent, model.trajectories
     x = _step_inputs(model, images)
@@ -92,11 +108,7 @@ def train_breakdown(model, images, labels, timed) -> dict[str, float]:
         cells = agent._cell_scores(x["features"], x["pair_views"])
         cells = None if cells is None else _repeat_rows(cells, trajectories)
         scores = [agent.cls_head(tf.reshape(s, [-1, s.shape[-1]])) for s in h_r]
-        # The policy's own state (if any) is left out: its GRU is a few small products.
-        placed = [agent.policy(state, cells=cells, visited=x["locations"][:t], sample=True,
-                               seed=agent._seed(True))[2:]
-                  for t, state in enumerate(h)]
-        return scores, placed
+        return scores, _placements(agent, h, x["locations"], cells)
 
     out = {key: tf.stop_gradient(v) for key, v in x["out"].items()}
     backbone_vars = model.backbone.trainable_variables
