@@ -138,7 +138,10 @@ def _checked_gpu_model(path: str, whole: bool, precision: str):
     if whole and not model.is_fully_accelerated():
         return None, (f"{path} is not fully accelerated on the GPU (check it with "
                       f"`python -m export.gpu_rules {path}`)")
-    return model, _disagreement(path, model, precision)
+    try:
+        return model, _disagreement(path, model, precision)
+    except RuntimeError as err:  # e.g. LiteRT's code 7 (a timeout) reading a slow GPU's output
+        return None, f"the GPU run of {path} failed on the probe input ({_first_line(err)})"
 
 
 def _disagreement(path: str, model, precision: str) -> str | None:

@@ -159,7 +159,12 @@ def check(args, cpu) -> tuple[dict, int]:
         print("error: the model is not fully accelerated on the GPU", file=sys.stderr)
         return report, 1
     kinds = check_inputs(cpu.inputs, args.random, args.seed, args.images)
-    report["inputs"] = {kind: compare(gpu, cpu, inputs) for kind, inputs in kinds.items()}
+    try:
+        report["inputs"] = {kind: compare(gpu, cpu, inputs) for kind, inputs in kinds.items()}
+    except RuntimeError as err:  # e.g. LiteRT's code 7: a timeout reading a slow GPU's output
+        print(f"error: the GPU run failed ({_first_line(err)})", file=sys.stderr)
+        report["error"] = _first_line(err)
+        return report, 1
     report["gpu_ms"] = timed(gpu, kinds["random"][0], args.runs) * 1e3
     device = software_device()
     report["gpu_timing_note"] = (f"software Vulkan device ({device}) running on the CPU: not a "
