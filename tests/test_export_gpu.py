@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
+from conftest import tiny_model_config
 from export import gpu_rules, recipes, tflite
 from rarl_tf.model.factory import build_model
 from rarl_tf.prediction import keras_predict
-
-from conftest import tiny_model_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -45,7 +44,7 @@ def _assert_whole(report):
 
 def test_embedded_default_runs_whole_on_the_gpu_delegate():
     config = recipes.model_config_from_flagfile(os.path.join(ROOT, "digits.flags"))
-    assert config.loc_head == "query" and config.policy_state == "own"
+    assert config.loc_head == "spatial" and config.inhibition_radius > 0
     report = _export_and_compare(config)
     _assert_whole(report)
     names = report.op_counts()
