@@ -39,8 +39,19 @@ import dataclasses
 import sys
 
 from export import gpu_rules_classic, gpu_rules_mldrift
-from export.tflite_graph import (BOOL, FLOAT16, FLOAT32, INT8, INT32, INT64, UINT8,  # noqa: F401
-                                 OpInfo, TensorInfo, partition, read_model)
+from export.tflite_graph import (  # noqa: F401
+    BOOL,
+    FLOAT16,
+    FLOAT32,
+    INT8,
+    INT32,
+    INT64,
+    UINT8,
+    OpInfo,
+    TensorInfo,
+    partition,
+    read_model,
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,7 +32,7 @@ ai-edge-litert 2.3 is built from this tree):
 
 from __future__ import annotations
 
-from export.tflite_graph import BOOL, FLOAT16, FLOAT32, FLOATS, INT8, INT32, TYPE_NAMES, UINT8
+from export.tflite_graph import BOOL, FLOAT32, FLOATS, INT8, INT32, TYPE_NAMES, UINT8
 
 # Ops with a parser in `NewOperationParser` and the highest version the parser takes
 # (`CheckMaxSupportedOpVersion`; None: the parser does not check the version).

@@ -31,7 +31,7 @@ import os
 import shutil
 import tempfile
 
-from absl import app, flags
+from absl import flags
 
 from rarl_tf import cli
 from rarl_tf import flags as rarl_flags
@@ -203,7 +203,8 @@ def main(argv):
     print(f"SavedModel written to {path}")
 
 
-if __name__ == "__main__":
+def run():
+    """Defines this entry point's flags and runs it (`python -m` and the console script)."""
     rarl_flags.define_model_dir_flag()
     flags.DEFINE_string("export_base", None, "TF Serving model folder; versions go in N/.",
                         required=True)
@@ -211,4 +212,8 @@ if __name__ == "__main__":
     rarl_flags.define_section_flags(EvalConfig, only=("top_k", "threshold"))
     for name in ("top_k", "threshold"):
         flags.declare_key_flag(name)  # listed by --help, as this entry point's own
-    app.run(cli.user_errors_exit(main))
+    cli.run_entry_point(main)
+
+
+if __name__ == "__main__":
+    run()

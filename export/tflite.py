@@ -28,7 +28,7 @@ import collections
 import os
 import tempfile
 
-from absl import app, flags
+from absl import flags
 
 from rarl_tf import cli
 from rarl_tf import flags as rarl_flags
@@ -86,8 +86,7 @@ def convert_model(model, image_size: int, quantization: str = "none",
                   representative_images=None) -> bytes:
     """The TFLite flatbuffer of a built model whose agent crops with `crop_mode="matmul"`."""
     import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2)
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     from export import gpu_graph
 
@@ -223,7 +222,8 @@ def main(argv):
     print(f"TFLite model written to {FLAGS.output} ({os.path.getsize(FLAGS.output)} bytes)")
 
 
-if __name__ == "__main__":
+def run():
+    """Defines this entry point's flags and runs it (`python -m` and the console script)."""
     rarl_flags.define_model_dir_flag()
     flags.DEFINE_string("output", None, "Where to write the .tflite file.", required=True)
     flags.DEFINE_enum("quantization", "none", list(QUANTIZATIONS), "Post-training quantization.")
@@ -232,4 +232,8 @@ if __name__ == "__main__":
                       "fall back from the TFLite GPU delegate to the CPU.")
     flags.DEFINE_bool("overwrite", False, "Replace an existing --output (and its .labels.txt); "
                       "without it an existing export is refused before any work.")
-    app.run(cli.user_errors_exit(main))
+    cli.run_entry_point(main)
+
+
+if __name__ == "__main__":
+    run()

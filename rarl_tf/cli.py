@@ -55,3 +55,19 @@ def user_errors_exit(main):
             sys.exit(1)
 
     return wrapped
+
+
+def run_entry_point(main) -> None:
+    """`app.run` of an entry point's wrapped `main`, its flags already defined.
+
+    As a console script (`rarl-train`, ...) the program is not the entry module: absl's --help
+    prints the docstring of `__main__` and the flags of the module named by sys.argv[0], so both
+    are taken from the entry module here and --help reads as under `python -m`."""
+    from absl import app, flags
+
+    if main.__module__ != "__main__":
+        module = sys.modules[main.__module__]
+        sys.modules["__main__"].__doc__ = module.__doc__
+        for flag in flags.FLAGS.get_key_flags_for_module(module.__name__):
+            flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    app.run(user_errors_exit(main))

@@ -21,7 +21,7 @@ import dataclasses
 import json
 import os
 
-from absl import app, flags
+from absl import flags
 
 from rarl_tf import cli, report, run_files
 from rarl_tf import flags as rarl_flags
@@ -85,11 +85,16 @@ def main(argv):
         run_files.write_text(FLAGS.output, text)
 
 
-if __name__ == "__main__":
+def run():
+    """Defines this entry point's flags and runs it (`python -m` and the console script)."""
     flags.DEFINE_multi_string("model_dir", None, "Directory written by rarl_tf.train; repeat "
                               "to average several models (e.g. N = 512 and 640).", required=True)
     rarl_flags.define_eval_flags()
     flags.DEFINE_string("data_dir", None, "Override the data_dir the models were trained with.")
     flags.DEFINE_string("output", None, "Write the metrics as JSON here.")
     flags.DEFINE_enum("format", "json", ["json", "markdown"], "What to print.")
-    app.run(cli.user_errors_exit(main))
+    cli.run_entry_point(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -12,7 +12,6 @@ and `EvalConfig` is one flag, named, typed and explained by the field (`config.o
 
 from __future__ import annotations
 
-
 from absl import flags
 
 from rarl_tf.config import EvalConfig, ExperimentConfig, flag_name, sections, typed_fields

@@ -75,8 +75,8 @@ STATE_ROWS = ("zero_state", "other_image_state", "batch_mean_state", "first_stat
 @contextlib.contextmanager
 def altered_policy(model: keras.Model, **attributes):
     """Temporarily sets the agent's `LocationPolicy` attributes (`locations`, `intervention`,
-    `inhibition_radius`, `strength_override`), weights unchanged. Functions traced inside see the change; trace new
-    ones after leaving."""
+    `inhibition_radius`, `strength_override`), weights unchanged. Functions traced inside see
+    the change; trace new ones after leaving."""
     policy = model.agent.policy
     saved = {name: getattr(policy, name) for name in attributes}
     for name, value in attributes.items():

@@ -24,7 +24,7 @@ import json
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from rarl_tf import cli
 from rarl_tf import flags as rarl_flags
@@ -73,7 +73,8 @@ def main(argv):
         sys.exit(1)
 
 
-if __name__ == "__main__":
+def run():
+    """Defines this entry point's flags and runs it (`python -m` and the console script)."""
     rarl_flags.define_model_dir_flag(required=False)
     flags.DEFINE_string("tflite", None, "Run this exported .tflite model through LiteRT "
                         "instead of the Keras model in --model_dir.")
@@ -90,4 +91,8 @@ if __name__ == "__main__":
         flags.declare_key_flag(name)  # listed by --help, as this entry point's own
     flags.DEFINE_integer("max_pixels", DataConfig.max_pixels, "Refuse images whose header "
                          "declares more pixels than this (before decoding them).")
-    app.run(cli.user_errors_exit(main))
+    cli.run_entry_point(main)
+
+
+if __name__ == "__main__":
+    run()

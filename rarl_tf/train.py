@@ -13,7 +13,7 @@ import json
 import os
 import time
 
-from absl import app, flags
+from absl import flags
 
 from rarl_tf import cli, run_files
 from rarl_tf import flags as rarl_flags
@@ -66,7 +66,8 @@ def main(argv):
     print(json.dumps({k: v for k, v in results.items() if k != "per_class_ap"}))
 
 
-if __name__ == "__main__":
+def run():
+    """Defines this entry point's flags and runs it (`python -m` and the console script)."""
     rarl_flags.define_model_dir_flag()
     rarl_flags.define_experiment_flags()
     flags.DEFINE_enum("strategy", "default", list(STRATEGIES),
@@ -75,4 +76,8 @@ if __name__ == "__main__":
     flags.DEFINE_integer("num_cpu_devices", 1, "Split the CPU into this many logical devices "
                          "(to try --strategy=mirrored without GPUs).")
     flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu ('' = local).")
-    app.run(cli.user_errors_exit(main))
+    cli.run_entry_point(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -33,7 +33,8 @@ def tiny_model_dir(tmp_path_factory):
     from rarl_tf.model.factory import WEIGHTS_FILE, build_model
 
     model_dir = tmp_path_factory.mktemp("tiny_model")
-    config = ExperimentConfig(model=tiny_model_config(), data=DataConfig(dataset="cluttered_digits/small"),
+    config = ExperimentConfig(model=tiny_model_config(),
+                              data=DataConfig(dataset="cluttered_digits/small"),
                               class_names=tuple(str(d) for d in range(10)))
     save_config(config, str(model_dir))
     build_model(config.model, 10, seed=0).save_weights(str(model_dir / WEIGHTS_FILE))

@@ -26,7 +26,8 @@ def test_boxes_are_centred_on_the_location():
     loc = tf.constant([[0.0, 0.0], [-0.2, 0.4]])
     boxes = anchors.anchor_boxes(loc, tf.constant([[0.0, 0.0, 1.0, 1.0]] * 2), shapes).numpy()
     assert boxes.shape == (2, 6, 4)
-    centres = np.stack([(boxes[..., 0] + boxes[..., 2]) / 2, (boxes[..., 1] + boxes[..., 3]) / 2], -1)
+    centres = np.stack([(boxes[..., 0] + boxes[..., 2]) / 2,
+                        (boxes[..., 1] + boxes[..., 3]) / 2], -1)
     np.testing.assert_allclose(centres[0], np.full((6, 2), 0.5), atol=1e-6)
     np.testing.assert_allclose(centres[1], np.tile([[0.4, 0.7]], (6, 1)), atol=1e-6)
     # Unclipped boxes keep their nominal size.

@@ -1,8 +1,8 @@
 """Backbone weights: `--backbone_weights=PATH` loads a local VGG16 file (works offline)."""
 
+import keras
 import numpy as np
 import pytest
-import keras
 
 from rarl_tf.config import ExperimentConfig, ModelConfig
 from rarl_tf.model.backbone import vgg16_conv5_3

@@ -18,7 +18,8 @@ from rarl_tf.data.voc_dir import VOC_CLASSES
 
 
 def test_class_lists():
-    assert len(VOC_CLASSES) == 20 and VOC_CLASSES[0] == "aeroplane" and VOC_CLASSES[-1] == "tvmonitor"
+    assert len(VOC_CLASSES) == 20
+    assert VOC_CLASSES[0] == "aeroplane" and VOC_CLASSES[-1] == "tvmonitor"
     assert VOC_CLASSES == tuple(tfds.builder("voc/2007").info.features["objects"]["label"].names)
     assert len(tfds_sources.COCO_CLASSES) == 80 == len(set(tfds_sources.COCO_CLASSES))
     assert tfds_sources.COCO_CLASSES[:3] == ("person", "bicycle", "car")

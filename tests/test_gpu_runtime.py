@@ -19,12 +19,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import tiny_model_config
 from export import recipes, tflite
 from rarl_tf import litert
 from rarl_tf.model.factory import build_model
 from rarl_tf.prediction import keras_predict, model_input
-
-from conftest import tiny_model_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "litert_worker.py")

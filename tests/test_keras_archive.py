@@ -8,12 +8,11 @@ import pytest
 import tensorflow_datasets as tfds
 
 import rarl_tf.model.rarl  # noqa: F401  (registers the classes load_model needs)
+from conftest import tiny_model_config
+from fake_tfds import as_dataset_fn
 from rarl_tf import run_files, training
 from rarl_tf.config import DataConfig, EvalConfig, ExperimentConfig, TrainConfig
 from rarl_tf.model.factory import KERAS_FILE, build_model
-
-from conftest import tiny_model_config
-from fake_tfds import as_dataset_fn
 
 
 def _probs(model, images):

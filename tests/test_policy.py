@@ -105,8 +105,8 @@ def test_spatial_head_points_at_the_cell_whose_features_score_highest():
     np.testing.assert_allclose(mean, [-1.0 + 2 * 1 / 4, -1.0 + 2 * 3 / 4], atol=1e-3)
     # A mirrored view reads the map right to left: the same cell is at -x.
     cells = agent._cell_scores(tf.constant(features), tf.constant([[0.0, 1.0, 1.0, 0.0]]))
-    np.testing.assert_allclose(agent.policy.distribution(tf.zeros([1, 16]), cells, [])[1].numpy()[0],
-                               [-0.5, -0.5], atol=1e-3)
+    mean = agent.policy.distribution(tf.zeros([1, 16]), cells, [])[1].numpy()[0]
+    np.testing.assert_allclose(mean, [-0.5, -0.5], atol=1e-3)
 
 
 def test_spatial_head_learns_from_reinforce_only_and_not_through_the_map():
@@ -143,7 +143,8 @@ def test_inhibition_of_return_sends_the_next_step_to_the_next_best_cell():
     np.testing.assert_allclose(second, [1.0, -1.0], atol=1e-3)
     # Without inhibition the agent would look at the same cell again.
     agent.policy.inhibition_radius = 0.0
-    np.testing.assert_allclose(agent.policy.distribution(state, cells, [looked])[1], [first], atol=1e-3)
+    np.testing.assert_allclose(agent.policy.distribution(state, cells, [looked])[1], [first],
+                               atol=1e-3)
 
 
 def test_inhibition_needs_the_spatial_head():
@@ -252,7 +253,6 @@ def test_gru_step_is_keras_gru_cell():
 
 
 def test_annealed_inhibition_fades_to_nothing_and_the_trained_model_keeps_none(tmp_path):
-    from rarl_tf.config import DataConfig, TrainConfig
     from rarl_tf.training import InhibitionAnneal
 
     model = build_model(tiny_model_config(loc_head="query", loc_grid=5, loc_hidden=4,

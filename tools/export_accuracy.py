@@ -1,6 +1,7 @@
 """mAP of every export of a trained model on its evaluation split, side by side.
 
-    python -m tools.export_accuracy --model_dir=runs/digits --output=runs/digits/export_accuracy.json
+    python -m tools.export_accuracy --model_dir=runs/digits \
+        --output=runs/digits/export_accuracy.json
 
 Exports the model (SavedModel; TFLite float32, float16, int8) into --work_dir, scores the
 evaluation split with each through the same pipeline and metrics, and prints a markdown table of
@@ -33,8 +34,8 @@ def main(argv):
     from export import saved_model, tflite
     from rarl_tf import evaluation, prediction, serving
     from rarl_tf.model.factory import WEIGHTS_FILE
-    from rarl_tf.run_files import load_trained
     from rarl_tf.model.views import FULL_VIEW
+    from rarl_tf.run_files import load_trained
 
     model, config = load_trained(FLAGS.model_dir)
     work = FLAGS.work_dir or os.path.join(FLAGS.model_dir, "exports")

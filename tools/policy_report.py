@@ -11,7 +11,8 @@ often the reward depends on placement over --samples sampled trajectories, and t
 signal-to-noise of the location head's REINFORCE gradient (`rarl_tf/policy_report.py`). Writes
 the JSON and a markdown file next to it, and prints the table.
 
-    python -m tools.policy_report --compare=results/levers/recipe.json,results/levers/dense_head.json
+    python -m tools.policy_report \
+        --compare=results/levers/recipe.json,results/levers/dense_head.json
 
 prints one row per report already written (e.g. runs that differ by one setting) instead.
 """

@@ -47,7 +47,10 @@ def vgg16_conv5_3(weights: str | None = "imagenet") -> keras.Model:
 
 
 def small_vgg(widths: tuple[int, ...]) -> keras.Model:
-    """Conv-BN-ReLU blocks, 2x2 max pooling between them: [B, H, W, 3] -> [B, H/4, W/4, widths[-1]]."""
+    """Conv-BN-ReLU blocks, 2x2 max pooling between them.
+
+    [B, H, W, 3] -> [B, H/4, W/4, widths[-1]].
+    """
     inputs = keras.Input((None, None, 3), name="pixels")
     x = keras.layers.Rescaling(1.0 / 255.0)(inputs)
     for i, width in enumerate(widths):

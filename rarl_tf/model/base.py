@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from rarl_tf.config import ModelConfig
 from rarl_tf.model import backbone as backbone_lib
+
 # Registers PolicyRateAdam: `keras.saving.load_model` rebuilds a model.keras's optimizer too.
 from rarl_tf.model import optimizer as _optimizer  # noqa: F401
 

@@ -78,7 +78,8 @@ def crop_regions_matmul(features: tf.Tensor, boxes: tf.Tensor, box_indices: tf.T
     """
     h, w = features.shape[1], features.shape[2]
     if h is None or w is None:
-        raise ValueError(f"crop_regions_matmul needs a static feature-map size, got {features.shape}")
+        raise ValueError(f"crop_regions_matmul needs a static feature-map size, "
+                         f"got {features.shape}")
     y1, x1, y2, x2 = tf.split(boxes, 4, axis=-1)
     wy = _interpolation_weights(y1, y2, h, crop_size)  # [K, s, h]
     wx = _interpolation_weights(x1, x2, w, crop_size)  # [K, s, w]

@@ -63,7 +63,8 @@ def load_trained(model_dir: str, crop_mode: str = "crop_and_resize"
     path = os.path.join(model_dir, WEIGHTS_FILE)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} not found: training in {model_dir} has not finished "
-                                f"(rerun `python -m rarl_tf.train --model_dir={model_dir}` to resume)")
+                                f"(rerun `python -m rarl_tf.train --model_dir={model_dir}` "
+                                f"to resume)")
     model = build_model(config.model, len(config.class_names), seed=config.train.seed,
                         crop_mode=crop_mode, backbone_weights="none")
     model.load_weights(path)
