@@ -125,9 +125,9 @@ def _quantize_and_convert(converter, quantization, representative_images) -> byt
 def training_images(model_dir: str, count: int = 100, split: str = "train"):
     """`count` images of the split (training by default) resized as for evaluation:
     [1, N, N, 3] float32 each."""
-    from rarl_tf.config import load_config
     from rarl_tf.data import pipeline
     from rarl_tf.data.splits import load_split
+    from rarl_tf.run_files import load_config
 
     config = load_config(model_dir)
     examples = load_split(config, split)
@@ -193,7 +193,7 @@ def export(model_dir: str, output: str, quantization: str = "none",
     `allow_cpu_fallback`."""
     import keras
 
-    from rarl_tf.config import load_config
+    from rarl_tf.run_files import load_config
 
     check_output(output, overwrite)
     progress = keras.utils.Progbar(3, unit_name="stage")

@@ -407,33 +407,3 @@ def _policy_checks(m: ModelConfig) -> list[tuple]:
         (m.policy_units >= 1, "policy_units", m.policy_units, "an integer >= 1"),
         (m.loc_hidden >= 0, "loc_hidden", m.loc_hidden, "an integer >= 0 (0: no layer)"),
     ]
-
-
-CONFIG_FILE = "config.json"
-
-
-def save_config(config: ExperimentConfig, model_dir: str) -> None:
-    """Writes `model_dir/config.json` whole (a reader never sees half of it)."""
-    from rarl_tf import run_files
-
-    os.makedirs(model_dir, exist_ok=True)
-    run_files.write_text(os.path.join(model_dir, CONFIG_FILE), config.to_json())
-
-
-def load_config(model_dir: str) -> ExperimentConfig:
-    path = os.path.join(model_dir, CONFIG_FILE)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found: --model_dir must be a directory written by "
-                                f"`python -m rarl_tf.train`")
-    try:
-        with open(path, "rb") as f:
-            raw = json.loads(f.read().decode("utf-8"))
-        return ExperimentConfig.from_dict(raw)
-    # Truncated or garbled JSON, or JSON that is not a config (wrong keys, types or shape).
-    except (ValueError, TypeError, AttributeError) as err:
-        from rarl_tf.run_files import CorruptFile
-
-        raise CorruptFile(f"{path} is not a readable run configuration ({err}); it is written by "
-                          f"`python -m rarl_tf.train`: restore it from a copy, or delete it and "
-                          f"rerun that command with the run's exact flags to write it again "
-                          f"(the checkpoints are kept)") from None

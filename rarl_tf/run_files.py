@@ -12,7 +12,8 @@
 - The lock file is opened with O_NOFOLLOW: a `.lock` symlink is refused, not followed.
 - A file that is there but cannot be read raises `CorruptFile`, naming it and what to do.
 
-Imported by entry points before TensorFlow: nothing here imports it at module level.
+Imported by entry points before TensorFlow: nothing here imports it at module level
+(rarl_tf.config, imported here, imports only the standard library).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import socket
 import sys
 import tempfile
 import time
+
+from rarl_tf.config import ExperimentConfig
 
 LOCK_FILE = ".lock"
 # Folders this process has locked: realpath -> the open lock file's descriptor. Locks are kept
@@ -305,14 +308,48 @@ def check_weights_file(path: str, model_dir: str) -> None:
             f"--model_dir={model_dir} to write it again from the newest checkpoint") from None
 
 
-def load_trained(model_dir: str, crop_mode: str = "crop_and_resize"):
-    """`model.factory.load_trained`, with a corrupt config.json or weights file named."""
-    from rarl_tf.config import load_config
-    from rarl_tf.model.factory import WEIGHTS_FILE
-    from rarl_tf.model.factory import load_trained as load
+CONFIG_FILE = "config.json"
 
-    load_config(model_dir)  # a corrupt config.json is named before the weights are read
-    weights = os.path.join(model_dir, WEIGHTS_FILE)
-    if os.path.exists(weights):
-        check_weights_file(weights, model_dir)
-    return load(model_dir, crop_mode)
+
+def save_config(config: ExperimentConfig, model_dir: str) -> None:
+    """Writes `model_dir/config.json` whole (a reader never sees half of it)."""
+    os.makedirs(model_dir, exist_ok=True)
+    write_text(os.path.join(model_dir, CONFIG_FILE), config.to_json())
+
+
+def load_config(model_dir: str) -> ExperimentConfig:
+    """The run configuration in `model_dir/config.json`; FileNotFoundError or CorruptFile,
+    naming the file and what to do, where it is missing or unreadable."""
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found: --model_dir must be a directory written by "
+                                f"`python -m rarl_tf.train`")
+    try:
+        with open(path, "rb") as f:
+            raw = json.loads(f.read().decode("utf-8"))
+        return ExperimentConfig.from_dict(raw)
+    # Truncated or garbled JSON, or JSON that is not a config (wrong keys, types or shape).
+    except (ValueError, TypeError, AttributeError) as err:
+        raise CorruptFile(f"{path} is not a readable run configuration ({err}); it is written by "
+                          f"`python -m rarl_tf.train`: restore it from a copy, or delete it and "
+                          f"rerun that command with the run's exact flags to write it again "
+                          f"(the checkpoints are kept)") from None
+
+
+def load_trained(model_dir: str, crop_mode: str = "crop_and_resize"):
+    """The model trained in `model_dir` and its config: (RARLModel, ExperimentConfig). A missing
+    or corrupt config.json or weights file is named (FileNotFoundError, CorruptFile) before
+    TensorFlow reads anything."""
+    from rarl_tf.model.factory import WEIGHTS_FILE, build_model
+
+    config = load_config(model_dir)
+    path = os.path.join(model_dir, WEIGHTS_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found: training in {model_dir} has not finished "
+                                f"(rerun `python -m rarl_tf.train --model_dir={model_dir}` "
+                                f"to resume)")
+    check_weights_file(path, model_dir)
+    model = build_model(config.model, len(config.class_names), seed=config.train.seed,
+                        crop_mode=crop_mode, backbone_weights="none")
+    model.load_weights(path)
+    return model, config

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from rarl_tf import checkpoints, cli, distribute, loop, run_files, serving
-from rarl_tf.config import ExperimentConfig, load_config, save_config
+from rarl_tf.config import ExperimentConfig
 from rarl_tf.data import pipeline
 from rarl_tf.data.splits import class_names, load_split
 from rarl_tf.model import optimizer as optimizer_lib
@@ -188,12 +188,12 @@ def prepare_model_dir(config: ExperimentConfig, model_dir: str, write: bool = Tr
     """Writes config.json, or checks that a resumed run asks for the same experiment."""
     path = os.path.join(model_dir, "config.json")
     if os.path.exists(path):
-        saved = load_config(model_dir)
+        saved = run_files.load_config(model_dir)
         if dataclasses.replace(saved, class_names=config.class_names) != config:
             raise ValueError(f"{model_dir} holds a run with a different configuration; use a new "
                              f"--model_dir, or the same flags to resume (saved config: {path})")
     if write:
-        save_config(config, model_dir)
+        run_files.save_config(config, model_dir)
     return config
 
 

@@ -29,8 +29,9 @@ def tiny_config():
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A model_dir as `rarl_tf.train` leaves it (config.json + weights), for a tiny random model."""
-    from rarl_tf.config import DataConfig, ExperimentConfig, save_config
+    from rarl_tf.config import DataConfig, ExperimentConfig
     from rarl_tf.model.factory import WEIGHTS_FILE, build_model
+    from rarl_tf.run_files import save_config
 
     model_dir = tmp_path_factory.mktemp("tiny_model")
     config = ExperimentConfig(model=tiny_model_config(),

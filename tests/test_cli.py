@@ -138,8 +138,8 @@ def test_recipe_flagfiles_hold_the_papers_settings():
 def test_two_scale_evaluation_averages_models_and_prints_tables(trained, tmp_path):
     import dataclasses
 
-    from rarl_tf.config import load_config, save_config
     from rarl_tf.model.factory import WEIGHTS_FILE, build_model
+    from rarl_tf.run_files import load_config, save_config
 
     base, model_dir, _ = trained
     config = load_config(str(model_dir))

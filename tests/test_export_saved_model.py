@@ -7,8 +7,8 @@ import tensorflow as tf
 from PIL import Image
 
 from export import saved_model
-from rarl_tf.model.factory import load_trained
 from rarl_tf.prediction import keras_predict
+from rarl_tf.run_files import load_trained
 
 
 def _encode(array, fmt, mode):

@@ -5,8 +5,8 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter
 
 from export import tflite
-from rarl_tf.model.factory import load_trained
 from rarl_tf.prediction import keras_predict
+from rarl_tf.run_files import load_trained
 
 
 @pytest.fixture(scope="module")

@@ -179,7 +179,7 @@ def test_files_are_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
                                      b'["not", "a", "config"]', b'{"model": {"no_such_key": 1}}'],
                          ids=["truncated", "zeros", "a list", "unknown key"])
 def test_a_corrupt_config_is_named(tmp_path, content):
-    from rarl_tf.config import load_config
+    from rarl_tf.run_files import load_config
 
     (tmp_path / "config.json").write_bytes(content)
     with pytest.raises(run_files.CorruptFile, match=r"config.json is not a readable run "

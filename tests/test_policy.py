@@ -9,8 +9,9 @@ import pytest
 import tensorflow as tf
 
 from conftest import tiny_model_config
-from rarl_tf.config import ExperimentConfig, ModelConfig, load_config, save_config
+from rarl_tf.config import ExperimentConfig, ModelConfig
 from rarl_tf.model.factory import build_model
+from rarl_tf.run_files import load_config, save_config
 
 
 def _batch(n=4, side=32, classes=5, seed=0):

@@ -22,7 +22,7 @@ from PIL import Image
 from conftest import tiny_model_config
 from fake_tfds import as_dataset_fn
 from rarl_tf import cli, run_files
-from rarl_tf.config import DataConfig, ExperimentConfig, TrainConfig, save_config
+from rarl_tf.config import DataConfig, ExperimentConfig, TrainConfig
 from test_cli import ROOT, run
 from test_voc_dir import write_voc
 
@@ -233,7 +233,7 @@ def _voc_model_dir(tmp_path, images, max_pixels):
                               data=DataConfig(dataset="voc_dir", data_dir=str(root),
                                               max_pixels=max_pixels),
                               class_names=tuple(voc_dir.VOC_CLASSES))
-    save_config(config, str(model_dir))
+    run_files.save_config(config, str(model_dir))
     build_model(config.model, 20, seed=0).save_weights(str(model_dir / WEIGHTS_FILE))
     return model_dir
 
@@ -301,7 +301,7 @@ def test_7_run_files_get_the_umask_permissions_and_are_fsynced(tmp_path, monkeyp
     run_files.write_json(str(tmp_path / "metrics.json"), {"mAP": 1.0})
     run_files.save_weights(model, str(tmp_path / "model.weights.h5"))
     run_files.save_keras(model, str(tmp_path / "model.keras"))
-    save_config(ExperimentConfig(), str(tmp_path))
+    run_files.save_config(ExperimentConfig(), str(tmp_path))
     for name in ("metrics.json", "model.weights.h5", "model.keras", "config.json"):
         assert _mode(tmp_path / name) == 0o644, name
     assert len(synced) >= 8  # each file, and the folder after each rename
@@ -396,7 +396,7 @@ def test_11_config_values_are_typed_and_validated_on_load(tiny_model_dir, tmp_pa
                                                           expected):
     import shutil
 
-    from rarl_tf.config import load_config
+    from rarl_tf.run_files import load_config
 
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model_dir)

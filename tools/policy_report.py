@@ -51,8 +51,8 @@ def main(argv):
     if FLAGS.max_images < 1 or FLAGS.samples < 2:
         raise ValueError(f"--max_images={FLAGS.max_images} / --samples={FLAGS.samples}: expected "
                          f"at least 1 image and 2 samples")
-    from rarl_tf.model.factory import load_trained
     from rarl_tf.policy_report import markdown, policy_report
+    from rarl_tf.run_files import load_trained
 
     model, config = load_trained(FLAGS.model_dir)
     if config.model.architecture != "rarl":

@@ -1,14 +1,13 @@
-"""Builds an `RARLModel` from a `ModelConfig`, and loads a trained one from its model_dir."""
+"""Builds an `RARLModel` from a `ModelConfig` (`run_files.load_trained` loads a trained one)."""
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
-import os
 
 import numpy as np
 
-from rarl_tf.config import ExperimentConfig, ModelConfig, load_config
+from rarl_tf.config import ModelConfig
 from rarl_tf.model.agent import RecurrentAttention
 from rarl_tf.model.global_pool import GlobalPoolingClassifier
 from rarl_tf.model.policy import LocationPolicy
@@ -54,19 +53,3 @@ def build_model(config: ModelConfig, num_classes: int, seed: int | None = 0,
     model = model_class(num_classes=num_classes, **kwargs)
     model(np.zeros((1, side, side, 3), np.float32))
     return model
-
-
-def load_trained(model_dir: str, crop_mode: str = "crop_and_resize"
-                 ) -> tuple[RARLModel, ExperimentConfig]:
-    """The model trained in `model_dir` (its config.json and model.weights.h5)."""
-    config = load_config(model_dir)
-    path = os.path.join(model_dir, WEIGHTS_FILE)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found: training in {model_dir} has not finished "
-                                f"(rerun `python -m rarl_tf.train --model_dir={model_dir}` "
-                                f"to resume)")
-    model = build_model(config.model, len(config.class_names), seed=config.train.seed,
-                        crop_mode=crop_mode, backbone_weights="none")
-    model.load_weights(path)
-    return model, config
-

@@ -1,0 +1,90 @@
+"""No import circle among the modules of rarl_tf/ and export/, imports inside functions counted
+(a circle of deferred imports still ties the modules into one that cannot be read alone)."""
+
+import ast
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGES = ("rarl_tf", "export")
+
+
+def project_modules() -> dict[str, str]:
+    """Dotted module name -> file, for every module of PACKAGES."""
+    modules = {}
+    for package in PACKAGES:
+        for folder, _, files in os.walk(os.path.join(ROOT, package)):
+            for name in files:
+                if name.endswith(".py"):
+                    path = os.path.join(folder, name)
+                    dotted = os.path.relpath(path, ROOT)[:-3].replace(os.sep, ".")
+                    modules[dotted.removesuffix(".__init__")] = path
+    return modules
+
+
+def imported(tree: ast.AST, modules: dict) -> set[str]:
+    """The project modules a module's code imports, anywhere in it: `from a.b import c` is a.b.c
+    where that is a module, else a.b."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.update(f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules
+                         else node.module for alias in node.names)
+    return found & set(modules)
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = project_modules()
+    graph = {}
+    for name, path in modules.items():
+        with open(path) as f:
+            graph[name] = imported(ast.parse(f.read()), modules) - {name}
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in sorted(graph[node]):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_checker_finds_a_circle_through_a_function_level_import():
+    modules = {"a": "", "b": "", "c": ""}
+    a = imported(ast.parse("import b"), modules)
+    b = imported(ast.parse("def f():\n    from c import x"), modules)
+    c = imported(ast.parse("from a import y"), modules)
+    assert circles({"a": a, "b": b, "c": c}) == [["a", "b", "c"]]
+    assert circles({"a": a, "b": b, "c": set()}) == []
+
+
+def test_no_import_circle_in_rarl_tf_and_export():
+    graph = import_graph()
+    assert graph["rarl_tf.config"] == set()  # plain values: no file I/O, no project import
+    assert "rarl_tf.model.factory" in graph["rarl_tf.run_files"]  # the function-level import
+    assert circles(graph) == []
