@@ -6,7 +6,9 @@
 Each recipe is measured in a process of its own (its peak resident memory is its own), at its
 own N with VGG16 (random weights: cost does not depend on them), on a batch of --batch random
 training crops, through `tools/step_breakdown.py`'s parts and the whole `train_step`. Per part:
-the median seconds of --repeats runs after --warmup, and the peak of TensorFlow's CPU allocator
+the median wall and CPU seconds (the process's, all threads: less moved than wall time by other
+processes on a shared machine) of --repeats runs after --warmup, and the peak of TensorFlow's
+CPU allocator
 over those runs above what was allocated before them (`tf.config.experimental.
 get_memory_info`: tensors only, not the interpreter or the graphs). The recipes alternate for
 --rounds rounds (A B, then B A, ...), so a machine whose load drifts slows both alike; the
@@ -21,6 +23,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import time
 
 from absl import app, flags
 
@@ -41,7 +44,6 @@ def measure_recipe(path: str, batch: int, repeats: int, warmup: int) -> dict:
     from rarl_tf.flags import experiment_config_from_flagfile
     from rarl_tf.model import optimizer as optimizer_lib
     from rarl_tf.model.factory import build_model
-    from tools.benchmark import median_seconds
     from tools.step_breakdown import train_breakdown
 
     config = experiment_config_from_flagfile(path)
@@ -64,9 +66,17 @@ def measure_recipe(path: str, batch: int, repeats: int, warmup: int) -> dict:
     def timed(fn) -> dict:
         tf.config.experimental.reset_memory_stats("CPU:0")
         before = tf.config.experimental.get_memory_info("CPU:0")["current"]
-        seconds = median_seconds(fn, repeats, warmup)
+        for _ in range(warmup):
+            fn()
+        wall, cpu = [], []
+        for _ in range(repeats):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            fn()
+            wall.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
         peak = tf.config.experimental.get_memory_info("CPU:0")["peak"]
-        return {"seconds": seconds, "peak_mb": (peak - before) / MB}
+        return {"seconds": statistics.median(wall), "cpu_seconds": statistics.median(cpu),
+                "peak_mb": (peak - before) / MB}
 
     parts = train_breakdown(model, images, tf.constant(labels), timed)
     return {"recipe": path, "image_size": m.image_size, "train_crop": side, "batch": batch,
@@ -76,6 +86,21 @@ def measure_recipe(path: str, batch: int, repeats: int, warmup: int) -> dict:
             "parts": parts,
             "ru_maxrss_mb": {"after_build": built_rss, "end": resource.getrusage(
                 resource.RUSAGE_SELF).ru_maxrss / 1024}}
+
+
+def memory_estimate(result: dict, batch: int) -> dict:
+    """An estimate (not a measurement) of a step's tensors at `batch` from one measured at
+    `result["batch"]`: weights and Adam's two slots (3 x params x 4 bytes) stay, the gradients
+    (params x 4 bytes) are in the measured step's peak and do not grow with the batch, the rest
+    of that peak (activations kept for the gradient, temporaries) grows linearly."""
+    params_mb = result["params"] * 4 / MB
+    step_mb = result["parts"]["step"]["peak_mb"]
+    per_image = max(step_mb - params_mb, 0.0) / result["batch"]
+    total = 3 * params_mb + params_mb + per_image * batch
+    return {"batch": batch, "mb": total, "per_image_mb": per_image,
+            "arithmetic": f"3 x {params_mb:.0f} (weights, Adam m, v) + {params_mb:.0f} "
+                          f"(gradients) + {batch} x {per_image:.0f} (({step_mb:.0f} - "
+                          f"{params_mb:.0f}) / {result['batch']}) = {total:.0f} MB"}
 
 
 def _child(path: str) -> dict:
@@ -91,12 +116,12 @@ def _child(path: str) -> dict:
 
 
 def ratios(rounds: list[dict], recipe: str, base: str) -> dict:
-    """Median over rounds of recipe / base, per part, for seconds and peak_mb (None where the
-    base's is 0)."""
+    """Median over rounds of recipe / base, per part, for seconds, cpu_seconds and peak_mb (None
+    where the base's is 0)."""
     out = {}
     for part in rounds[0][base]["parts"]:
         out[part] = {}
-        for key in ("seconds", "peak_mb"):
+        for key in ("seconds", "cpu_seconds", "peak_mb"):
             # A part whose peak is under the allocator's granularity reads 0: no ratio.
             values = [r[recipe]["parts"][part][key] / r[base]["parts"][part][key]
                       for r in rounds if r[base]["parts"][part][key] > 0]
@@ -117,6 +142,7 @@ def main(argv):
         for path in order:
             print(f"round {index + 1}: {path}", flush=True)
             rounds[-1][path] = _child(path)
+            rounds[-1][path]["estimate_batch_16"] = memory_estimate(rounds[-1][path], 16)
             # Rewritten after every recipe: a run cut short keeps its complete rounds.
             complete = [r for r in rounds if len(r) == len(recipes)]
             results = {"command": "python -m tools.recipe_cost " + " ".join(sys.argv[1:]),
