@@ -47,10 +47,10 @@ def _axis_weights(start, end, size: int, crop_size: int):
     scale = float(size - 1)
     k = start.shape[0]
     if crop_size > 1:
-        steps = tf.range(crop_size, dtype=tf.float32)[None, :] / float(crop_size - 1)
-        start_t = tf.tile(start, [1, crop_size])
-        end_t = tf.tile(end, [1, crop_size])
-        pos = (start_t + steps * (end_t - start_t)) * scale  # [K, s]
+        # crop_and_resize's arithmetic, in its order (see `crop._interpolation_weights`).
+        steps = tf.range(crop_size, dtype=tf.float32)[None, :]
+        step = tf.tile((end - start) * scale / float(crop_size - 1), [1, crop_size])
+        pos = tf.tile(start * scale, [1, crop_size]) + steps * step  # [K, s]
     else:
         pos = 0.5 * (start + end) * scale
     cells = tf.range(size, dtype=tf.float32)[None, None, :]

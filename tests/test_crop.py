@@ -34,3 +34,24 @@ def test_matmul_crop_equals_crop_and_resize_on_random_boxes():
     single = crop.crop_regions_matmul(tf.constant(fmap[:1]), tf.constant(boxes), None, 4).numpy()
     want = crop.crop_regions(tf.constant(fmap[:1]), boxes, np.zeros(40, np.int32), 4).numpy()
     np.testing.assert_allclose(single, want, atol=1e-5)
+
+
+def test_both_matmul_crops_equal_crop_and_resize_when_samples_end_on_the_map_edge():
+    # A box ending on the edge puts its last sample exactly on the last cell; in float32 the
+    # position rounds to either side of it depending on the order of the arithmetic, and
+    # crop_and_resize then reads the cell or writes 0. 14 samples of an 8-cell map: the whole
+    # view differed by 2.5 (the spatial head's grid at voc.flags's N = 128) before the matmul
+    # crops used crop_and_resize's own order.
+    from export import gpu_graph
+
+    rng = np.random.default_rng(1)
+    edges = np.array([[0, 0, 1, 1], [1, 1, 0, 0], [0.25, -0.2, 1.0, 0.9]], np.float32)
+    for side, size in ((8, 14), (16, 14), (14, 28), (32, 14), (7, 9), (28, 4)):
+        fmap = tf.constant(rng.normal(size=(1, side, side, 2)), tf.float32)
+        boxes = np.concatenate([edges, rng.uniform(-0.3, 1.3, (8, 4))]).astype(np.float32)
+        want = crop.crop_regions(fmap, boxes, np.zeros(len(boxes), np.int32), size).numpy()
+        got = crop.crop_regions_matmul(fmap, tf.constant(boxes), None, size).numpy()
+        np.testing.assert_allclose(got, want, atol=1e-5, err_msg=f"{side} cells, {size}")
+        exported = gpu_graph.crop(fmap, tf.constant(boxes), size).numpy()
+        np.testing.assert_allclose(exported, want.reshape(len(boxes), size * size, 2),
+                                   atol=1e-5, err_msg=f"export, {side} cells, {size}")

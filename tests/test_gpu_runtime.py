@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -130,6 +131,9 @@ def run_cases(names, env, folder) -> dict:
         config, classes, quantization, precision = cases[name]
         key = (id(config), classes)
         if key not in built:
+            # The same random weights whichever cases run before (the global Keras seed sets
+            # the initialisers).
+            keras.utils.set_random_seed(0)
             built[key] = build_model(config, classes, seed=0, backbone_weights="none")
         model, pixels = built[key], sample_images(config.image_size)
         path = os.path.join(folder, f"{name}.tflite")
