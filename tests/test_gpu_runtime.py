@@ -126,7 +126,7 @@ def run_worker(models, images, env, folder) -> tuple[dict, str]:
 def run_cases(names, env, folder) -> dict:
     """{case: Run} for the cases `names` of `_cases()`, exported to `folder` and run on the
     GPU and the CPU by one worker process."""
-    cases, built, models, images, keras = _cases(), {}, [], [], []
+    cases, built, models, images, wanted = _cases(), {}, [], [], []
     for name in names:
         config, classes, quantization, precision = cases[name]
         key = (id(config), classes)
@@ -142,10 +142,10 @@ def run_cases(names, env, folder) -> dict:
         models.append({"path": path, "precision": precision})
         images.append(pixels)
         want = [keras_predict(model, x) for x in pixels]
-        keras.append({out: np.stack([w[KERAS_NAMES[out]] for w in want]) for out in OUTPUTS})
+        wanted.append({out: np.stack([w[KERAS_NAMES[out]] for w in want]) for out in OUTPUTS})
     results, log = run_worker(models, images, env, folder)
     assert "Selected adapter: SwiftShader" in log, log[-3000:]
-    return {name: Run(cases[name][2], cases[name][3], keras[i],
+    return {name: Run(cases[name][2], cases[name][3], wanted[i],
                       {o: results[f"m{i}.gpu.{o}"] for o in OUTPUTS},
                       {o: results[f"m{i}.cpu.{o}"] for o in OUTPUTS},
                       bool(results[f"m{i}.fully"]))
@@ -198,11 +198,13 @@ def test_gpu_takes_every_op_and_equals_the_cpu(runs, case):
     check_gpu_equals_cpu(case, runs[case])
 
 
-# Open (2026-11-30): in this module's process the voc128 export's scores differed from Keras's
-# by 2.4e-4 (GPU == CPU within 1e-4), while the same model built alone in a process differed
-# by 7e-9 on the same images; not understood yet. test_export_gpu checks the VOC structure
-# against Keras at 1e-4 on its own.
-KERAS_OPEN = {"voc128_small_backbone": "export vs Keras 2.4e-4 in this process, 7e-9 alone"}
+# Open (2026-11-30): the voc128 export on random weights (query head, own state) against
+# Keras, on the CPU too, so not a GPU matter. Its weights depend on the global seed (set before
+# each build since); with seed 0 a first cause was found and fixed (the matmul crop's edge
+# rounding, tests/test_crop.py). What is left: on the random image the fourth step's two best
+# cells are 6.6e-5 apart in Keras (of logits ~0.24) and the export takes the other one, a near
+# tie of random weights that float32 order decides; not yet shown to be only that.
+KERAS_OPEN = {"voc128_small_backbone": "a near tie (6.6e-5) of random weights at step 4"}
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(
