@@ -315,12 +315,17 @@ def _slice_rules(op, graph) -> list[str]:
     return []
 
 
+def strided_slice_mask_reasons(op) -> list[str]:
+    """The STRIDED_SLICE masks both delegates refuse (ellipsis, new axis, shrink axis)."""
+    return [f"{label} is not supported"
+            for field, label in (("ellipsisMask", "ellipsis_mask"),
+                                 ("newAxisMask", "new_axis_mask"),
+                                 ("shrinkAxisMask", "shrink_axis_mask"))
+            if getattr(op.options, field, 0)]
+
+
 def _strided_slice_rules(op, graph) -> list[str]:
-    reasons = [f"{label} is not supported"
-               for field, label in (("ellipsisMask", "ellipsis_mask"),
-                                    ("newAxisMask", "new_axis_mask"),
-                                    ("shrinkAxisMask", "shrink_axis_mask"))
-               if getattr(op.options, field, 0)]
+    reasons = strided_slice_mask_reasons(op)
     if len(op.inputs) < 4:
         return reasons + ["STRIDED_SLICE requires 4 inputs"]
     if op.inputs[0].rank not in (3, 4):

@@ -53,7 +53,11 @@ alone computes right).
 
 from __future__ import annotations
 
-from export.gpu_rules_classic import batched_constant, select_shape_rules
+from export.gpu_rules_classic import (
+    batched_constant,
+    select_shape_rules,
+    strided_slice_mask_reasons,
+)
 from export.tflite_graph import BOOL, INT32, TYPE_NAMES
 
 UNARY = {"ABS": 5, "CAST": 7, "CEIL": 2, "COS": 2, "ELU": 2, "EXP": 2, "FLOOR": 2, "GELU": 3,
@@ -185,11 +189,7 @@ def _split_rules(op, graph) -> list[str]:
 
 
 def _strided_slice_rules(op, graph) -> list[str]:
-    reasons = [f"{label} is not supported"
-               for field, label in (("ellipsisMask", "ellipsis_mask"),
-                                    ("newAxisMask", "new_axis_mask"),
-                                    ("shrinkAxisMask", "shrink_axis_mask"))
-               if getattr(op.options, field, 0)]
+    reasons = strided_slice_mask_reasons(op)
     if len(op.inputs) < 4:
         return reasons + ["requires 4 inputs"]
     if op.inputs[0].is_const or not all(t.is_const for t in op.inputs[1:4]):
