@@ -111,6 +111,17 @@ class InhibitionAnneal(keras.callbacks.Callback):
         self.strength.assign(max(0.0, 1.0 - done / self.steps))
 
 
+def anneal_callbacks(model: keras.Model, config: ExperimentConfig, steps_per_epoch: int
+                     ) -> list[keras.callbacks.Callback]:
+    """[InhibitionAnneal] for a model whose inhibition of return is annealed, else []."""
+    strength = getattr(getattr(getattr(model, "agent", None), "policy", None),
+                       "inhibition_strength", None)
+    if strength is None:
+        return []
+    return [InhibitionAnneal(strength,
+                             round(config.model.inhibition_anneal_epochs * steps_per_epoch))]
+
+
 class SkippedImages(keras.callbacks.Callback):
     """Reports images skipped because they did not decode, in the logs and on the console."""
 
@@ -339,12 +350,8 @@ def train(config: ExperimentConfig, model_dir: str,
     # Every worker must start from the same step, or their collectives stop pairing up.
     distribute.check_same_step(strategy, step)
     counter = pipeline.SkipCounter()
-    callbacks = [checkpoint, SkippedImages(counter)]
-    strength = getattr(getattr(getattr(model, "agent", None), "policy", None),
-                       "inhibition_strength", None)
-    if strength is not None:
-        anneal = config.model.inhibition_anneal_epochs * steps_per_epoch
-        callbacks.append(InhibitionAnneal(strength, round(anneal)))
+    callbacks = [checkpoint, SkippedImages(counter),
+                 *anneal_callbacks(model, config, steps_per_epoch)]
     if chief:
         callbacks += chief_callbacks(config, model_dir, resumed=step > 0)
     if step < total_steps:
