@@ -47,10 +47,10 @@ def _axis_weights(start, end, size: int, crop_size: int):
     scale = float(size - 1)
     k = start.shape[0]
     if crop_size > 1:
-        # crop_and_resize's arithmetic, in its order (see `crop._interpolation_weights`).
-        steps = tf.range(crop_size, dtype=tf.float32)[None, :]
-        step = tf.tile((end - start) * scale / float(crop_size - 1), [1, crop_size])
-        pos = tf.tile(start * scale, [1, crop_size]) + steps * step  # [K, s]
+        steps = tf.range(crop_size, dtype=tf.float32)[None, :] / float(crop_size - 1)
+        start_t = tf.tile(start, [1, crop_size])
+        end_t = tf.tile(end, [1, crop_size])
+        pos = (start_t + steps * (end_t - start_t)) * scale  # [K, s]
     else:
         pos = 0.5 * (start + end) * scale
     cells = tf.range(size, dtype=tf.float32)[None, None, :]
@@ -113,11 +113,19 @@ def crop(features, boxes, crop_size: int):
 
 def crop_constant(features, boxes: np.ndarray, crop_size: int):
     """`crop` for boxes known when tracing: F^T [C, h*w] @ W^T [h*w, K*s*s] (constant weights,
-    a FULLY_CONNECTED), transposed back: [K, s * s, C]."""
+    a FULLY_CONNECTED), transposed back: [K, s * s, C].
+
+    The weights are `tf.image.crop_and_resize` itself applied to the identity map (one channel
+    per cell: the crop is linear in the map), so a sample on the map's edge is inside or
+    outside exactly as crop_and_resize, which Keras uses, rounds it (14 samples of an 8-cell
+    map: `crop_weights` reads the edge cell where crop_and_resize writes 0)."""
     _, h, w, c = features.shape
     k = boxes.shape[0]
     with tf.init_scope():  # eager even while tracing: the weights become a constant
-        weights = crop_weights(tf.constant(boxes, tf.float32), h, w, crop_size).numpy()
+        identity = tf.reshape(tf.eye(h * w), [1, h, w, h * w])
+        weights = tf.image.crop_and_resize(identity, tf.constant(boxes, tf.float32),
+                                           tf.zeros([k], tf.int32),
+                                           (crop_size, crop_size)).numpy()
     weights_t = tf.constant(weights.reshape(k * crop_size * crop_size, h * w).T)
     flat_t = tf.transpose(tf.reshape(features, [h * w, c]))  # [C, h*w]
     out = tf.transpose(tf.matmul(flat_t, weights_t))  # [K*s*s, C]

@@ -47,13 +47,8 @@ def _interpolation_weights(start: tf.Tensor, end: tf.Tensor, size: int,
     """
     scale = float(size - 1)
     if crop_size > 1:
-        # crop_and_resize's own float32 arithmetic, in its order (crop_and_resize_op.cc:
-        # in_y = y1 * (h - 1) + i * ((y2 - y1) * (h - 1) / (s - 1))): another order rounds the
-        # last sample of a box that ends on the map's edge to the other side of it, and that
-        # sample is the edge cell's value here but the extrapolation value (0) in
-        # crop_and_resize (an 8-cell map sampled 14 times: 13 * (7 / 13) > 7 in float32).
-        step = (end - start) * scale / float(crop_size - 1)  # [K, 1]
-        pos = start * scale + tf.range(crop_size, dtype=tf.float32)[None, :] * step  # [K, s]
+        steps = tf.range(crop_size, dtype=tf.float32)[None, :] / float(crop_size - 1)
+        pos = (start + steps * (end - start)) * scale  # [K, s]
     else:
         pos = 0.5 * (start + end) * scale
     cells = tf.range(size, dtype=tf.float32)[None, None, :]
