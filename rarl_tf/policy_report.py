@@ -88,11 +88,6 @@ def altered_policy(model: keras.Model, **attributes):
             setattr(policy, name, value)
 
 
-def with_locations(model: keras.Model, locations: str):
-    """`altered_policy` of the locations alone ("policy", "random" or "random_inhibited")."""
-    return altered_policy(model, locations=locations)
-
-
 def placements_for(model: keras.Model, rho: float) -> dict:
     """The `PLACEMENTS` that apply to `model`, with "rho" filled in: {name: attributes}.
     A model that draws random centres gets the random rows only; interventions on the state
@@ -113,7 +108,7 @@ def placements_for(model: keras.Model, rho: float) -> dict:
 
 
 def attended(model: keras.Model, batches: tf.data.Dataset) -> dict:
-    """One view, locations at the policy's mean (or random under `with_locations`):
+    """One view, locations at the policy's mean (or random under `altered_policy`):
     {"probs" [N, C], "labels" [N, C], "boxes" [N, T, k, 4], "locations" [N, T, 2],
     "objects": list of [n, 4]}."""
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 from absl import app, flags
 
 from rarl_tf import cli, report, run_files
+from tools.ablate import summarize
 
 FLAGS = flags.FLAGS
 
@@ -39,12 +39,6 @@ def runs_by_seed(specs: list[str]) -> dict[int, dict]:
     return runs
 
 
-def mean_std(values) -> dict:
-    values = [float(v) for v in values]
-    std = float(np.std(values, ddof=1)) if len(values) > 1 else None
-    return {"mean": float(np.mean(values)), "std": std, "n": len(values), "values": values}
-
-
 def _text(stat: dict, scale: float = 100.0, signed: bool = False) -> str:
     text = f"{stat['mean'] * scale:{'+' if signed else ''}.2f}"
     return text + (f" ± {stat['std'] * scale:.2f}" if stat["std"] is not None else "")
@@ -55,9 +49,9 @@ def paired(a: dict, b: dict) -> dict:
     seeds = sorted(set(a) & set(b))
     if not seeds:
         raise ValueError(f"no seed in common: A has {sorted(a)}, B has {sorted(b)}")
-    return {"seeds": seeds, "a": mean_std(a[s]["mAP"] for s in seeds),
-            "b": mean_std(b[s]["mAP"] for s in seeds),
-            "a_minus_b": mean_std(a[s]["mAP"] - b[s]["mAP"] for s in seeds)}
+    return {"seeds": seeds, "a": summarize(a[s]["mAP"] for s in seeds),
+            "b": summarize(b[s]["mAP"] for s in seeds),
+            "a_minus_b": summarize(a[s]["mAP"] - b[s]["mAP"] for s in seeds)}
 
 
 def placements(runs: dict) -> dict:
@@ -67,10 +61,9 @@ def placements(runs: dict) -> dict:
     result = {}
     for name in names:
         rows = [r["placements"][name] for r in reports if name in r["placements"]]
-        result[name] = {"mAP": mean_std(row["mAP"] for row in rows),
-                        "union_centre_inside": mean_std(row["union_centre_inside"] for row in rows)}
-        if all("cells_kept" in row for row in rows):
-            result[name]["cells_kept"] = mean_std(row["cells_kept"] for row in rows)
+        keys = ["mAP", "union_centre_inside"]
+        keys += ["cells_kept"] if all("cells_kept" in row for row in rows) else []
+        result[name] = {key: summarize([row[key] for row in rows]) for key in keys}
     return result
 
 

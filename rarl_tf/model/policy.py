@@ -159,7 +159,7 @@ class LocationPolicy(keras.layers.Layer):
     def uniform(self) -> bool:
         """Whether locations are drawn at random: `locations="random"` or "random_inhibited",
         or a model built with random centres (no head) switched to "policy"
-        (`policy_report.with_locations`)."""
+        (`policy_report.altered_policy`)."""
         return self.locations != "policy" or (self.loc_head is None and self.loc_cell is None)
 
     @property
