@@ -106,8 +106,10 @@ def crop(features, boxes, crop_size: int):
     _, h, w, c = features.shape
     k = boxes.shape[0]
     weights = crop_weights(boxes, h, w, crop_size)
-    out = tf.matmul(tf.reshape(weights, [1, k * crop_size * crop_size, h * w]),
-                    tf.reshape(features, [1, h * w, c]))
+    out = tf.matmul(
+        tf.reshape(weights, [1, k * crop_size * crop_size, h * w]),
+        tf.reshape(features, [1, h * w, c]),
+    )
     return tf.reshape(out, [k, crop_size * crop_size, c])
 
 
@@ -123,9 +125,12 @@ def crop_constant(features, boxes: np.ndarray, crop_size: int):
     k = boxes.shape[0]
     with tf.init_scope():  # eager even while tracing: the weights become a constant
         identity = tf.reshape(tf.eye(h * w), [1, h, w, h * w])
-        weights = tf.image.crop_and_resize(identity, tf.constant(boxes, tf.float32),
-                                           tf.zeros([k], tf.int32),
-                                           (crop_size, crop_size)).numpy()
+        weights = tf.image.crop_and_resize(
+            identity,
+            tf.constant(boxes, tf.float32),
+            tf.zeros([k], tf.int32),
+            (crop_size, crop_size),
+        ).numpy()
     weights_t = tf.constant(weights.reshape(k * crop_size * crop_size, h * w).T)
     flat_t = tf.transpose(tf.reshape(features, [h * w, c]))  # [C, h*w]
     out = tf.transpose(tf.matmul(flat_t, weights_t))  # [K*s*s, C]
@@ -138,8 +143,9 @@ class GpuInference:
     def __init__(self, model, image_size: int):
         agent = model.agent
         if agent.policy.locations != "policy":
-            raise ValueError(f"locations={agent.policy.locations!r}: random centres have no "
-                             f"deterministic export")
+            raise ValueError(
+                f"locations={agent.policy.locations!r}: random centres have no deterministic export"
+            )
         self.model, self.agent, self.image_size = model, agent, int(image_size)
         self.k = agent.num_anchors
         shapes = agent.anchor_px / np.float32(self.image_size)  # [k, 2] (height, width)
@@ -179,7 +185,7 @@ class GpuInference:
                 state = agent.loc_hidden_layer(state)
             mean = agent.loc_head(state)
         else:
-            grid = policy.loc_grid ** 2
+            grid = policy.loc_grid**2
             if policy.query:
                 # [G*G, A] * [1, A] (equal ranks), summed over A: q(s) . relu(cells).
                 scores = tf.reduce_sum(tf.nn.relu(cells) * policy.loc_query(state), axis=-1)
@@ -195,7 +201,7 @@ class GpuInference:
                 for location in visited:
                     delta = positions[None] - tf.reshape(location, [1, 1, 2])
                     distance2 = tf.reduce_sum(tf.square(delta), -1)
-                    near = tf.exp(-distance2 / (2.0 * policy.inhibition_radius ** 2))
+                    near = tf.exp(-distance2 / (2.0 * policy.inhibition_radius**2))
                     if strength != 1.0:
                         near = near * strength
                     logits += tf.math.log(1.0 - near + 1e-20)
@@ -211,15 +217,17 @@ class GpuInference:
         if policy.loc_cell is None:
             return None
         grid = crop_constant(features, np.asarray(FULL_VIEW, np.float32), policy.loc_grid)
-        cells = policy.loc_cell(tf.reshape(grid, [policy.loc_grid ** 2, grid.shape[-1]]))
+        cells = policy.loc_cell(tf.reshape(grid, [policy.loc_grid**2, grid.shape[-1]]))
         if policy.loc_position is not None:
             with tf.init_scope():
-                position = policy.loc_position(position_features(
-                    policy.cell_positions(tf.float32))).numpy()
+                position = policy.loc_position(
+                    position_features(policy.cell_positions(tf.float32))
+                ).numpy()
             # Added as [1, G*G*A] + a constant of that shape: ML Drift computed the elementwise
             # op with a [G*G, A] constant (first dimension > 1) wrongly on the real device.
-            cells = tf.reshape(tf.reshape(cells, [1, -1]) + tf.constant(position.reshape(1, -1)),
-                               cells.shape)
+            cells = tf.reshape(
+                tf.reshape(cells, [1, -1]) + tf.constant(position.reshape(1, -1)), cells.shape
+            )
         return cells
 
     def _boxes(self, location):
@@ -240,8 +248,9 @@ class GpuInference:
         view = np.asarray(FULL_VIEW, np.float32)
         # Iteration 0: the whole view, at l = (0, 0).
         whole = crop_constant(features, view, agent.crop_size)
-        h, c = self._step_lstm(self._embed_regions(whole, context=True), [zeros, zeros],
-                               tf.zeros([1, 2]))
+        h, c = self._step_lstm(
+            self._embed_regions(whole, context=True), [zeros, zeros], tf.zeros([1, 2])
+        )
         cells = self._cells(features)
         policy = agent.policy
         memory = policy.remember(policy.initial_memory(h), tf.zeros([1, 2]), h)
@@ -251,8 +260,9 @@ class GpuInference:
             visited.append(used)
             step_boxes = self._boxes(used)
             embedded = self._embed_regions(crop(features, step_boxes, agent.crop_size), False)
-            h_r, c_r = self._step_lstm(embedded, [tf.tile(h, [k, 1]), tf.tile(c, [k, 1])],
-                                       tf.tile(used, [k, 1]))
+            h_r, c_r = self._step_lstm(
+                embedded, [tf.tile(h, [k, 1]), tf.tile(c, [k, 1])], tf.tile(used, [k, 1])
+            )
             scores = agent.cls_head(h_r if agent.recurrence == "lstm" else embedded)
             logits.append(tf.reshape(scores, [1, k, agent.num_classes]))
             h = tf.reduce_mean(tf.reshape(h_r, [1, k, h_r.shape[-1]]), axis=1)
@@ -262,18 +272,22 @@ class GpuInference:
             locations.append(used)
         steps = agent.num_steps
         view_logits = tf.reduce_max(tf.concat(logits, axis=1), axis=1)  # [1, C]
-        return serving.to_exported({
-            "probs": tf.nn.softmax(view_logits, axis=-1),
-            "boxes": tf.reshape(tf.concat(boxes, axis=0), [1, steps, k, 4]),
-            "centres": tf.reshape(serving.centres(tf.concat(locations, axis=0)), [1, steps, 2])})
+        return serving.to_exported(
+            {
+                "probs": tf.nn.softmax(view_logits, axis=-1),
+                "boxes": tf.reshape(tf.concat(boxes, axis=0), [1, steps, k, 4]),
+                "centres": tf.reshape(serving.centres(tf.concat(locations, axis=0)), [1, steps, 2]),
+            }
+        )
 
 
 def inference_function(model, image_size: int):
     """tf.function pixels [1, N, N, 3] -> {"scores", "boxes", "centres"}, GPU-delegate ops."""
     forward = GpuInference(model, image_size)
 
-    @tf.function(input_signature=[tf.TensorSpec([1, image_size, image_size, 3], tf.float32,
-                                                name="pixels")])
+    @tf.function(
+        input_signature=[tf.TensorSpec([1, image_size, image_size, 3], tf.float32, name="pixels")]
+    )
     def infer(pixels):
         return forward(pixels)
 

@@ -64,21 +64,29 @@ class RuleSet:
 
 RULE_SETS = {
     "classic": RuleSet(
-        "classic", "classic TFLite GPU delegate (tflite/delegates/gpu, Android GpuDelegateV2; "
-        "model_builder.cc / gpu_compatibility.cc)", gpu_rules_classic,
-        "a prediction from the rules only: this delegate cannot run on this machine"),
+        "classic",
+        "classic TFLite GPU delegate (tflite/delegates/gpu, Android GpuDelegateV2; "
+        "model_builder.cc / gpu_compatibility.cc)",
+        gpu_rules_classic,
+        "a prediction from the rules only: this delegate cannot run on this machine",
+    ),
     "ml_drift": RuleSet(
-        "ml_drift", "ML Drift (ai-edge-litert CompiledModel GPU accelerator; "
-        "ml_drift_delegate/tflite/support*.cc)", gpu_rules_mldrift,
-        "a prediction from the rules; only a run on the device (tools/gpu_check.py) is "
-        "evidence"),
+        "ml_drift",
+        "ML Drift (ai-edge-litert CompiledModel GPU accelerator; "
+        "ml_drift_delegate/tflite/support*.cc)",
+        gpu_rules_mldrift,
+        "a prediction from the rules; only a run on the device (tools/gpu_check.py) is evidence",
+    ),
 }
 
 
 def _lines(ops, verdicts: dict, label: str) -> list[str]:
-    return [f"op {i} {ops[i].name} (v{ops[i].version}, inputs "
-            f"{', '.join(t.describe() for t in ops[i].inputs if t is not None)}): "
-            f"{label}{'; '.join(verdicts[i])}" for i in sorted(verdicts)]
+    return [
+        f"op {i} {ops[i].name} (v{ops[i].version}, inputs "
+        f"{', '.join(t.describe() for t in ops[i].inputs if t is not None)}): "
+        f"{label}{'; '.join(verdicts[i])}"
+        for i in sorted(verdicts)
+    ]
 
 
 @dataclasses.dataclass
@@ -105,12 +113,16 @@ class Report:
         if self.fatal:
             return []
         ranked = sorted(self.partitions, key=len, reverse=True)
-        return sorted(i for block in ranked[:self.max_delegated_partitions] for i in block)
+        return sorted(i for block in ranked[: self.max_delegated_partitions] for i in block)
 
     @property
     def fully_delegated(self) -> bool:
-        return not self.reasons and not self.fatal and len(self.partitions) == 1 and len(
-            self.delegated()) == len(self.ops)
+        return (
+            not self.reasons
+            and not self.fatal
+            and len(self.partitions) == 1
+            and len(self.delegated()) == len(self.ops)
+        )
 
     @property
     def ok(self) -> bool:
@@ -126,41 +138,59 @@ class Report:
 
     def problem_lines(self) -> list[str]:
         """Fallbacks, build failures and ops known to compute wrong, one line each."""
-        return (_lines(self.ops, self.fatal, "delegate build fails: ") + self.fallback_lines()
-                + _lines(self.ops, self.wrong, "computed wrong: "))
+        return (
+            _lines(self.ops, self.fatal, "delegate build fails: ")
+            + self.fallback_lines()
+            + _lines(self.ops, self.wrong, "computed wrong: ")
+        )
 
     def summary(self) -> str:
         taken = len(self.delegated())
         share = 100.0 * taken / max(self.num_ops, 1)
         sizes = sorted((len(p) for p in self.partitions), reverse=True)
-        text = (f"{self.rules.title}: {self.num_ops} ops of {len(self.op_counts())} kinds, "
-                f"{len(self.reasons)} would fall back to the CPU; {len(self.partitions)} GPU "
-                f"partition(s) {sizes if len(sizes) <= 8 else sizes[:8] + ['...']}; the "
-                f"delegate (max_delegated_partitions={self.max_delegated_partitions}) takes "
-                f"{taken} of {self.num_ops} ops ({share:.1f} %)")
+        text = (
+            f"{self.rules.title}: {self.num_ops} ops of {len(self.op_counts())} kinds, "
+            f"{len(self.reasons)} would fall back to the CPU; {len(self.partitions)} GPU "
+            f"partition(s) {sizes if len(sizes) <= 8 else sizes[:8] + ['...']}; the "
+            f"delegate (max_delegated_partitions={self.max_delegated_partitions}) takes "
+            f"{taken} of {self.num_ops} ops ({share:.1f} %)"
+        )
         if self.fatal:
-            text += (f"; building the delegate would FAIL on {len(self.fatal)} op(s), so the "
-                     f"whole model would run on the CPU")
+            text += (
+                f"; building the delegate would FAIL on {len(self.fatal)} op(s), so the "
+                f"whole model would run on the CPU"
+            )
         if self.wrong:
             text += f"; {len(self.wrong)} taken op(s) would be computed WRONG"
         return f"{text} [{self.rules.caveat}]"
 
     def as_dict(self) -> dict:
-        return {"rules": self.rules.name, "prediction": self.rules.caveat,
-                "num_ops": self.num_ops, "op_counts": self.op_counts(),
-                "fallbacks": [{"index": i, "op": self.ops[i].name, "reasons": self.reasons[i]}
-                              for i in self.fallbacks],
-                "build_failures": {i: v for i, v in sorted(self.fatal.items())},
-                "computed_wrong": {i: v for i, v in sorted(self.wrong.items())},
-                "partitions": [len(p) for p in self.partitions],
-                "delegated_ops": len(self.delegated()),
-                "fully_delegated": self.fully_delegated, "ok": self.ok}
+        return {
+            "rules": self.rules.name,
+            "prediction": self.rules.caveat,
+            "num_ops": self.num_ops,
+            "op_counts": self.op_counts(),
+            "fallbacks": [
+                {"index": i, "op": self.ops[i].name, "reasons": self.reasons[i]}
+                for i in self.fallbacks
+            ],
+            "build_failures": {i: v for i, v in sorted(self.fatal.items())},
+            "computed_wrong": {i: v for i, v in sorted(self.wrong.items())},
+            "partitions": [len(p) for p in self.partitions],
+            "delegated_ops": len(self.delegated()),
+            "fully_delegated": self.fully_delegated,
+            "ok": self.ok,
+        }
 
 
 def is_fp16_weight_dequantize(op: OpInfo) -> bool:
     """A DEQUANTIZE of a constant float16 weight (float16 quantization)."""
-    return (op.name == "DEQUANTIZE" and op.inputs[0] is not None and op.inputs[0].is_const
-            and op.inputs[0].type == FLOAT16)
+    return (
+        op.name == "DEQUANTIZE"
+        and op.inputs[0] is not None
+        and op.inputs[0].is_const
+        and op.inputs[0].type == FLOAT16
+    )
 
 
 def _refusals(graph, module, allow_quant_ops: bool) -> dict:
@@ -177,30 +207,43 @@ def _refusals(graph, module, allow_quant_ops: bool) -> dict:
             reasons[op.index] = why
     if reasons:
         for op in dequantizes:
-            reasons[op.index] = ["float16 weight DEQUANTIZE: FP16GraphPartitionHelper keeps "
-                                 "these on the CPU unless it takes every other op"]
+            reasons[op.index] = [
+                "float16 weight DEQUANTIZE: FP16GraphPartitionHelper keeps "
+                "these on the CPU unless it takes every other op"
+            ]
     return reasons
 
 
-def check_graph(graph, rules: str = "classic", max_delegated_partitions: int = 1,
-                allow_quant_ops: bool = True) -> Report:
+def check_graph(
+    graph, rules: str = "classic", max_delegated_partitions: int = 1, allow_quant_ops: bool = True
+) -> Report:
     if rules not in RULE_SETS:
-        raise ValueError(f"rules={rules!r} is not a rule set: expected one of "
-                         f"{', '.join(RULE_SETS)}")
+        raise ValueError(
+            f"rules={rules!r} is not a rule set: expected one of {', '.join(RULE_SETS)}"
+        )
     rule_set = RULE_SETS[rules]
     module = rule_set.module
     reasons = _refusals(graph, module, allow_quant_ops)
     blocks = partition(graph, [op.index not in reasons for op in graph.ops])
-    report = Report(graph.ops, reasons, [members for kind, members in blocks if kind],
-                    max_delegated_partitions, rule_set)
+    report = Report(
+        graph.ops,
+        reasons,
+        [members for kind, members in blocks if kind],
+        max_delegated_partitions,
+        rule_set,
+    )
     taken = [graph.ops[i] for i in report.delegated()]
     report.fatal = {op.index: why for op in taken if (why := module.build_failures(op, graph))}
     report.wrong = {op.index: why for op in taken if (why := module.miscomputed(op, graph))}
     return report
 
 
-def check_model(content: bytes, rules: str = "classic", max_delegated_partitions: int = 1,
-                allow_quant_ops: bool = True) -> Report:
+def check_model(
+    content: bytes,
+    rules: str = "classic",
+    max_delegated_partitions: int = 1,
+    allow_quant_ops: bool = True,
+) -> Report:
     """Applies one rule set ("classic" or "ml_drift") to every op of the first subgraph."""
     return check_graph(read_model(content), rules, max_delegated_partitions, allow_quant_ops)
 
@@ -213,9 +256,11 @@ def check_all(content: bytes) -> dict:
 def check_op(op: OpInfo, graph, rules: str = "classic", allow_quant_ops: bool = True) -> dict:
     """One op's verdicts: {"refused": [...], "build_failure": [...], "wrong": [...]}."""
     module = RULE_SETS[rules].module
-    return {"refused": module.refusals(op, graph, allow_quant_ops),
-            "build_failure": module.build_failures(op, graph),
-            "wrong": module.miscomputed(op, graph)}
+    return {
+        "refused": module.refusals(op, graph, allow_quant_ops),
+        "build_failure": module.build_failures(op, graph),
+        "wrong": module.miscomputed(op, graph),
+    }
 
 
 def _parse_args(argv) -> tuple[str, list] | None:
@@ -234,8 +279,10 @@ def _parse_args(argv) -> tuple[str, list] | None:
 def main(argv) -> int:
     parsed = _parse_args(argv)
     if parsed is None:
-        print(f"usage: python -m export.gpu_rules FILE.tflite "
-              f"[--rules={'|'.join(RULE_SETS)}|both]", file=sys.stderr)
+        print(
+            f"usage: python -m export.gpu_rules FILE.tflite [--rules={'|'.join(RULE_SETS)}|both]",
+            file=sys.stderr,
+        )
         return 2
     path, names = parsed
     with open(path, "rb") as f:

@@ -38,29 +38,123 @@ from export.tflite_graph import BOOL, FLOAT32, FLOATS, INT8, INT32, TYPE_NAMES, 
 # (`CheckMaxSupportedOpVersion`; None: the parser does not check the version).
 # DEQUANTIZE and QUANTIZE have a parser only when quantized ops are allowed.
 MAX_VERSION = {
-    "ABS": 2, "ADD": 2, "ADD_N": 2, "AVERAGE_POOL_2D": 2, "BATCH_MATMUL": None, "CAST": None,
-    "CONCATENATION": 2, "CONV_2D": 6, "COS": 2, "CUMSUM": 1, "DENSIFY": 1,
-    "DEPTHWISE_CONV_2D": 6, "DEPTH_TO_SPACE": None, "DEQUANTIZE": 3, "DIV": 2, "EQUAL": 2,
-    "ELU": 2, "EXP": 2, "FLOOR": 2, "FLOOR_DIV": 2, "FLOOR_MOD": 2, "FULLY_CONNECTED": 9,
-    "GATHER": 1, "GELU": 2, "GREATER": 2, "GREATER_EQUAL": 2, "HARD_SWISH": None, "LESS": 2,
-    "LESS_EQUAL": 2, "LOGISTIC": 2, "LOG": 2, "LOGICAL_AND": 2, "LSTM": 4, "MAXIMUM": 2,
-    "MAX_POOL_2D": 2, "MEAN": None, "MINIMUM": 2, "MIRROR_PAD": 2, "MUL": 3, "NEG": 2,
-    "NOT_EQUAL": 2, "ONE_HOT": 1, "PACK": None, "PAD": 2, "PADV2": 2, "POW": 2,
-    "REDUCE_MAX": None, "REDUCE_MIN": None, "REDUCE_PROD": None, "QUANTIZE": 2, "RELU": 2,
-    "RELU6": 2, "RELU_0_TO_1": 2, "RELU_N1_TO_1": 2, "LEAKY_RELU": 2, "PRELU": 1, "RESHAPE": 1,
-    "RESIZE_BILINEAR": 3, "RESIZE_NEAREST_NEIGHBOR": 3, "RSQRT": 2, "SELECT": 1,
-    "SELECT_V2": 1, "SIGN": 2, "SIN": 2, "SLICE": 2, "SOFTMAX": 2, "SPACE_TO_DEPTH": 2,
-    "SPLIT": None, "SPLIT_V": None, "SQRT": 2, "SQUARE": 2, "SQUARED_DIFFERENCE": 2,
-    "STRIDED_SLICE": 4, "SUB": 2, "SUM": None, "TANH": 2, "TILE": None, "TRANSPOSE": 4,
-    "TRANSPOSE_CONV": 3, "UNPACK": None,
+    "ABS": 2,
+    "ADD": 2,
+    "ADD_N": 2,
+    "AVERAGE_POOL_2D": 2,
+    "BATCH_MATMUL": None,
+    "CAST": None,
+    "CONCATENATION": 2,
+    "CONV_2D": 6,
+    "COS": 2,
+    "CUMSUM": 1,
+    "DENSIFY": 1,
+    "DEPTHWISE_CONV_2D": 6,
+    "DEPTH_TO_SPACE": None,
+    "DEQUANTIZE": 3,
+    "DIV": 2,
+    "EQUAL": 2,
+    "ELU": 2,
+    "EXP": 2,
+    "FLOOR": 2,
+    "FLOOR_DIV": 2,
+    "FLOOR_MOD": 2,
+    "FULLY_CONNECTED": 9,
+    "GATHER": 1,
+    "GELU": 2,
+    "GREATER": 2,
+    "GREATER_EQUAL": 2,
+    "HARD_SWISH": None,
+    "LESS": 2,
+    "LESS_EQUAL": 2,
+    "LOGISTIC": 2,
+    "LOG": 2,
+    "LOGICAL_AND": 2,
+    "LSTM": 4,
+    "MAXIMUM": 2,
+    "MAX_POOL_2D": 2,
+    "MEAN": None,
+    "MINIMUM": 2,
+    "MIRROR_PAD": 2,
+    "MUL": 3,
+    "NEG": 2,
+    "NOT_EQUAL": 2,
+    "ONE_HOT": 1,
+    "PACK": None,
+    "PAD": 2,
+    "PADV2": 2,
+    "POW": 2,
+    "REDUCE_MAX": None,
+    "REDUCE_MIN": None,
+    "REDUCE_PROD": None,
+    "QUANTIZE": 2,
+    "RELU": 2,
+    "RELU6": 2,
+    "RELU_0_TO_1": 2,
+    "RELU_N1_TO_1": 2,
+    "LEAKY_RELU": 2,
+    "PRELU": 1,
+    "RESHAPE": 1,
+    "RESIZE_BILINEAR": 3,
+    "RESIZE_NEAREST_NEIGHBOR": 3,
+    "RSQRT": 2,
+    "SELECT": 1,
+    "SELECT_V2": 1,
+    "SIGN": 2,
+    "SIN": 2,
+    "SLICE": 2,
+    "SOFTMAX": 2,
+    "SPACE_TO_DEPTH": 2,
+    "SPLIT": None,
+    "SPLIT_V": None,
+    "SQRT": 2,
+    "SQUARE": 2,
+    "SQUARED_DIFFERENCE": 2,
+    "STRIDED_SLICE": 4,
+    "SUB": 2,
+    "SUM": None,
+    "TANH": 2,
+    "TILE": None,
+    "TRANSPOSE": 4,
+    "TRANSPOSE_CONV": 3,
+    "UNPACK": None,
 }
 QUANT_OPS = ("QUANTIZE", "DEQUANTIZE")
 COMPARISONS = ("GREATER", "GREATER_EQUAL", "LESS", "LESS_EQUAL", "EQUAL", "NOT_EQUAL")
-ONE_INPUT = ("ABS", "COS", "ELU", "EXP", "FLOOR", "GELU", "LOG", "LOGISTIC", "NEG", "RSQRT",
-             "SIGN", "SIN", "SQRT", "SQUARE", "TANH")
-TWO_INPUT = ("DIV", "EQUAL", "FLOOR_DIV", "FLOOR_MOD", "GREATER", "GREATER_EQUAL",
-             "LOGICAL_AND", "LESS", "LESS_EQUAL", "MAXIMUM", "MINIMUM", "NOT_EQUAL", "POW",
-             "SQUARED_DIFFERENCE", "SUB")
+ONE_INPUT = (
+    "ABS",
+    "COS",
+    "ELU",
+    "EXP",
+    "FLOOR",
+    "GELU",
+    "LOG",
+    "LOGISTIC",
+    "NEG",
+    "RSQRT",
+    "SIGN",
+    "SIN",
+    "SQRT",
+    "SQUARE",
+    "TANH",
+)
+TWO_INPUT = (
+    "DIV",
+    "EQUAL",
+    "FLOOR_DIV",
+    "FLOOR_MOD",
+    "GREATER",
+    "GREATER_EQUAL",
+    "LOGICAL_AND",
+    "LESS",
+    "LESS_EQUAL",
+    "MAXIMUM",
+    "MINIMUM",
+    "NOT_EQUAL",
+    "POW",
+    "SQUARED_DIFFERENCE",
+    "SUB",
+)
 # Two-input ops whose parser reads a constant operand by ParseInputsWithConstTensorImpl.
 ELEMENTWISE_TWO = TWO_INPUT + ("ADD", "MUL")
 REDUCTIONS = ("REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD", "SUM", "MEAN")
@@ -75,11 +169,14 @@ def _broadcast_ok(a, b) -> bool:
         longer, shorter = (a.shape, b.shape) if a.rank >= b.rank else (b.shape, a.shape)
         if len(longer) == 4 and len(shorter) == 3 and longer[0] == 1:
             return True
-        if (len(longer) == 4 and len(shorter) == 2 and longer[0] == 1
-                and tuple(shorter) == (1, 1)):
+        if len(longer) == 4 and len(shorter) == 2 and longer[0] == 1 and tuple(shorter) == (1, 1):
             return True
-        if (len(longer) == 4 and len(shorter) == 2 and longer[0] == shorter[0]
-                and longer[3] == shorter[1]):
+        if (
+            len(longer) == 4
+            and len(shorter) == 2
+            and longer[0] == shorter[0]
+            and longer[3] == shorter[1]
+        ):
             return True
         return False
     return True
@@ -87,8 +184,11 @@ def _broadcast_ok(a, b) -> bool:
 
 def activation_rules(op) -> list[str]:
     act = getattr(op.options, "fusedActivationFunction", 0) or 0
-    return ([f"fused activation {UNSUPPORTED_ACTIVATIONS[act]} is not supported"]
-            if act in UNSUPPORTED_ACTIVATIONS else [])
+    return (
+        [f"fused activation {UNSUPPORTED_ACTIVATIONS[act]} is not supported"]
+        if act in UNSUPPORTED_ACTIVATIONS
+        else []
+    )
 
 
 def _comparison_rules(op, graph) -> list[str]:
@@ -96,13 +196,17 @@ def _comparison_rules(op, graph) -> list[str]:
     # has one producer and one consumer, a CAST / SELECT / SELECT_V2 with float output.
     users = graph.users(op.outputs[0])
     if len(users) != 1:
-        return [f"comparison output has {len(users)} consumers; the delegate needs exactly "
-                f"one CAST/SELECT/SELECT_V2 with float output"]
+        return [
+            f"comparison output has {len(users)} consumers; the delegate needs exactly "
+            f"one CAST/SELECT/SELECT_V2 with float output"
+        ]
     user = graph.ops[users[0]]
     if user.name not in ("CAST", "SELECT", "SELECT_V2") or user.outputs[0].type not in FLOATS:
-        return [f"comparison feeds {user.name} -> "
-                f"{TYPE_NAMES.get(user.outputs[0].type)}; the delegate needs its single "
-                f"consumer to be CAST/SELECT/SELECT_V2 with float output"]
+        return [
+            f"comparison feeds {user.name} -> "
+            f"{TYPE_NAMES.get(user.outputs[0].type)}; the delegate needs its single "
+            f"consumer to be CAST/SELECT/SELECT_V2 with float output"
+        ]
     return []
 
 
@@ -114,8 +218,10 @@ def _bool_cast_rules(op, graph) -> list[str] | None:
     if produced is None or len(graph.users(op.inputs[0])) != 1:
         return ["bool CAST whose input is not a single-use comparison"]
     if len(graph.users(op.outputs[0])) != 1:
-        return ["bool CAST whose output is not consumed by exactly one op (a model "
-                "output cast from bool runs on the CPU)"]
+        return [
+            "bool CAST whose output is not consumed by exactly one op (a model "
+            "output cast from bool runs on the CPU)"
+        ]
     if graph.ops[produced].name in COMPARISONS:
         return []
     return None
@@ -128,11 +234,13 @@ def _cast_rules(op, graph) -> list[str]:
         if decided is not None:
             return decided
     reasons = []
-    ok = ((src == BOOL and dst in FLOATS) or (src in FLOATS and dst == BOOL)
-          or (src in (FLOAT32, INT32) and dst in (FLOAT32, INT32)))
+    ok = (
+        (src == BOOL and dst in FLOATS)
+        or (src in FLOATS and dst == BOOL)
+        or (src in (FLOAT32, INT32) and dst in (FLOAT32, INT32))
+    )
     if not ok:
-        reasons.append(f"CAST {TYPE_NAMES.get(src)} -> {TYPE_NAMES.get(dst)} is not "
-                       f"supported")
+        reasons.append(f"CAST {TYPE_NAMES.get(src)} -> {TYPE_NAMES.get(dst)} is not supported")
     runtime, _ = op.counts()
     if runtime != 1:
         reasons.append(f"expected 1 runtime input, got {runtime}")
@@ -168,8 +276,9 @@ def _two_input_rules(op, graph) -> list[str]:
     runtime, const = op.counts()
     reasons = []
     if not ((runtime == 2 and const == 0) or (runtime == 1 and const == 1)):
-        reasons.append(f"needs 2 runtime inputs or 1 runtime and 1 constant, has {runtime} "
-                       f"and {const}")
+        reasons.append(
+            f"needs 2 runtime inputs or 1 runtime and 1 constant, has {runtime} and {const}"
+        )
     return reasons + activation_rules(op)
 
 
@@ -180,10 +289,14 @@ def _batch_matmul_rules(op, graph) -> list[str]:
     rhs = op.inputs[1]
     if getattr(op.options, "adjX", False) or getattr(op.options, "adjY", False):
         reasons.append("adj_x/adj_y: the GPU kernel ignores them")
-    if not rhs.is_const and not ((rhs.rank == 3 and rhs.shape[0] == 1) or (
-            rhs.rank == 4 and rhs.shape[0] == 1 and rhs.shape[1] == 1)):
-        reasons.append(f"runtime right-hand side {list(rhs.shape)}: the GPU kernel uses it "
-                       f"as the [1, I, O] weights of a 1x1 convolution shared by the batch")
+    if not rhs.is_const and not (
+        (rhs.rank == 3 and rhs.shape[0] == 1)
+        or (rhs.rank == 4 and rhs.shape[0] == 1 and rhs.shape[1] == 1)
+    ):
+        reasons.append(
+            f"runtime right-hand side {list(rhs.shape)}: the GPU kernel uses it "
+            f"as the [1, I, O] weights of a 1x1 convolution shared by the batch"
+        )
     return reasons
 
 
@@ -195,9 +308,11 @@ def _concatenation_rules(op, graph) -> list[str]:
         if t is None:
             continue
         if t.rank != outs.rank or any(
-                d != e for k, (d, e) in enumerate(zip(t.shape, outs.shape)) if k != axis):
-            reasons.append(f"input {list(t.shape)} differs from output {list(outs.shape)} "
-                           f"off the concat axis")
+            d != e for k, (d, e) in enumerate(zip(t.shape, outs.shape)) if k != axis
+        ):
+            reasons.append(
+                f"input {list(t.shape)} differs from output {list(outs.shape)} off the concat axis"
+            )
     return reasons + activation_rules(op)
 
 
@@ -214,10 +329,10 @@ def _conv_rules(op, graph) -> list[str]:
     reasons = []
     if runtime > 2:
         reasons.append(f"expected 1 or 2 runtime inputs, got {runtime}")
-    reasons += _positive_fields(op, ("strideH", "strideW", "dilationHFactor",
-                                     "dilationWFactor"))
+    reasons += _positive_fields(op, ("strideH", "strideW", "dilationHFactor", "dilationWFactor"))
     if op.name == "DEPTHWISE_CONV_2D" and any(
-            t.rank != 4 for t in (op.inputs[0], op.inputs[1], op.outputs[0])):
+        t.rank != 4 for t in (op.inputs[0], op.inputs[1], op.outputs[0])
+    ):
         reasons.append("input, filter and output must be 4-D")
     return reasons + activation_rules(op)
 
@@ -252,8 +367,10 @@ def reduction_rules(op, graph) -> list[str]:
     runtime, const = op.counts()
     reasons = []
     if runtime != 1 or const != 1:
-        reasons.append(f"needs 1 runtime input and 1 constant axes input, has {runtime} "
-                       f"runtime and {const} constant")
+        reasons.append(
+            f"needs 1 runtime input and 1 constant axes input, has {runtime} "
+            f"runtime and {const} constant"
+        )
     if len(op.inputs) < 2 or not op.inputs[1].is_const or op.inputs[1].type != INT32:
         reasons.append(f"{op.name} supports constant int32 axes only")
     return reasons
@@ -265,8 +382,11 @@ def _one_runtime_input_rules(op, graph) -> list[str]:
     runtime, _ = op.counts()
     if runtime != 1:
         reasons.append(f"expected 1 runtime input (shape/params constant), got {runtime}")
-    if op.name == "RESIZE_BILINEAR" and getattr(o, "alignCorners", False) and getattr(
-            o, "halfPixelCenters", False):
+    if (
+        op.name == "RESIZE_BILINEAR"
+        and getattr(o, "alignCorners", False)
+        and getattr(o, "halfPixelCenters", False)
+    ):
         reasons.append("align_corners with half_pixel_centers")
     return reasons
 
@@ -288,8 +408,9 @@ def select_shape_rules(op) -> list[str]:
         reasons.append("condition must be bool or float")
     for t, what in ((yes, "if"), (no, "else")):
         if t.shape and list(t.shape) != out and (t.rank > 1 or t.shape[0] > 1):
-            reasons.append(f"{what} tensor {list(t.shape)} neither the output's shape "
-                           f"{out} nor a scalar")
+            reasons.append(
+                f"{what} tensor {list(t.shape)} neither the output's shape {out} nor a scalar"
+            )
     return reasons
 
 
@@ -302,8 +423,10 @@ def _select_rules(op, graph) -> list[str]:
     # both commits read); a runtime 2-D one is taken. The code, not the message, decides.
     for t, what in ((op.inputs[1], "if"), (op.inputs[2], "else")):
         if t.is_const and t.rank == 2:
-            reasons.append(f"2-D constant {what} tensor (CheckSelectV2GpuDelegateCompatibility "
-                           f"refuses is_const && rank 2)")
+            reasons.append(
+                f"2-D constant {what} tensor (CheckSelectV2GpuDelegateCompatibility "
+                f"refuses is_const && rank 2)"
+            )
     return reasons
 
 
@@ -317,11 +440,15 @@ def _slice_rules(op, graph) -> list[str]:
 
 def strided_slice_mask_reasons(op) -> list[str]:
     """The STRIDED_SLICE masks both delegates refuse (ellipsis, new axis, shrink axis)."""
-    return [f"{label} is not supported"
-            for field, label in (("ellipsisMask", "ellipsis_mask"),
-                                 ("newAxisMask", "new_axis_mask"),
-                                 ("shrinkAxisMask", "shrink_axis_mask"))
-            if getattr(op.options, field, 0)]
+    return [
+        f"{label} is not supported"
+        for field, label in (
+            ("ellipsisMask", "ellipsis_mask"),
+            ("newAxisMask", "new_axis_mask"),
+            ("shrinkAxisMask", "shrink_axis_mask"),
+        )
+        if getattr(op.options, field, 0)
+    ]
 
 
 def _strided_slice_rules(op, graph) -> list[str]:
@@ -367,17 +494,39 @@ def _one_hot_rules(op, graph) -> list[str]:
 # Op names -> their parser's rules; where groups overlap (comparisons are two-input ops too)
 # the first group listed decides, as in the delegate's parser table.
 _RULE_GROUPS = (
-    (COMPARISONS, _comparison_rules), (("CAST",), _cast_rules), (("ADD", "MUL"), _add_mul_rules),
-    (("ADD_N",), _add_n_rules), (ONE_INPUT, _one_input_rules), (TWO_INPUT, _two_input_rules),
-    (("BATCH_MATMUL",), _batch_matmul_rules), (("CONCATENATION",), _concatenation_rules),
-    (("PACK",), _no_rules), (("CONV_2D", "DEPTHWISE_CONV_2D"), _conv_rules),
+    (COMPARISONS, _comparison_rules),
+    (("CAST",), _cast_rules),
+    (("ADD", "MUL"), _add_mul_rules),
+    (("ADD_N",), _add_n_rules),
+    (ONE_INPUT, _one_input_rules),
+    (TWO_INPUT, _two_input_rules),
+    (("BATCH_MATMUL",), _batch_matmul_rules),
+    (("CONCATENATION",), _concatenation_rules),
+    (("PACK",), _no_rules),
+    (("CONV_2D", "DEPTHWISE_CONV_2D"), _conv_rules),
     (("FULLY_CONNECTED",), _fully_connected_rules),
-    (("MAX_POOL_2D", "AVERAGE_POOL_2D"), _pool_rules), (REDUCTIONS, reduction_rules),
-    (("RESHAPE", "TRANSPOSE", "TILE", "SPACE_TO_DEPTH", "DEPTH_TO_SPACE", "RESIZE_BILINEAR",
-      "RESIZE_NEAREST_NEIGHBOR", "QUANTIZE", "HARD_SWISH"), _one_runtime_input_rules),
-    (("SOFTMAX",), _softmax_rules), (("SELECT", "SELECT_V2"), _select_rules),
-    (("SLICE",), _slice_rules), (("STRIDED_SLICE",), _strided_slice_rules),
-    (("GATHER",), _gather_rules), (("PAD", "PADV2", "MIRROR_PAD"), _pad_rules),
+    (("MAX_POOL_2D", "AVERAGE_POOL_2D"), _pool_rules),
+    (REDUCTIONS, reduction_rules),
+    (
+        (
+            "RESHAPE",
+            "TRANSPOSE",
+            "TILE",
+            "SPACE_TO_DEPTH",
+            "DEPTH_TO_SPACE",
+            "RESIZE_BILINEAR",
+            "RESIZE_NEAREST_NEIGHBOR",
+            "QUANTIZE",
+            "HARD_SWISH",
+        ),
+        _one_runtime_input_rules,
+    ),
+    (("SOFTMAX",), _softmax_rules),
+    (("SELECT", "SELECT_V2"), _select_rules),
+    (("SLICE",), _slice_rules),
+    (("STRIDED_SLICE",), _strided_slice_rules),
+    (("GATHER",), _gather_rules),
+    (("PAD", "PADV2", "MIRROR_PAD"), _pad_rules),
     (("ONE_HOT",), _one_hot_rules),
 )
 
@@ -426,11 +575,14 @@ def _tensor_rules(op, allow_quant_ops: bool) -> list[str]:
             if t is None:
                 continue
             if t.rank >= 5:
-                reasons.append(f"{what} tensor {t.describe()} has rank {t.rank} (the delegate "
-                               f"takes rank <= 4)")
+                reasons.append(
+                    f"{what} tensor {t.describe()} has rank {t.rank} (the delegate takes rank <= 4)"
+                )
             elif not t.is_const and t.type not in allowed:
-                reasons.append(f"runtime {what} tensor of type {TYPE_NAMES.get(t.type, t.type)} "
-                               f"(allowed here: {sorted({TYPE_NAMES[a] for a in allowed})})")
+                reasons.append(
+                    f"runtime {what} tensor of type {TYPE_NAMES.get(t.type, t.type)} "
+                    f"(allowed here: {sorted({TYPE_NAMES[a] for a in allowed})})"
+                )
     return reasons
 
 
@@ -450,8 +602,12 @@ def _identical_inputs(op) -> list[str]:
     """ElementwiseOperationParser::Parse refuses a two-input op other than ADD/MUL whose two
     inputs are one tensor."""
     ins = [t for t in op.inputs if t is not None]
-    if (op.name in TWO_INPUT and len(ins) == 2 and not ins[0].is_const
-            and ins[0].index == ins[1].index):
+    if (
+        op.name in TWO_INPUT
+        and len(ins) == 2
+        and not ins[0].is_const
+        and ins[0].index == ins[1].index
+    ):
         return ["identical inputs (Parse refuses them for two-input ops other than ADD/MUL)"]
     return []
 
@@ -459,17 +615,26 @@ def _identical_inputs(op) -> list[str]:
 def _parse_rules(op) -> list[str]:
     """Checks made only in Parse, after the op was taken (the op's own parser)."""
     runtime, _ = op.counts()
-    if op.name == "STRIDED_SLICE" and not all(t is not None and t.is_const
-                                              for t in op.inputs[1:4]):
+    if op.name == "STRIDED_SLICE" and not all(t is not None and t.is_const for t in op.inputs[1:4]):
         return ["begin/end/strides not constant (Parse reads them with ReadTensor)"]
-    if op.name == "BATCH_MATMUL" and runtime != 2 and not (
-            runtime == 1 and op.inputs[1].is_const and op.inputs[1].rank == 2):
-        return ["not 2 runtime inputs, nor a runtime left-hand side with a 2-D constant "
-                "right-hand side (Parse: 'Not supported batched mat mul case')"]
-    if op.name == "TRANSPOSE" and op.inputs[1].is_const and (
-            op.inputs[1].rank != 1 or op.inputs[1].shape[0] not in (2, 3, 4)):
-        return [f"permutation {list(op.inputs[1].shape)}: Parse takes 2, 3 or 4 axes "
-                f"('Permutation for transpose is invalid')"]
+    if (
+        op.name == "BATCH_MATMUL"
+        and runtime != 2
+        and not (runtime == 1 and op.inputs[1].is_const and op.inputs[1].rank == 2)
+    ):
+        return [
+            "not 2 runtime inputs, nor a runtime left-hand side with a 2-D constant "
+            "right-hand side (Parse: 'Not supported batched mat mul case')"
+        ]
+    if (
+        op.name == "TRANSPOSE"
+        and op.inputs[1].is_const
+        and (op.inputs[1].rank != 1 or op.inputs[1].shape[0] not in (2, 3, 4))
+    ):
+        return [
+            f"permutation {list(op.inputs[1].shape)}: Parse takes 2, 3 or 4 axes "
+            f"('Permutation for transpose is invalid')"
+        ]
     return []
 
 
@@ -480,8 +645,10 @@ def build_failures(op, graph) -> list[str]:
     reasons = _identical_inputs(op) + _parse_rules(op)
     for t in op.inputs + op.outputs:
         if t is not None and not t.is_const and t.rank == 0:
-            reasons.append(f"runtime tensor {t.describe()} of rank 0: ExtractTensorShape has no "
-                           f"layout for it ('has bad input dims size: 0')")
+            reasons.append(
+                f"runtime tensor {t.describe()} of rank 0: ExtractTensorShape has no "
+                f"layout for it ('has bad input dims size: 0')"
+            )
             break
     return reasons
 
@@ -500,10 +667,12 @@ def batched_constant(op) -> list[str]:
     (runtime,), (const,) = op.runtime_inputs(), op.const_inputs()
     if const.rank not in (2, 3) or const.shape[0] == 1 or const.size == 1:
         return []
-    return [f"constant {const.describe()} with {runtime.describe()}: a rank-{const.rank} "
-            f"constant whose first dim is > 1 is read without its batch, at the runtime "
-            f"tensor's own coordinates (on the real accelerator [1,4] + const[9,4] gave 9 "
-            f"copies of row 0); give it a leading 1 (e.g. [1, 9*4]) or rank 4"]
+    return [
+        f"constant {const.describe()} with {runtime.describe()}: a rank-{const.rank} "
+        f"constant whose first dim is > 1 is read without its batch, at the runtime "
+        f"tensor's own coordinates (on the real accelerator [1,4] + const[9,4] gave 9 "
+        f"copies of row 0); give it a leading 1 (e.g. [1, 9*4]) or rank 4"
+    ]
 
 
 def miscomputed(op, graph) -> list[str]:

@@ -60,29 +60,123 @@ from export.gpu_rules_classic import (
 )
 from export.tflite_graph import BOOL, INT32, TYPE_NAMES
 
-UNARY = {"ABS": 5, "CAST": 7, "CEIL": 2, "COS": 2, "ELU": 2, "EXP": 2, "FLOOR": 2, "GELU": 3,
-         "HARD_SWISH": 1, "LOG": 2, "LOGISTIC": 2, "NEG": 2, "ROUND": 2, "RSQRT": 2,
-         "SIGN": 2, "SIN": 2, "SQRT": 2, "SQUARE": 2, "TANH": 2, "LOGICAL_NOT": 2}
-BINARY = {"ADD": 6, "ATAN2": 2, "DIV": 2, "FLOOR_DIV": 3, "FLOOR_MOD": 2, "MAXIMUM": 4,
-          "MINIMUM": 4, "MUL": 8, "POW": 2, "RIGHT_SHIFT": 1, "SQUARED_DIFFERENCE": 2,
-          "SUB": 3, "BITWISE_XOR": 2, "EQUAL": 2, "GREATER": 2, "GREATER_EQUAL": 2,
-          "LESS": 2, "LESS_EQUAL": 2, "LOGICAL_AND": 2, "LOGICAL_OR": 2, "NOT_EQUAL": 2}
-LOGICAL = ("BITWISE_XOR", "EQUAL", "GREATER", "GREATER_EQUAL", "LESS", "LESS_EQUAL",
-           "LOGICAL_AND", "LOGICAL_OR", "NOT_EQUAL", "LOGICAL_NOT")
-OTHER_VERSIONS = {"LEAKY_RELU": 2, "RELU": 2, "RELU6": 2, "RELU_N1_TO_1": 2, "PRELU": 1,
-                  "SOFTMAX": 4, "FULLY_CONNECTED": 14, "SELECT": 1, "SELECT_V2": 1,
-                  "SPLIT": 1, "SPLIT_V": 1, "STRIDED_SLICE": 2, "TRANSPOSE": 9, "TILE": 2,
-                  "DEQUANTIZE": 3}
+UNARY = {
+    "ABS": 5,
+    "CAST": 7,
+    "CEIL": 2,
+    "COS": 2,
+    "ELU": 2,
+    "EXP": 2,
+    "FLOOR": 2,
+    "GELU": 3,
+    "HARD_SWISH": 1,
+    "LOG": 2,
+    "LOGISTIC": 2,
+    "NEG": 2,
+    "ROUND": 2,
+    "RSQRT": 2,
+    "SIGN": 2,
+    "SIN": 2,
+    "SQRT": 2,
+    "SQUARE": 2,
+    "TANH": 2,
+    "LOGICAL_NOT": 2,
+}
+BINARY = {
+    "ADD": 6,
+    "ATAN2": 2,
+    "DIV": 2,
+    "FLOOR_DIV": 3,
+    "FLOOR_MOD": 2,
+    "MAXIMUM": 4,
+    "MINIMUM": 4,
+    "MUL": 8,
+    "POW": 2,
+    "RIGHT_SHIFT": 1,
+    "SQUARED_DIFFERENCE": 2,
+    "SUB": 3,
+    "BITWISE_XOR": 2,
+    "EQUAL": 2,
+    "GREATER": 2,
+    "GREATER_EQUAL": 2,
+    "LESS": 2,
+    "LESS_EQUAL": 2,
+    "LOGICAL_AND": 2,
+    "LOGICAL_OR": 2,
+    "NOT_EQUAL": 2,
+}
+LOGICAL = (
+    "BITWISE_XOR",
+    "EQUAL",
+    "GREATER",
+    "GREATER_EQUAL",
+    "LESS",
+    "LESS_EQUAL",
+    "LOGICAL_AND",
+    "LOGICAL_OR",
+    "NOT_EQUAL",
+    "LOGICAL_NOT",
+)
+OTHER_VERSIONS = {
+    "LEAKY_RELU": 2,
+    "RELU": 2,
+    "RELU6": 2,
+    "RELU_N1_TO_1": 2,
+    "PRELU": 1,
+    "SOFTMAX": 4,
+    "FULLY_CONNECTED": 14,
+    "SELECT": 1,
+    "SELECT_V2": 1,
+    "SPLIT": 1,
+    "SPLIT_V": 1,
+    "STRIDED_SLICE": 2,
+    "TRANSPOSE": 9,
+    "TILE": 2,
+    "DEQUANTIZE": 3,
+}
 # Listed in IsNodeSupported with a check of their own (version, where any, above).
-LISTED = set(UNARY) | set(BINARY) | set(OTHER_VERSIONS) | {
-    "ARG_MAX", "AVERAGE_POOL_2D", "BATCH_MATMUL", "CONCATENATION", "CONV_2D", "CUMSUM",
-    "DEPTH_TO_SPACE", "DEPTHWISE_CONV_2D", "DYNAMIC_UPDATE_SLICE", "EMBEDDING_LOOKUP",
-    "GATHER", "MAX_POOL_2D", "MEAN", "MIRROR_PAD", "ONE_HOT", "PACK", "PAD", "PADV2",
-    "QUANTIZE", "REDUCE_ALL", "REDUCE_ANY", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD", "SUM",
-    "RESHAPE", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "REVERSE_V2", "SLICE",
-    "SPACE_TO_DEPTH", "TOPK_V2", "TRANSPOSE_CONV", "UNPACK"}
-REDUCTIONS = ("MEAN", "REDUCE_ALL", "REDUCE_ANY", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD",
-              "SUM")
+LISTED = (
+    set(UNARY)
+    | set(BINARY)
+    | set(OTHER_VERSIONS)
+    | {
+        "ARG_MAX",
+        "AVERAGE_POOL_2D",
+        "BATCH_MATMUL",
+        "CONCATENATION",
+        "CONV_2D",
+        "CUMSUM",
+        "DEPTH_TO_SPACE",
+        "DEPTHWISE_CONV_2D",
+        "DYNAMIC_UPDATE_SLICE",
+        "EMBEDDING_LOOKUP",
+        "GATHER",
+        "MAX_POOL_2D",
+        "MEAN",
+        "MIRROR_PAD",
+        "ONE_HOT",
+        "PACK",
+        "PAD",
+        "PADV2",
+        "QUANTIZE",
+        "REDUCE_ALL",
+        "REDUCE_ANY",
+        "REDUCE_MAX",
+        "REDUCE_MIN",
+        "REDUCE_PROD",
+        "SUM",
+        "RESHAPE",
+        "RESIZE_BILINEAR",
+        "RESIZE_NEAREST_NEIGHBOR",
+        "REVERSE_V2",
+        "SLICE",
+        "SPACE_TO_DEPTH",
+        "TOPK_V2",
+        "TRANSPOSE_CONV",
+        "UNPACK",
+    }
+)
+REDUCTIONS = ("MEAN", "REDUCE_ALL", "REDUCE_ANY", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD", "SUM")
 
 
 def broadcastable(a: tuple, b: tuple) -> bool:
@@ -98,8 +192,9 @@ def _unary_rules(op, graph) -> list[str]:
         return [f"expected 1 input and 1 output, got {len(op.inputs)} and {len(op.outputs)}"]
     reasons = []
     if op.inputs[0].shape != op.outputs[0].shape:
-        reasons.append(f"input {list(op.inputs[0].shape)} and output "
-                       f"{list(op.outputs[0].shape)} differ")
+        reasons.append(
+            f"input {list(op.inputs[0].shape)} and output {list(op.outputs[0].shape)} differ"
+        )
     if op.inputs[0].is_const:
         reasons.append("constant input")
     return reasons
@@ -175,8 +270,9 @@ def _reduction_rules(op, graph) -> list[str]:
 def _split_rules(op, graph) -> list[str]:
     """SPLIT (axis, input) and SPLIT_V (input, sizes, axis): equal parts, a runtime input of
     rank 1 to 4, a constant axis."""
-    data, axis = (op.inputs[1], op.inputs[0]) if op.name == "SPLIT" else (
-        op.inputs[0], op.inputs[-1])
+    data, axis = (
+        (op.inputs[1], op.inputs[0]) if op.name == "SPLIT" else (op.inputs[0], op.inputs[-1])
+    )
     reasons = []
     if data.is_const or not axis.is_const:
         reasons.append("needs a runtime input and a constant axis")
@@ -228,13 +324,23 @@ def _lstm_rules(op, graph) -> list[str]:
     return ["LSTM is listed but always refused (support.cc: re-enable once convert is live)"]
 
 
-_RULES = {**{name: _unary_rules for name in UNARY}, **{name: _binary_rules for name in BINARY},
-          "ARG_MAX": _arg_max_rules, "BATCH_MATMUL": _batch_matmul_rules,
-          "FULLY_CONNECTED": _fully_connected_rules, "SPLIT": _split_rules,
-          "SPLIT_V": _split_rules, "STRIDED_SLICE": _strided_slice_rules,
-          "TRANSPOSE": _transpose_rules, "TILE": _tile_rules, "DEQUANTIZE": _dequantize_rules,
-          "SELECT": _select_rules, "SELECT_V2": _select_rules, "LSTM": _lstm_rules,
-          **{name: _reduction_rules for name in REDUCTIONS}}
+_RULES = {
+    **{name: _unary_rules for name in UNARY},
+    **{name: _binary_rules for name in BINARY},
+    "ARG_MAX": _arg_max_rules,
+    "BATCH_MATMUL": _batch_matmul_rules,
+    "FULLY_CONNECTED": _fully_connected_rules,
+    "SPLIT": _split_rules,
+    "SPLIT_V": _split_rules,
+    "STRIDED_SLICE": _strided_slice_rules,
+    "TRANSPOSE": _transpose_rules,
+    "TILE": _tile_rules,
+    "DEQUANTIZE": _dequantize_rules,
+    "SELECT": _select_rules,
+    "SELECT_V2": _select_rules,
+    "LSTM": _lstm_rules,
+    **{name: _reduction_rules for name in REDUCTIONS},
+}
 
 
 def refusals(op, graph, allow_quant_ops: bool = True) -> list[str]:
@@ -252,7 +358,8 @@ def refusals(op, graph, allow_quant_ops: bool = True) -> list[str]:
     # The arithmetic dtype sets hold no bool (CAST, the logical ops, REDUCE_ALL/ANY do).
     typed = set(UNARY) | set(BINARY) | set(REDUCTIONS)
     if op.name in typed - set(LOGICAL) - {"CAST", "REDUCE_ALL", "REDUCE_ANY"} and any(
-            t is not None and t.type == BOOL for t in op.inputs + op.outputs):
+        t is not None and t.type == BOOL for t in op.inputs + op.outputs
+    ):
         reasons.append(f"bool tensor ({TYPE_NAMES[BOOL]} is not among {op.name}'s types)")
     return reasons
 
@@ -281,10 +388,12 @@ def _split_siblings(op, graph) -> list[str]:
     maker = graph.ops[makers[0]]
     if maker.name not in ("SPLIT", "SPLIT_V"):
         return []
-    return [f"reads two outputs of one {maker.name} (op {maker.index}): Dawn rejects the "
-            f"command buffer (a texture written and read in one pass) and the result is "
-            f"garbage; compute the parts with separate ops (e.g. a product with constant "
-            f"selectors) instead"]
+    return [
+        f"reads two outputs of one {maker.name} (op {maker.index}): Dawn rejects the "
+        f"command buffer (a texture written and read in one pass) and the result is "
+        f"garbage; compute the parts with separate ops (e.g. a product with constant "
+        f"selectors) instead"
+    ]
 
 
 def miscomputed(op, graph) -> list[str]:

@@ -70,13 +70,20 @@ def publish_version(staging: str, export_base: str, attempts: int = 100) -> str:
             continue  # another export took this version meanwhile
         run_files.fsync_folder(export_base)
         return target
-    raise RuntimeError(f"could not claim a version folder under {export_base} after "
-                       f"{attempts} tries: too many exports at once")
+    raise RuntimeError(
+        f"could not claim a version folder under {export_base} after "
+        f"{attempts} tries: too many exports at once"
+    )
 
 
-def build_serving_module(model, image_size: int, class_names, top_k: int = EvalConfig.top_k,
-                         threshold: float = EvalConfig.threshold,
-                         max_pixels: int = DEFAULT_MAX_PIXELS):
+def build_serving_module(
+    model,
+    image_size: int,
+    class_names,
+    top_k: int = EvalConfig.top_k,
+    threshold: float = EvalConfig.threshold,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+):
     """A tf.Module with the two serving signatures around a trained RARLModel."""
     import tensorflow as tf
 
@@ -95,7 +102,9 @@ def build_serving_module(model, image_size: int, class_names, top_k: int = EvalC
             is_png = tf.equal(tf.strings.substr(data, 0, 8), image_header.PNG_SIGNATURE)
             check = tf.debugging.Assert(
                 tf.io.is_jpeg(data) | is_png,
-                ["image could not be decoded: expected JPEG or PNG bytes"], summarize=1)
+                ["image could not be decoded: expected JPEG or PNG bytes"],
+                summarize=1,
+            )
             with tf.control_dependencies([check]):
                 image = image_header.decode(data, max_pixels)
             return resize(image, image_size)
@@ -104,23 +113,31 @@ def build_serving_module(model, image_size: int, class_names, top_k: int = EvalC
             out = serving.predict(self.model, images)
             top_scores, top_classes = tf.math.top_k(out["probs"], k=top_k)
             keep = top_scores >= threshold
-            return {**serving.to_exported({"probs": out["probs"], "boxes": out["boxes"]}),
-                    "top_classes": tf.where(keep, top_classes, -1),
-                    "top_scores": tf.where(keep, top_scores, 0.0),
-                    "top_names": tf.where(keep, tf.gather(self.class_names, top_classes), "")}
+            return {
+                **serving.to_exported({"probs": out["probs"], "boxes": out["boxes"]}),
+                "top_classes": tf.where(keep, top_classes, -1),
+                "top_scores": tf.where(keep, top_scores, 0.0),
+                "top_names": tf.where(keep, tf.gather(self.class_names, top_classes), ""),
+            }
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
         def serve_bytes(self, image_bytes):
-            images = tf.map_fn(self._decode, image_bytes,
-                               fn_output_signature=tf.TensorSpec([image_size, image_size, 3],
-                                                                 tf.float32))
+            images = tf.map_fn(
+                self._decode,
+                image_bytes,
+                fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32),
+            )
             return self._outputs(images)
 
-        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8,
-                                                    name="pixels")])
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="pixels")]
+        )
         def serve_pixels(self, pixels):
-            return self._outputs(tf.map_fn(lambda image: resize(image, image_size), pixels,
-                                           fn_output_signature=tf.float32))
+            return self._outputs(
+                tf.map_fn(
+                    lambda image: resize(image, image_size), pixels, fn_output_signature=tf.float32
+                )
+            )
 
     return ServingModule()
 
@@ -140,15 +157,19 @@ def warmup_requests(model_name: str, image_size: int):
     pixels = np.full((1, image_size, image_size, 3), 128, np.uint8)
     png = tf.io.encode_png(pixels[0]).numpy()
     records = []
-    for signature, name, value in (("serving_default", "image_bytes",
-                                    tf.make_tensor_proto([png], dtype=tf.string)),
-                                   ("predict_pixels", "pixels", tf.make_tensor_proto(pixels))):
+    for signature, name, value in (
+        ("serving_default", "image_bytes", tf.make_tensor_proto([png], dtype=tf.string)),
+        ("predict_pixels", "pixels", tf.make_tensor_proto(pixels)),
+    ):
         request = predict_pb2.PredictRequest()
         request.model_spec.name = model_name
         request.model_spec.signature_name = signature
         request.inputs[name].CopyFrom(value)
-        records.append(prediction_log_pb2.PredictionLog(
-            predict_log=prediction_log_pb2.PredictLog(request=request)))
+        records.append(
+            prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
+        )
     return records
 
 
@@ -164,8 +185,13 @@ def write_warmup_requests(version_dir: str, model_name: str, image_size: int) ->
     return path
 
 
-def export(model_dir: str, export_base: str, max_pixels: int = DEFAULT_MAX_PIXELS,
-           top_k: int = EvalConfig.top_k, threshold: float = EvalConfig.threshold) -> str:
+def export(
+    model_dir: str,
+    export_base: str,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    top_k: int = EvalConfig.top_k,
+    threshold: float = EvalConfig.threshold,
+) -> str:
     """Exports the model trained in `model_dir` as the next version under `export_base`."""
     import keras
     import tensorflow as tf
@@ -174,15 +200,21 @@ def export(model_dir: str, export_base: str, max_pixels: int = DEFAULT_MAX_PIXEL
 
     progress = keras.utils.Progbar(3, unit_name="stage")
     model, config = load_trained(model_dir)
-    module = build_serving_module(model, config.model.image_size, config.class_names, top_k,
-                                  threshold, max_pixels)
+    module = build_serving_module(
+        model, config.model.image_size, config.class_names, top_k, threshold, max_pixels
+    )
     progress.add(1)
     os.makedirs(export_base, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".staging-", dir=export_base)
     try:
-        tf.saved_model.save(module, staging,
-                            signatures={"serving_default": module.serve_bytes,
-                                        "predict_pixels": module.serve_pixels})
+        tf.saved_model.save(
+            module,
+            staging,
+            signatures={
+                "serving_default": module.serve_bytes,
+                "predict_pixels": module.serve_pixels,
+            },
+        )
         model_name = os.path.basename(os.path.normpath(export_base))
         write_warmup_requests(staging, model_name, config.model.image_size)
         progress.add(1)
@@ -198,16 +230,18 @@ def main(argv):
     cli.no_arguments(argv)
     if FLAGS.max_pixels < 1:
         raise ValueError(f"--max_pixels={FLAGS.max_pixels} is not allowed: expected >= 1")
-    path = export(FLAGS.model_dir, FLAGS.export_base, FLAGS.max_pixels, FLAGS.top_k,
-                  FLAGS.threshold)
+    path = export(
+        FLAGS.model_dir, FLAGS.export_base, FLAGS.max_pixels, FLAGS.top_k, FLAGS.threshold
+    )
     print(f"SavedModel written to {path}")
 
 
 def run():
     """Defines this entry point's flags and runs it (`python -m` and the console script)."""
     rarl_flags.define_model_dir_flag()
-    flags.DEFINE_string("export_base", None, "TF Serving model folder; versions go in N/.",
-                        required=True)
+    flags.DEFINE_string(
+        "export_base", None, "TF Serving model folder; versions go in N/.", required=True
+    )
     flags.DEFINE_integer("max_pixels", DataConfig.max_pixels, "Refuse larger images.")
     rarl_flags.define_section_flags(EvalConfig, only=("top_k", "threshold"))
     for name in ("top_k", "threshold"):

@@ -46,8 +46,9 @@ def keras_inference_function(model, image_size: int):
 
     from rarl_tf import serving
 
-    @tf.function(input_signature=[tf.TensorSpec([1, image_size, image_size, 3], tf.float32,
-                                                name="pixels")])
+    @tf.function(
+        input_signature=[tf.TensorSpec([1, image_size, image_size, 3], tf.float32, name="pixels")]
+    )
     def infer(pixels):
         return serving.to_exported(serving.predict(model, pixels))
 
@@ -76,14 +77,16 @@ def convert(model_dir: str, quantization: str = "none", representative_images=No
     from rarl_tf.run_files import load_trained
 
     if quantization not in QUANTIZATIONS:
-        raise ValueError(f"--quantization={quantization} is not allowed: expected one of "
-                         f"{QUANTIZATIONS}")
+        raise ValueError(
+            f"--quantization={quantization} is not allowed: expected one of {QUANTIZATIONS}"
+        )
     model, config = load_trained(model_dir, crop_mode="matmul")
     return convert_model(model, config.model.image_size, quantization, representative_images)
 
 
-def convert_model(model, image_size: int, quantization: str = "none",
-                  representative_images=None) -> bytes:
+def convert_model(
+    model, image_size: int, quantization: str = "none", representative_images=None
+) -> bytes:
     """The TFLite flatbuffer of a built model whose agent crops with `crop_mode="matmul"`."""
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
@@ -98,9 +101,11 @@ def convert_model(model, image_size: int, quantization: str = "none",
     # ("serving_default": pixels -> scores, boxes) instead of positional args_0 tensors.
     module = tf.Module()
     module.infer = tf.function(
-        lambda pixels: tf.nest.pack_sequence_as(concrete.structured_outputs,
-                                                tf.nest.flatten(frozen(pixels))),
-        input_signature=concrete.structured_input_signature[0])
+        lambda pixels: tf.nest.pack_sequence_as(
+            concrete.structured_outputs, tf.nest.flatten(frozen(pixels))
+        ),
+        input_signature=concrete.structured_input_signature[0],
+    )
     with tempfile.TemporaryDirectory() as staging:
         tf.saved_model.save(module, staging, signatures={SIGNATURE: module.infer})
         converter = tf.lite.TFLiteConverter.from_saved_model(staging, signature_keys=[SIGNATURE])
@@ -147,7 +152,8 @@ def gpu_check(content: bytes, allow_cpu_fallback: bool = False):
         raise cli.RunFailed(
             f"{len(report.reasons)} ops would fall back from the TFLite GPU delegate to the "
             f"CPU (pass --allow_cpu_fallback to write the model anyway):\n"
-            + "\n".join(report.fallback_lines()))
+            + "\n".join(report.fallback_lines())
+        )
     for line in report.fallback_lines():
         print("CPU fallback:", line)
     return report
@@ -160,8 +166,10 @@ def check_output(output: str, overwrite: bool = False) -> None:
 
     for path in (output, labels_path(output)):
         if os.path.lexists(path) and not overwrite:
-            raise ValueError(f"{path} exists (an earlier export): pass --overwrite to replace "
-                             f"it, or choose another --output")
+            raise ValueError(
+                f"{path} exists (an earlier export): pass --overwrite to replace "
+                f"it, or choose another --output"
+            )
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     run_files.check_writable_file(output, f"--output={output}")
 
@@ -174,19 +182,28 @@ def write_pair(output: str, content: bytes, class_names, overwrite: bool = False
     labels = labels_path(output)
     try:
         with run_files.replacing_all([labels, output], overwrite=overwrite) as (
-                labels_temporary, model_temporary):
+            labels_temporary,
+            model_temporary,
+        ):
             with open(model_temporary, "wb") as f:
                 f.write(content)
             with open(labels_temporary, "w") as f:
                 f.write("\n".join(class_names) + "\n")
     except FileExistsError:  # written by someone else while this one converted
-        raise ValueError(f"{output} or {labels} appeared during the export: pass --overwrite "
-                         f"to replace them, or choose another --output") from None
+        raise ValueError(
+            f"{output} or {labels} appeared during the export: pass --overwrite "
+            f"to replace them, or choose another --output"
+        ) from None
 
 
-def export(model_dir: str, output: str, quantization: str = "none",
-           calibration_images: int = 100, allow_cpu_fallback: bool = False,
-           overwrite: bool = False) -> list[str]:
+def export(
+    model_dir: str,
+    output: str,
+    quantization: str = "none",
+    calibration_images: int = 100,
+    allow_cpu_fallback: bool = False,
+    overwrite: bool = False,
+) -> list[str]:
     """Writes the TFLite model and its labels (`write_pair`); returns its op names. Raises
     ValueError if the files exist and not `overwrite`, or if any op is not builtin, or
     (`cli.RunFailed`) if any op would fall back from the GPU delegate to the CPU, unless
@@ -203,8 +220,10 @@ def export(model_dir: str, output: str, quantization: str = "none",
     names = op_names(content)
     bad = non_builtin_ops(names)
     if bad:
-        raise ValueError(f"the converted model uses non-builtin ops {bad}; the stock LiteRT "
-                         f"runtime and the GPU delegate cannot run it")
+        raise ValueError(
+            f"the converted model uses non-builtin ops {bad}; the stock LiteRT "
+            f"runtime and the GPU delegate cannot run it"
+        )
     progress.add(1)
     print()
     gpu_check(content, allow_cpu_fallback)
@@ -217,8 +236,14 @@ def export(model_dir: str, output: str, quantization: str = "none",
 
 def main(argv):
     cli.no_arguments(argv)
-    export(FLAGS.model_dir, FLAGS.output, FLAGS.quantization, FLAGS.calibration_images,
-           FLAGS.allow_cpu_fallback, FLAGS.overwrite)
+    export(
+        FLAGS.model_dir,
+        FLAGS.output,
+        FLAGS.quantization,
+        FLAGS.calibration_images,
+        FLAGS.allow_cpu_fallback,
+        FLAGS.overwrite,
+    )
     print(f"TFLite model written to {FLAGS.output} ({os.path.getsize(FLAGS.output)} bytes)")
 
 
@@ -228,10 +253,17 @@ def run():
     flags.DEFINE_string("output", None, "Where to write the .tflite file.", required=True)
     flags.DEFINE_enum("quantization", "none", list(QUANTIZATIONS), "Post-training quantization.")
     flags.DEFINE_integer("calibration_images", 100, "Training images that calibrate int8.")
-    flags.DEFINE_bool("allow_cpu_fallback", False, "Write the model even if some ops would "
-                      "fall back from the TFLite GPU delegate to the CPU.")
-    flags.DEFINE_bool("overwrite", False, "Replace an existing --output (and its .labels.txt); "
-                      "without it an existing export is refused before any work.")
+    flags.DEFINE_bool(
+        "allow_cpu_fallback",
+        False,
+        "Write the model even if some ops would fall back from the TFLite GPU delegate to the CPU.",
+    )
+    flags.DEFINE_bool(
+        "overwrite",
+        False,
+        "Replace an existing --output (and its .labels.txt); "
+        "without it an existing export is refused before any work.",
+    )
     cli.run_entry_point(main)
 
 

@@ -13,8 +13,17 @@ import dataclasses
 
 # TensorType values of the TFLite schema.
 FLOAT32, FLOAT16, INT32, UINT8, INT64, STRING, BOOL, INT16, COMPLEX64, INT8 = range(10)
-TYPE_NAMES = {FLOAT32: "float32", FLOAT16: "float16", INT32: "int32", UINT8: "uint8",
-              INT64: "int64", STRING: "string", BOOL: "bool", INT16: "int16", INT8: "int8"}
+TYPE_NAMES = {
+    FLOAT32: "float32",
+    FLOAT16: "float16",
+    INT32: "int32",
+    UINT8: "uint8",
+    INT64: "int64",
+    STRING: "string",
+    BOOL: "bool",
+    INT16: "int16",
+    INT8: "int8",
+}
 FLOATS = (FLOAT32, FLOAT16)
 
 
@@ -37,8 +46,10 @@ class TensorInfo:
         return count
 
     def describe(self) -> str:
-        return f"{'const ' if self.is_const else ''}{TYPE_NAMES.get(self.type, self.type)}" \
-               f"{list(self.shape)}"
+        return (
+            f"{'const ' if self.is_const else ''}{TYPE_NAMES.get(self.type, self.type)}"
+            f"{list(self.shape)}"
+        )
 
 
 @dataclasses.dataclass
@@ -113,17 +124,25 @@ def read_model(content: bytes) -> Graph:
     schema = _schema()
     model = schema.ModelT.InitFromPackedBuf(bytearray(content), 0)
     graph = model.subgraphs[0]
-    tensors = [TensorInfo(i, tuple(int(d) for d in (t.shape if t.shape is not None else ())),
-                          int(t.type), _has_data(model, t.buffer) and not t.isVariable)
-               for i, t in enumerate(graph.tensors)]
+    tensors = [
+        TensorInfo(
+            i,
+            tuple(int(d) for d in (t.shape if t.shape is not None else ())),
+            int(t.type),
+            _has_data(model, t.buffer) and not t.isVariable,
+        )
+        for i, t in enumerate(graph.tensors)
+    ]
     ops = []
     for k, op in enumerate(graph.operators or []):
         code = model.operatorCodes[op.opcodeIndex]
-        inputs = [tensors[i] if i >= 0 else None
-                  for i in (op.inputs if op.inputs is not None else [])]
+        inputs = [
+            tensors[i] if i >= 0 else None for i in (op.inputs if op.inputs is not None else [])
+        ]
         outputs = [tensors[i] for i in (op.outputs if op.outputs is not None else [])]
-        ops.append(OpInfo(k, _op_name(schema, code), int(code.version), inputs, outputs,
-                          op.builtinOptions))
+        ops.append(
+            OpInfo(k, _op_name(schema, code), int(code.version), inputs, outputs, op.builtinOptions)
+        )
     return Graph.of(ops)
 
 
@@ -134,8 +153,14 @@ def partition(graph: Graph, supported: list[bool]) -> list[tuple[bool, list[int]
     ops = graph.ops
     done = [False] * len(ops)
     blocks = []
-    deps = [[graph.producers[t.index] for t in op.inputs
-             if t is not None and t.index in graph.producers] for op in ops]
+    deps = [
+        [
+            graph.producers[t.index]
+            for t in op.inputs
+            if t is not None and t.index in graph.producers
+        ]
+        for op in ops
+    ]
     while not all(done):
         # The first ready op sets the block's kind; the block then takes every ready op of
         # that kind, in execution order, until none is left.

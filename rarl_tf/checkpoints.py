@@ -35,7 +35,7 @@ def candidates(directory: str) -> list[str]:
     for index in glob.glob(os.path.join(glob.escape(directory), "ckpt-*.index")):
         match = re.fullmatch(r"ckpt-(\d+)\.index", os.path.basename(index))
         if match:
-            numbered.append((int(match.group(1)), index[:-len(".index")]))
+            numbered.append((int(match.group(1)), index[: -len(".index")]))
     return [prefix for _, prefix in sorted(numbered, reverse=True)]
 
 
@@ -48,8 +48,9 @@ def _files_of(prefix: str) -> list[str]:
 def _write_index(directory: str, kept: list[str]) -> None:
     """Rewrites `directory/checkpoint` (CheckpointManager's index) to list `kept`, newest first."""
     # Oldest first, as CheckpointManager keeps them; the newest is the one to resume from.
-    tf.compat.v1.train.update_checkpoint_state(directory, kept[0],
-                                               all_model_checkpoint_paths=kept[::-1])
+    tf.compat.v1.train.update_checkpoint_state(
+        directory, kept[0], all_model_checkpoint_paths=kept[::-1]
+    )
 
 
 def _move_aside(directory: str, prefixes: list[str], kept: list[str]) -> None:
@@ -71,8 +72,9 @@ def _index_is_readable(directory: str) -> bool:
     return state is not None and bool(state.model_checkpoint_path)
 
 
-def restore_newest_readable(checkpoint: tf.train.Checkpoint, directory: str,
-                            owner: bool = True) -> str | None:
+def restore_newest_readable(
+    checkpoint: tf.train.Checkpoint, directory: str, owner: bool = True
+) -> str | None:
     """Restores the newest checkpoint in `directory` that can be read; returns its prefix.
 
     Args:
@@ -94,23 +96,31 @@ def restore_newest_readable(checkpoint: tf.train.Checkpoint, directory: str,
         except Exception as err:  # noqa: BLE001
             reason = (getattr(err, "message", None) or str(err) or "").splitlines()
             reason = f"{type(err).__name__}: {reason[0][:300] if reason else ''}"
-            print(f"warning: checkpoint {prefix} cannot be read ({reason}); trying the one "
-                  f"before it", flush=True)
+            print(
+                f"warning: checkpoint {prefix} cannot be read ({reason}); trying the one before it",
+                flush=True,
+            )
             continue
         if position:
-            print(f"warning: resuming from the older checkpoint {prefix}: the {position} newer "
-                  f"one(s) could not be read"
-                  + (f" and were moved to {os.path.join(directory, UNREADABLE_DIR)}"
-                     if owner else ""), flush=True)
+            print(
+                f"warning: resuming from the older checkpoint {prefix}: the {position} newer "
+                f"one(s) could not be read"
+                + (
+                    f" and were moved to {os.path.join(directory, UNREADABLE_DIR)}" if owner else ""
+                ),
+                flush=True,
+            )
             if owner:
                 _move_aside(directory, found[:position], found[position:])
         elif owner and not _index_is_readable(directory):
             _write_index(directory, found)
         return prefix
     if found:
-        raise CorruptFile(f"none of the {len(found)} checkpoints in {directory} can be read "
-                          f"(see the warnings above): move that folder away to start the run "
-                          f"over, or restore it from a copy")
+        raise CorruptFile(
+            f"none of the {len(found)} checkpoints in {directory} can be read "
+            f"(see the warnings above): move that folder away to start the run "
+            f"over, or restore it from a copy"
+        )
     return None
 
 
@@ -130,4 +140,5 @@ def save(manager: tf.train.CheckpointManager, step: int) -> str:
             f"could not write checkpoint {prefix} at step {step} ({reason.splitlines()[-1]}); "
             f"training stopped. The last good checkpoint {kept or '(none yet)'} is intact: free "
             f"some space (a checkpoint takes {size / 1e6:.1f} MB) and run the same command "
-            f"to resume from it") from None
+            f"to resume from it"
+        ) from None

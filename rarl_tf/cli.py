@@ -49,9 +49,12 @@ def user_errors_exit(main):
             # name and renamed, so the previous version of the file is still whole.
             if err.errno not in (errno.ENOSPC, errno.EDQUOT) or os.environ.get("RARL_TRACEBACK"):
                 raise
-            print(f"error: no space left to write {err.filename or 'a file'} ({err.strerror}); "
-                  f"the previous files are intact: free some space and run the same command "
-                  f"again", file=sys.stderr)
+            print(
+                f"error: no space left to write {err.filename or 'a file'} ({err.strerror}); "
+                f"the previous files are intact: free some space and run the same command "
+                f"again",
+                file=sys.stderr,
+            )
             sys.exit(1)
 
     return wrapped

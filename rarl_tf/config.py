@@ -35,8 +35,14 @@ RECURRENCES = ("lstm", "localisation_only", "none")
 POLICY_STATES = ("lstm", "own", "none")
 EVAL_VIEWS = (1, 10)
 # Names of rarl_tf/data/sources.py's SOURCES (kept here so flags are checked before TF loads).
-DATASETS = ("cluttered_digits", "cluttered_digits/small", "cluttered_digits/large", "voc2007",
-            "coco2014", "voc_dir")
+DATASETS = (
+    "cluttered_digits",
+    "cluttered_digits/small",
+    "cluttered_digits/large",
+    "voc2007",
+    "coco2014",
+    "voc_dir",
+)
 # tf.distribute strategies of rarl_tf/distribute.py (here so train.py's flag needs no TF).
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
@@ -47,8 +53,15 @@ REMOVED_MODEL_KEYS = ("reinforce_weight", "baseline_weight")
 DEFAULT_MAX_PIXELS = 50_000_000
 
 
-def option(default: Any, help: str, *, choices: tuple = (), flag: str | None = None,
-           enum: bool = False, minimum: float | None = None) -> Any:
+def option(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple = (),
+    flag: str | None = None,
+    enum: bool = False,
+    minimum: float | None = None,
+) -> Any:
     """A config field and its command-line flag.
 
     Args:
@@ -59,9 +72,16 @@ def option(default: Any, help: str, *, choices: tuple = (), flag: str | None = N
       enum: also refuse other values while parsing (an absl enum flag, `<a|b>` in --help).
       minimum: the smallest value allowed (None: not checked here), checked by `validate`.
     """
-    return dataclasses.field(default=default, metadata={
-        "help": help, "choices": tuple(choices), "flag": flag, "enum": enum,
-        "minimum": minimum})
+    return dataclasses.field(
+        default=default,
+        metadata={
+            "help": help,
+            "choices": tuple(choices),
+            "flag": flag,
+            "enum": enum,
+            "minimum": minimum,
+        },
+    )
 
 
 def flag_name(field: dataclasses.Field) -> str:
@@ -78,21 +98,28 @@ class ModelConfig:
     # "imagenet" (Keras downloads it), "none", or a path to a .weights.h5 file.
     backbone_weights: str = option("imagenet", "imagenet, none, or a path to a .weights.h5 file.")
     backbone_widths: tuple[int, ...] = option(  # small_vgg only
-        (32, 64, 128), "Channel widths of small_vgg's blocks.")
+        (32, 64, 128), "Channel widths of small_vgg's blocks."
+    )
     image_size: int = option(512, "N: images are resized to N x N pixels.")
     crop_margin: int = option(  # training crops (N - m) x (N - m)
-        64, "m: training crops and evaluation views are (N - m) pixels wide.")
+        64, "m: training crops and evaluation views are (N - m) pixels wide."
+    )
 
     # Anchors and regions.
     anchor_sizes: tuple[float, ...] = option(  # sqrt(area) in pixels
-        (80.0, 160.0, 320.0), "Square roots of the anchor areas, in pixels.")
+        (80.0, 160.0, 320.0), "Square roots of the anchor areas, in pixels."
+    )
     aspect_ratios: tuple[float, ...] = option(  # width / height
-        (2.0, 1.0, 0.5), "Anchor width / height ratios.")
+        (2.0, 1.0, 0.5), "Anchor width / height ratios."
+    )
     crop_size: int = option(7, "s: regions are resampled to s x s cells.")
     # flatten (paper) | max: how a region's s x s grid is embedded.
     region_pool: str = option(
-        "flatten", "flatten: dense layer over the s x s grid (paper); max: max over the grid "
-        "first.", choices=REGION_POOLS, enum=True)
+        "flatten",
+        "flatten: dense layer over the s x s grid (paper); max: max over the grid first.",
+        choices=REGION_POOLS,
+        enum=True,
+    )
     embed_dim: int = option(512, "Width of the region embedding.")
 
     # The agent: recurrence and the paper's ablations (Tables 3-4).
@@ -100,60 +127,86 @@ class ModelConfig:
     num_steps: int = option(5, "T: attention iterations.")
     # rarl | global: backbone, global average pooling, one dense layer (the "VeryDeep" baseline).
     architecture: str = option(
-        "rarl", "rarl, or global (backbone + global pooling + dense: the baseline).",
-        choices=ARCHITECTURES)
+        "rarl",
+        "rarl, or global (backbone + global pooling + dense: the baseline).",
+        choices=ARCHITECTURES,
+    )
     # policy (the paper) | random: uniform random centres, same anchors (Table 3's "random").
     locations: str = option(
-        "policy", "policy (learned), random (uniform centres: the paper's Table 3), or "
+        "policy",
+        "policy (learned), random (uniform centres: the paper's Table 3), or "
         "random_inhibited (random centres with --inhibition_radius's inhibition of return).",
-        choices=LOCATIONS)
+        choices=LOCATIONS,
+    )
     # lstm (Ours-C) | localisation_only: LSTM places regions, an independent classifier scores
     # them (Ours-B) | none: no LSTM, locations from the regions' mean embedding (Ours-A).
     recurrence: str = option(
-        "lstm", "lstm (paper), localisation_only (an independent region classifier), or none "
-        "(no LSTM): the paper's Table 4.", choices=RECURRENCES)
+        "lstm",
+        "lstm (paper), localisation_only (an independent region classifier), or none "
+        "(no LSTM): the paper's Table 4.",
+        choices=RECURRENCES,
+    )
 
     # The location policy and its reward (README, "The location policy"); defaults: the paper.
     loc_std: float = option(0.11, "sigma of the location policy ([-1, 1] frame).")
     discount: float = option(1.0, "gamma, the reward discount.")
     reward: str = option(  # top_n (eq. 5) | log_likelihood of the true labels
-        "top_n", "top_n (the paper's eq. 5) or log_likelihood (of the true labels; does not "
-        "saturate).", choices=REWARDS)
+        "top_n",
+        "top_n (the paper's eq. 5) or log_likelihood (of the true labels; does not saturate).",
+        choices=REWARDS,
+    )
     # final (eq. 6: reward at T only) | improvement: step t earns R_t - R_(t-1)
     step_reward: str = option(
-        "final", "final (the paper: the reward at T only) or improvement (step t earns what it "
-        "added to the reward).", choices=STEP_REWARDS)
+        "final",
+        "final (the paper: the reward at T only) or improvement (step t earns what it "
+        "added to the reward).",
+        choices=STEP_REWARDS,
+    )
     trajectories: int = option(  # K > 1: leave-one-out baseline
-        1, "K location trajectories per training image (one backbone pass); K > 1 uses a "
-        "leave-one-out baseline.")
+        1,
+        "K location trajectories per training image (one backbone pass); K > 1 uses a "
+        "leave-one-out baseline.",
+    )
     location_input: bool = option(  # as RAM does
-        False, "Feed l_t into the LSTM with every region.")
-    loc_hidden: int = option(
-        0, "Hidden ReLU units in the location head (0: one layer, the paper).")
+        False, "Feed l_t into the LSTM with every region."
+    )
+    loc_hidden: int = option(0, "Hidden ReLU units in the location head (0: one layer, the paper).")
     context_grid: bool = option(
-        False, "Embed the whole view of iteration 0 from its flattened s x s grid (keeps where "
-        "things are).")
+        False,
+        "Embed the whole view of iteration 0 from its flattened s x s grid (keeps where "
+        "things are).",
+    )
     # dense (paper: f_loc = FC(h_t)) | spatial: cells of a G x G grid of the view score
     # themselves from (F_g, h_t); the mean is their softmax-weighted position
     loc_head: str = option(
-        "dense", "dense (the paper's f_loc(h_t)), spatial (cells of a G x G grid of the view "
+        "dense",
+        "dense (the paper's f_loc(h_t)), spatial (cells of a G x G grid of the view "
         "score themselves; the mean is their weighted position) or query (the state is a "
-        "query against cell keys that carry their position).", choices=LOC_HEADS)
+        "query against cell keys that carry their position).",
+        choices=LOC_HEADS,
+    )
     loc_grid: int = option(7, "G: side of the spatial head's grid.")
     inhibition_radius: float = option(
-        0.0, "rho ([-1, 1] view frame) of the spatial head's inhibition of return (and of "
-        "--locations=random_inhibited); 0: none.")
+        0.0,
+        "rho ([-1, 1] view frame) of the spatial head's inhibition of return (and of "
+        "--locations=random_inhibited); 0: none.",
+    )
     # The rule trains the classifier on well-spread glimpses early on, then gives way to the
     # policy's own state (which must then learn not to look twice).
     inhibition_anneal_epochs: float = option(
-        0.0, "Anneal the inhibition of return's strength linearly from 1 to 0 over this many "
-        "training epochs (0: constant); the trained model keeps none of it.", minimum=0.0)
+        0.0,
+        "Anneal the inhibition of return's strength linearly from 1 to 0 over this many "
+        "training epochs (0: constant); the trained model keeps none of it.",
+        minimum=0.0,
+    )
     # lstm: f_loc reads h_t | own: a GRU state s_t = GRU([pos(l_t), h_t], s_(t-1)) of the
     # policy's own, trained by REINFORCE | none: the head reads no state (saliency only)
     policy_state: str = option(
-        "lstm", "What the location head reads: lstm (the trunk's h_t, the paper), own (a "
+        "lstm",
+        "What the location head reads: lstm (the trunk's h_t, the paper), own (a "
         "recurrent state of the policy's own, trained by REINFORCE) or none.",
-        choices=POLICY_STATES)
+        choices=POLICY_STATES,
+    )
     policy_units: int = option(64, "Width of the policy's own state (--policy_state=own).")
 
 
@@ -161,17 +214,25 @@ class ModelConfig:
 class DataConfig:
     """Where images come from and how they are fed."""
 
-    dataset: str = option("voc2007", "Data source name (see rarl_tf/data/sources.py).",
-                          choices=DATASETS)
+    dataset: str = option(
+        "voc2007", "Data source name (see rarl_tf/data/sources.py).", choices=DATASETS
+    )
     # tensorflow-datasets' data_dir, or (dataset voc_dir) the VOC folder itself.
     data_dir: str | None = option(
-        None, "tensorflow-datasets data_dir, or the folder of a VOC-layout dataset.")
-    download: bool = option(False, "Let tensorflow-datasets download and prepare voc2007 / "
-                            "coco2014 into --data_dir if they are not there.")
+        None, "tensorflow-datasets data_dir, or the folder of a VOC-layout dataset."
+    )
+    download: bool = option(
+        False,
+        "Let tensorflow-datasets download and prepare voc2007 / "
+        "coco2014 into --data_dir if they are not there.",
+    )
     shuffle_buffer: int = option(2048, "Shuffle buffer, in images.")
     # Images over this many pixels (read from the header) are skipped, counted and named.
-    max_pixels: int = option(DEFAULT_MAX_PIXELS, "Skip (and count) images whose header declares "
-                             "more pixels than this, before decoding them.")
+    max_pixels: int = option(
+        DEFAULT_MAX_PIXELS,
+        "Skip (and count) images whose header declares "
+        "more pixels than this, before decoding them.",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,24 +245,34 @@ class TrainConfig:
     # The location head, the policy's own state and the baseline start from scratch and learn
     # from REINFORCE alone (rarl_tf/optimizer.py); 0 keeps the paper's single rate.
     policy_learning_rate: float = option(
-        0.0, "Adam learning rate (peak, same schedule) of the location policy and its baseline; "
-        "0: --learning_rate.", minimum=0.0)
-    lr_schedule: str = option("constant", "Learning-rate schedule.", choices=LR_SCHEDULES,
-                              enum=True)
+        0.0,
+        "Adam learning rate (peak, same schedule) of the location policy and its baseline; "
+        "0: --learning_rate.",
+        minimum=0.0,
+    )
+    lr_schedule: str = option(
+        "constant", "Learning-rate schedule.", choices=LR_SCHEDULES, enum=True
+    )
     warmup_epochs: float = option(0.0, "Linear warm-up, in epochs.")
     beta_1: float = option(0.9, "Adam beta_1.")
     beta_2: float = option(0.999, "Adam beta_2.")
     steps_per_epoch: int | None = option(
-        None, "Steps per epoch; default one pass over the training split.")
-    checkpoint_every_steps: int = option(
-        500, "Save a resumable checkpoint every this many steps.")
+        None, "Steps per epoch; default one pass over the training split."
+    )
+    checkpoint_every_steps: int = option(500, "Save a resumable checkpoint every this many steps.")
     seed: int = option(0, "Seed of data order, augmentation, init and sampling.")
     # Compile the training step with XLA (the crop becomes `crop_regions_matmul`, which XLA
     # compiles; crop_and_resize has no XLA kernel). Off: slower on the CPUs measured (README).
-    jit_compile: bool = option(False, "Compile the training step with XLA (the crop becomes the "
-                               "matmul crop; see README, \"Speed\").")
-    clip_norm: float = option(0.0, "Clip the gradient's global norm to this before Adam; 0: "
-                              "no clipping (the paper).", minimum=0.0)
+    jit_compile: bool = option(
+        False,
+        "Compile the training step with XLA (the crop becomes the "
+        'matmul crop; see README, "Speed").',
+    )
+    clip_norm: float = option(
+        0.0,
+        "Clip the gradient's global norm to this before Adam; 0: no clipping (the paper).",
+        minimum=0.0,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,31 +306,68 @@ class ExperimentConfig:
         m, t, e = self.model, self.train, self.eval
         weights_ok = m.backbone_weights in ("imagenet", "none") or (
             m.backbone_weights.endswith(".weights.h5")
-            and (not check_files or os.path.isfile(m.backbone_weights)))
+            and (not check_files or os.path.isfile(m.backbone_weights))
+        )
         checks = [
-            (self.data.dataset != "voc_dir" or bool(self.data.data_dir), "data_dir",
-             self.data.data_dir, "the VOC folder (holding JPEGImages/, Annotations/, "
-             "ImageSets/Main/) when --dataset=voc_dir"),
-            (self.data.shuffle_buffer >= 1, "shuffle_buffer", self.data.shuffle_buffer,
-             "an integer >= 1"),
-            (self.data.max_pixels >= 1, "max_pixels", self.data.max_pixels,
-             "an integer >= 1 (pixels per image)"),
-            (weights_ok, "backbone_weights", m.backbone_weights,
-             "imagenet, none, or the path of an existing .weights.h5 file"),
-            (m.backbone != "small_vgg" or m.backbone_weights == "none", "backbone_weights",
-             m.backbone_weights, "none for backbone small_vgg (it is trained from scratch)"),
+            (
+                self.data.dataset != "voc_dir" or bool(self.data.data_dir),
+                "data_dir",
+                self.data.data_dir,
+                "the VOC folder (holding JPEGImages/, Annotations/, "
+                "ImageSets/Main/) when --dataset=voc_dir",
+            ),
+            (
+                self.data.shuffle_buffer >= 1,
+                "shuffle_buffer",
+                self.data.shuffle_buffer,
+                "an integer >= 1",
+            ),
+            (
+                self.data.max_pixels >= 1,
+                "max_pixels",
+                self.data.max_pixels,
+                "an integer >= 1 (pixels per image)",
+            ),
+            (
+                weights_ok,
+                "backbone_weights",
+                m.backbone_weights,
+                "imagenet, none, or the path of an existing .weights.h5 file",
+            ),
+            (
+                m.backbone != "small_vgg" or m.backbone_weights == "none",
+                "backbone_weights",
+                m.backbone_weights,
+                "none for backbone small_vgg (it is trained from scratch)",
+            ),
             (m.image_size > 0, "image_size", m.image_size, "a positive number of pixels"),
-            (0 <= m.crop_margin < m.image_size, "crop_margin", m.crop_margin,
-             f"0 <= m < image_size ({m.image_size})"),
-            (len(m.anchor_sizes) > 0 and min(m.anchor_sizes) > 0, "anchor_sizes",
-             list(m.anchor_sizes), "one or more positive pixel sizes"),
-            (len(m.aspect_ratios) > 0 and min(m.aspect_ratios) > 0, "aspect_ratios",
-             list(m.aspect_ratios), "one or more positive width/height ratios"),
+            (
+                0 <= m.crop_margin < m.image_size,
+                "crop_margin",
+                m.crop_margin,
+                f"0 <= m < image_size ({m.image_size})",
+            ),
+            (
+                len(m.anchor_sizes) > 0 and min(m.anchor_sizes) > 0,
+                "anchor_sizes",
+                list(m.anchor_sizes),
+                "one or more positive pixel sizes",
+            ),
+            (
+                len(m.aspect_ratios) > 0 and min(m.aspect_ratios) > 0,
+                "aspect_ratios",
+                list(m.aspect_ratios),
+                "one or more positive width/height ratios",
+            ),
             # The paper pairs 3 scales with 3 ratios (k = 9); lists of different lengths are
             # almost always a typo in one of them.
-            (len(m.aspect_ratios) == len(m.anchor_sizes), "aspect_ratios",
-             list(m.aspect_ratios), f"as many ratios as --anchor_sizes has sizes "
-             f"({len(m.anchor_sizes)}: {list(m.anchor_sizes)})"),
+            (
+                len(m.aspect_ratios) == len(m.anchor_sizes),
+                "aspect_ratios",
+                list(m.aspect_ratios),
+                f"as many ratios as --anchor_sizes has sizes "
+                f"({len(m.anchor_sizes)}: {list(m.anchor_sizes)})",
+            ),
             (m.crop_size >= 1, "crop_size", m.crop_size, "an integer >= 1"),
             (m.num_steps >= 1, "num_steps", m.num_steps, "T >= 1"),
             (m.loc_std > 0, "loc_std", m.loc_std, "sigma > 0"),
@@ -267,10 +375,18 @@ class ExperimentConfig:
             (t.batch_size >= 1, "batch_size", t.batch_size, "an integer >= 1"),
             (t.epochs >= 1, "epochs", t.epochs, "an integer >= 1"),
             (t.learning_rate > 0, "learning_rate", t.learning_rate, "> 0"),
-            (t.steps_per_epoch is None or t.steps_per_epoch >= 1, "steps_per_epoch",
-             t.steps_per_epoch, "an integer >= 1"),
-            (t.checkpoint_every_steps >= 1, "checkpoint_every_steps", t.checkpoint_every_steps,
-             "an integer >= 1"),
+            (
+                t.steps_per_epoch is None or t.steps_per_epoch >= 1,
+                "steps_per_epoch",
+                t.steps_per_epoch,
+                "an integer >= 1",
+            ),
+            (
+                t.checkpoint_every_steps >= 1,
+                "checkpoint_every_steps",
+                t.checkpoint_every_steps,
+                "an integer >= 1",
+            ),
             (e.top_k >= 1, "top_k", e.top_k, "an integer >= 1"),
             (0 <= e.threshold <= 1, "threshold", e.threshold, "a probability in [0, 1]"),
         ]
@@ -312,10 +428,17 @@ class ExperimentConfig:
             raise ValueError(f"unknown sections {unknown}: expected only {sorted(known)}")
         names = raw.get("class_names", [])
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise ValueError(f"class_names = {json.dumps(names)[:100]} is not allowed: expected "
-                             f"a list of strings")
-        config = cls(**{name: _section_from_dict(name, kind, raw.get(name, {}))
-                        for name, kind in sections().items()}, class_names=tuple(names))
+            raise ValueError(
+                f"class_names = {json.dumps(names)[:100]} is not allowed: expected "
+                f"a list of strings"
+            )
+        config = cls(
+            **{
+                name: _section_from_dict(name, kind, raw.get(name, {}))
+                for name, kind in sections().items()
+            },
+            class_names=tuple(names),
+        )
         config.validate(check_files=False)
         return config
 
@@ -323,8 +446,10 @@ class ExperimentConfig:
 def _section_from_dict(name: str, kind: type, values) -> Any:
     """The section dataclass `kind` from its JSON object, each value checked for its type."""
     if not isinstance(values, dict):
-        raise ValueError(f"section {name} = {json.dumps(values)[:100]} is not allowed: expected "
-                         f"a JSON object of {kind.__name__} fields")
+        raise ValueError(
+            f"section {name} = {json.dumps(values)[:100]} is not allowed: expected "
+            f"a JSON object of {kind.__name__} fields"
+        )
     if kind is ModelConfig:
         # Written by runs before 2026-11-26; under Adam they had no effect (each scaled the
         # only loss of its head), so such runs load as if they were never set.
@@ -333,18 +458,19 @@ def _section_from_dict(name: str, kind: type, values) -> Any:
     unknown = set(values) - set(typed)
     if unknown:
         raise ValueError(f"unknown {kind.__name__} keys {sorted(unknown)}")
-    return kind(**{key: typed_value(f"{name}.{key}", value, *typed[key])
-                   for key, value in values.items()})
+    return kind(
+        **{key: typed_value(f"{name}.{key}", value, *typed[key]) for key, value in values.items()}
+    )
 
 
 _EXPECTED = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
-def typed_value(where: str, value: Any, field: dataclasses.Field, base: type, is_list: bool
-                ) -> Any:
+def typed_value(where: str, value: Any, field: dataclasses.Field, base: type, is_list: bool) -> Any:
     """`value` (from JSON) as field `field` holds it (a list as a tuple, an int as a float
     where a float is expected), or ValueError naming `where` and the type expected. JSON's
     "64" is not 64 and "false" is not false: a string is never converted."""
+
     def fits(item) -> bool:
         if base is float:
             return isinstance(item, (int, float)) and not isinstance(item, bool)
@@ -358,15 +484,21 @@ def typed_value(where: str, value: Any, field: dataclasses.Field, base: type, is
         return tuple(base(v) for v in value)
     if not is_list and fits(value):
         return base(value)
-    expected = (f"a list of {_EXPECTED[base].replace('an ', '').replace('a ', '')}s" if is_list
-                else _EXPECTED[base]) + (" or null" if field.default is None else "")
+    expected = (
+        f"a list of {_EXPECTED[base].replace('an ', '').replace('a ', '')}s"
+        if is_list
+        else _EXPECTED[base]
+    ) + (" or null" if field.default is None else "")
     raise ValueError(f"{where} = {json.dumps(value)[:100]} is not allowed: expected {expected}")
 
 
 def sections() -> dict[str, type]:
     """ExperimentConfig's sections by field name ({"model": ModelConfig, ...}), each with flags."""
-    return {f.name: type(f.default) for f in dataclasses.fields(ExperimentConfig)
-            if dataclasses.is_dataclass(f.default)}
+    return {
+        f.name: type(f.default)
+        for f in dataclasses.fields(ExperimentConfig)
+        if dataclasses.is_dataclass(f.default)
+    }
 
 
 def typed_fields(kind: type) -> list[tuple[dataclasses.Field, type, bool]]:
@@ -379,11 +511,17 @@ def typed_fields(kind: type) -> list[tuple[dataclasses.Field, type, bool]]:
         args = [a for a in typing.get_args(hint) if a is not type(None) and a is not Ellipsis]
         is_list = typing.get_origin(hint) is tuple
         base = args[0] if args else hint
-        if ("help" not in field.metadata or base not in _EXPECTED or len(args) > 1
-                or (is_list and base is str)):
-            raise TypeError(f"{kind.__name__}.{field.name}: {hint} has no flag; declare it with "
-                            f"config.option(default, help) as int, float, bool, str, X | None "
-                            f"or a tuple of int or float")
+        if (
+            "help" not in field.metadata
+            or base not in _EXPECTED
+            or len(args) > 1
+            or (is_list and base is str)
+        ):
+            raise TypeError(
+                f"{kind.__name__}.{field.name}: {hint} has no flag; declare it with "
+                f"config.option(default, help) as int, float, bool, str, X | None "
+                f"or a tuple of int or float"
+            )
         out.append((field, base, is_list))
     return out
 
@@ -393,17 +531,30 @@ def _policy_checks(m: ModelConfig) -> list[tuple]:
     return [
         (m.trajectories >= 1, "trajectories", m.trajectories, "an integer K >= 1"),
         (m.loc_grid >= 2, "loc_grid", m.loc_grid, "an integer G >= 2"),
-        (m.inhibition_radius == 0 or (m.inhibition_radius > 0 and (
-            m.loc_head in ("spatial", "query") or m.locations == "random_inhibited")),
-         "inhibition_radius", m.inhibition_radius,
-         "0, or > 0 with --loc_head=spatial or query (it acts on the head's cells) or "
-         "--locations=random_inhibited"),
-        (m.inhibition_anneal_epochs == 0 or (m.inhibition_radius > 0
-                                              and m.locations == "policy"),
-         "inhibition_anneal_epochs", m.inhibition_anneal_epochs,
-         "0, or > 0 with --inhibition_radius > 0 and a learned policy (it anneals that rule)"),
-        (m.locations != "random_inhibited" or m.inhibition_radius > 0, "locations",
-         m.locations, "random_inhibited only with --inhibition_radius > 0"),
+        (
+            m.inhibition_radius == 0
+            or (
+                m.inhibition_radius > 0
+                and (m.loc_head in ("spatial", "query") or m.locations == "random_inhibited")
+            ),
+            "inhibition_radius",
+            m.inhibition_radius,
+            "0, or > 0 with --loc_head=spatial or query (it acts on the head's cells) or "
+            "--locations=random_inhibited",
+        ),
+        (
+            m.inhibition_anneal_epochs == 0
+            or (m.inhibition_radius > 0 and m.locations == "policy"),
+            "inhibition_anneal_epochs",
+            m.inhibition_anneal_epochs,
+            "0, or > 0 with --inhibition_radius > 0 and a learned policy (it anneals that rule)",
+        ),
+        (
+            m.locations != "random_inhibited" or m.inhibition_radius > 0,
+            "locations",
+            m.locations,
+            "random_inhibited only with --inhibition_radius > 0",
+        ),
         (m.policy_units >= 1, "policy_units", m.policy_units, "an integer >= 1"),
         (m.loc_hidden >= 0, "loc_hidden", m.loc_hidden, "an integer >= 0 (0: no layer)"),
     ]

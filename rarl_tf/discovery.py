@@ -16,8 +16,9 @@ import numpy as np
 
 def _ordered(boxes: np.ndarray) -> np.ndarray:
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    return np.concatenate([np.minimum(boxes[:, :2], boxes[:, 2:]),
-                           np.maximum(boxes[:, :2], boxes[:, 2:])], axis=1)
+    return np.concatenate(
+        [np.minimum(boxes[:, :2], boxes[:, 2:]), np.maximum(boxes[:, :2], boxes[:, 2:])], axis=1
+    )
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -36,8 +37,10 @@ def centres_inside(regions: np.ndarray, objects: np.ndarray) -> np.ndarray:
     """[N, M] bool: the centre of region n lies inside object m (edges included)."""
     regions, objects = _ordered(regions), _ordered(objects)
     centres = (regions[:, :2] + regions[:, 2:]) / 2
-    return np.all((centres[:, None] >= objects[None, :, :2]) &
-                  (centres[:, None] <= objects[None, :, 2:]), axis=-1)
+    return np.all(
+        (centres[:, None] >= objects[None, :, :2]) & (centres[:, None] <= objects[None, :, 2:]),
+        axis=-1,
+    )
 
 
 def discovery_rates(regions: Iterable[np.ndarray], objects: Iterable[np.ndarray]) -> dict:
@@ -63,5 +66,4 @@ def discovery_rates(regions: Iterable[np.ndarray], objects: Iterable[np.ndarray]
         found_centre += int(np.any(centres_inside(image_regions, image_objects), axis=0).sum())
     if total == 0:
         raise ValueError("discovery_rates needs at least one ground-truth object")
-    return {"iou50": found_iou / total, "centre_inside": found_centre / total,
-            "objects": total}
+    return {"iou50": found_iou / total, "centre_inside": found_centre / total, "objects": total}

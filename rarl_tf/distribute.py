@@ -25,7 +25,8 @@ def split_cpu(num_devices: int) -> None:
         return
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)])
+        cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)]
+    )
 
 
 def make_strategy(name: str, num_cpu_devices: int = 1, tpu: str = "") -> tf.distribute.Strategy:
@@ -38,8 +39,10 @@ def make_strategy(name: str, num_cpu_devices: int = 1, tpu: str = "") -> tf.dist
         return tf.distribute.MirroredStrategy(devices)
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
-            raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable "
-                             "(cluster and task, as TensorFlow defines it)")
+            raise ValueError(
+                "--strategy=multi_worker needs the TF_CONFIG environment variable "
+                "(cluster and task, as TensorFlow defines it)"
+            )
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
@@ -81,7 +84,8 @@ def replica_values(strategy: tf.distribute.Strategy, value_fn) -> list[int]:
     """`value_fn(replica_id)` of every replica of `strategy`, on every worker, gathered (a
     collective: every worker must call it), in replica order."""
     per_replica = strategy.experimental_distribute_values_from_function(
-        lambda context: tf.constant([value_fn(context.replica_id_in_sync_group)], tf.int64))
+        lambda context: tf.constant([value_fn(context.replica_id_in_sync_group)], tf.int64)
+    )
     return [int(v) for v in strategy.gather(per_replica, axis=0).numpy()]
 
 
@@ -105,4 +109,5 @@ def check_same_step(strategy: tf.distribute.Strategy, step: int, value_fn=None) 
         raise cli.RunFailed(
             f"the workers restored different steps {steps} (one per replica, in replica "
             f"order): they must all read the same checkpoints folder; make MODEL_DIR/"
-            f"checkpoints the same shared folder on every worker, then rerun the same command")
+            f"checkpoints the same shared folder on every worker, then rerun the same command"
+        )

@@ -47,22 +47,31 @@ def main(argv):
         config = dataclasses.replace(config, eval=eval_config)
         if FLAGS.data_dir:
             config = dataclasses.replace(
-                config, data=dataclasses.replace(config.data, data_dir=FLAGS.data_dir))
+                config, data=dataclasses.replace(config.data, data_dir=FLAGS.data_dir)
+            )
         if scored and (config.data.dataset, config.class_names) != (
-                scored[0][1].data.dataset, scored[0][1].class_names):
-            raise ValueError(f"--model_dir={model_dir} was trained on {config.data.dataset}, "
-                             f"the first model on {scored[0][1].data.dataset}: models combined "
-                             f"in one evaluation must share the dataset and classes")
+            scored[0][1].data.dataset,
+            scored[0][1].class_names,
+        ):
+            raise ValueError(
+                f"--model_dir={model_dir} was trained on {config.data.dataset}, "
+                f"the first model on {scored[0][1].data.dataset}: models combined "
+                f"in one evaluation must share the dataset and classes"
+            )
         print(f"Scoring {model_dir} (N = {config.model.image_size}, {eval_config.views} views)")
         scores, labels, ignore, skipped = evaluation.evaluate_scores(
-            evaluation.model_scorer(model, evaluation.eval_views(config)), config)
+            evaluation.model_scorer(model, evaluation.eval_views(config)), config
+        )
         if scored and scores.shape != scored[0][0][0].shape:
-            raise ValueError(f"{model_dir} scored {len(scores)} images, the first model "
-                             f"{len(scored[0][0][0])}: the evaluation data differ")
+            raise ValueError(
+                f"{model_dir} scored {len(scores)} images, the first model "
+                f"{len(scored[0][0][0])}: the evaluation data differ"
+            )
         scored.append(((scores, labels, ignore), config))
         per_model[_name(model_dir, config.model.image_size)] = evaluation.with_skipped(
             evaluation.compute_metrics(scores, labels, ignore, eval_config, config.class_names),
-            skipped)
+            skipped,
+        )
 
     (_, labels, ignore), config = scored[0]
     if len(scored) == 1:
@@ -72,9 +81,11 @@ def main(argv):
         # The paper's two-scale result: the mean of the models' view-averaged probabilities.
         mean_scores = sum(s[0][0] for s in scored) / len(scored)
         results = evaluation.with_skipped(
-            evaluation.compute_metrics(mean_scores, labels, ignore, eval_config,
-                                       config.class_names),
-            next(iter(per_model.values()))["skipped"])
+            evaluation.compute_metrics(
+                mean_scores, labels, ignore, eval_config, config.class_names
+            ),
+            next(iter(per_model.values()))["skipped"],
+        )
         results["per_model"] = per_model
         named = list(per_model.items()) + [("combined", results)]
     results["model_dirs"] = list(FLAGS.model_dir)
@@ -87,8 +98,13 @@ def main(argv):
 
 def run():
     """Defines this entry point's flags and runs it (`python -m` and the console script)."""
-    flags.DEFINE_multi_string("model_dir", None, "Directory written by rarl_tf.train; repeat "
-                              "to average several models (e.g. N = 512 and 640).", required=True)
+    flags.DEFINE_multi_string(
+        "model_dir",
+        None,
+        "Directory written by rarl_tf.train; repeat "
+        "to average several models (e.g. N = 512 and 640).",
+        required=True,
+    )
     rarl_flags.define_eval_flags()
     flags.DEFINE_string("data_dir", None, "Override the data_dir the models were trained with.")
     flags.DEFINE_string("output", None, "Write the metrics as JSON here.")

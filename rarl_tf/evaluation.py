@@ -38,9 +38,11 @@ class Scored(NamedTuple):
     skipped: list[str]  # ids (`pipeline.with_ids`) of the images that did not decode
 
 
-def score_dataset(score: Callable[[tf.Tensor], np.ndarray], batches: tf.data.Dataset,
-                  num_images: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                          list[str]]:
+def score_dataset(
+    score: Callable[[tf.Tensor], np.ndarray],
+    batches: tf.data.Dataset,
+    num_images: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Runs `score` over (images, labels, ignore, ids) batches with a progress bar.
 
     Returns:
@@ -57,43 +59,66 @@ def score_dataset(score: Callable[[tf.Tensor], np.ndarray], batches: tf.data.Dat
     return np.concatenate(scores), np.concatenate(labels), np.concatenate(ignore), ids
 
 
-def compute_metrics(scores: np.ndarray, labels: np.ndarray, ignore: np.ndarray,
-                    config: EvalConfig, class_names: Iterable[str] = ()) -> dict:
+def compute_metrics(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    ignore: np.ndarray,
+    config: EvalConfig,
+    class_names: Iterable[str] = (),
+) -> dict:
     """mAP, per-class AP and CP/CR/CF1/OP/OR/OF1 under the protocol in `config` (fractions)."""
     ap = metrics.average_precision(scores, labels, ignore=ignore, voc07=config.voc07_ap)
-    prf = metrics.multilabel_prf(scores, labels, top_k=config.top_k, threshold=config.threshold,
-                                 ignore=ignore)
+    prf = metrics.multilabel_prf(
+        scores, labels, top_k=config.top_k, threshold=config.threshold, ignore=ignore
+    )
     names = list(class_names) or [str(i) for i in range(len(ap))]
-    result = {"mAP": float(np.nanmean(ap)), **{k: float(v) for k, v in prf.items()},
-              "num_images": int(len(scores)), "views": config.views,
-              "protocol": {"ap": "voc07_11point" if config.voc07_ap else "sklearn_area",
-                           "top_k": config.top_k, "threshold": config.threshold,
-                           "cf1": "2*CP*CR/(CP+CR)"},
-              "per_class_ap": {n: (None if np.isnan(v) else float(v)) for n, v in zip(names, ap)}}
+    result = {
+        "mAP": float(np.nanmean(ap)),
+        **{k: float(v) for k, v in prf.items()},
+        "num_images": int(len(scores)),
+        "views": config.views,
+        "protocol": {
+            "ap": "voc07_11point" if config.voc07_ap else "sklearn_area",
+            "top_k": config.top_k,
+            "threshold": config.threshold,
+            "cf1": "2*CP*CR/(CP+CR)",
+        },
+        "per_class_ap": {n: (None if np.isnan(v) else float(v)) for n, v in zip(names, ap)},
+    }
     return result
 
 
-def evaluate_scores(scores_fn: Callable[[tf.Tensor], np.ndarray], config: ExperimentConfig
-                    ) -> Scored:
+def evaluate_scores(
+    scores_fn: Callable[[tf.Tensor], np.ndarray], config: ExperimentConfig
+) -> Scored:
     """Scores the evaluation split of `config`'s dataset with `scores_fn`; images that do not
     decode (or are over --max_pixels) are left out, and named in `skipped`."""
     examples = load_split(config, "eval")
-    batches = pipeline.eval_batches(examples, config.model.image_size, config.eval.batch_size,
-                                    max_pixels=config.data.max_pixels, ids=True)
+    batches = pipeline.eval_batches(
+        examples,
+        config.model.image_size,
+        config.eval.batch_size,
+        max_pixels=config.data.max_pixels,
+        ids=True,
+    )
     num = int(examples.cardinality())
-    scores, labels, ignore, scored_ids = score_dataset(scores_fn, batches,
-                                                       num if num > 0 else None)
+    scores, labels, ignore, scored_ids = score_dataset(scores_fn, batches, num if num > 0 else None)
     skipped = []
     if num < 0 or len(scored_ids) < num:  # ids only (no image decoded) to name the missing
-        every = [i.decode("utf-8", "replace") for i in
-                 pipeline.with_ids(examples).map(lambda ex: ex["id"]).as_numpy_iterator()]
+        every = [
+            i.decode("utf-8", "replace")
+            for i in pipeline.with_ids(examples).map(lambda ex: ex["id"]).as_numpy_iterator()
+        ]
         scored = set(scored_ids)
         skipped = [i for i in every if i not in scored]
     if skipped:
         shown = ", ".join(skipped[:20]) + (", ..." if len(skipped) > 20 else "")
-        print(f"warning: {len(skipped)} of {len(skipped) + len(scores)} evaluation images could "
-              f"not be decoded (or are over --max_pixels) and were left out: {shown}",
-              file=sys.stderr, flush=True)
+        print(
+            f"warning: {len(skipped)} of {len(skipped) + len(scores)} evaluation images could "
+            f"not be decoded (or are over --max_pixels) and were left out: {shown}",
+            file=sys.stderr,
+            flush=True,
+        )
     return Scored(scores, labels, ignore, skipped)
 
 
@@ -109,7 +134,9 @@ def eval_views(config: ExperimentConfig) -> np.ndarray:
 
 def evaluate(model: keras.Model, config: ExperimentConfig) -> dict:
     """The paper's metrics of `model` on the evaluation split, with `config.eval`'s views."""
-    scores, labels, ignore, skipped = evaluate_scores(model_scorer(model, eval_views(config)),
-                                                      config)
-    return with_skipped(compute_metrics(scores, labels, ignore, config.eval, config.class_names),
-                        skipped)
+    scores, labels, ignore, skipped = evaluate_scores(
+        model_scorer(model, eval_views(config)), config
+    )
+    return with_skipped(
+        compute_metrics(scores, labels, ignore, config.eval, config.class_names), skipped
+    )

@@ -17,13 +17,18 @@ from absl import flags
 from rarl_tf.config import EvalConfig, ExperimentConfig, flag_name, sections, typed_fields
 
 FLAGS = flags.FLAGS
-_DEFINE = {int: flags.DEFINE_integer, float: flags.DEFINE_float, bool: flags.DEFINE_bool,
-           str: flags.DEFINE_string}
+_DEFINE = {
+    int: flags.DEFINE_integer,
+    float: flags.DEFINE_float,
+    bool: flags.DEFINE_bool,
+    str: flags.DEFINE_string,
+}
 
 
 def define_model_dir_flag(required: bool = True) -> None:
-    flags.DEFINE_string("model_dir", None, "Directory of checkpoints, logs and results.",
-                        required=required)
+    flags.DEFINE_string(
+        "model_dir", None, "Directory of checkpoints, logs and results.", required=required
+    )
 
 
 def define_experiment_flags(values: flags.FlagValues = FLAGS) -> None:
@@ -36,8 +41,9 @@ def define_eval_flags() -> None:
     define_section_flags(EvalConfig)
 
 
-def define_section_flags(kind: type, values: flags.FlagValues = FLAGS,
-                         only: tuple[str, ...] | None = None) -> None:
+def define_section_flags(
+    kind: type, values: flags.FlagValues = FLAGS, only: tuple[str, ...] | None = None
+) -> None:
     """One flag per field of the config dataclass `kind` (or per field named in `only`: an
     entry point that takes a few config values, e.g. predict's --top_k)."""
     for field, base, is_list in typed_fields(kind):
@@ -48,8 +54,9 @@ def define_section_flags(kind: type, values: flags.FlagValues = FLAGS,
             show = str if base is int else "{:g}".format
             flags.DEFINE_list(name, [show(v) for v in default], text, flag_values=values)
         elif field.metadata.get("enum"):
-            flags.DEFINE_enum(name, default, list(field.metadata["choices"]), text,
-                              flag_values=values)
+            flags.DEFINE_enum(
+                name, default, list(field.metadata["choices"]), text, flag_values=values
+            )
         else:
             _DEFINE[base](name, default, text, flag_values=values)
 
@@ -69,8 +76,9 @@ def eval_config_from_flags() -> EvalConfig:
 
 def experiment_config_from_flags(values: flags.FlagValues = FLAGS) -> ExperimentConfig:
     """The frozen config the flags describe (validated; ValueError names the bad flag)."""
-    config = ExperimentConfig(**{name: section_from_flags(kind, values)
-                                 for name, kind in sections().items()})
+    config = ExperimentConfig(
+        **{name: section_from_flags(kind, values) for name, kind in sections().items()}
+    )
     config.validate()
     return config
 
@@ -90,5 +98,7 @@ def _numbers(name: str, values, kind=float) -> tuple:
     try:
         return tuple(kind(v) for v in values)
     except ValueError:
-        raise ValueError(f"--{name}={','.join(values)}: expected a comma-separated list of "
-                         f"{kind.__name__} values") from None
+        raise ValueError(
+            f"--{name}={','.join(values)}: expected a comma-separated list of "
+            f"{kind.__name__} values"
+        ) from None

@@ -33,8 +33,7 @@ def _first_line(err: Exception) -> str:
 
 def _check_choice(flag: str, value: str, allowed) -> None:
     if value not in allowed:
-        raise ValueError(f"--{flag}={value} is not allowed: expected one of "
-                         f"{', '.join(allowed)}")
+        raise ValueError(f"--{flag}={value} is not allowed: expected one of {', '.join(allowed)}")
 
 
 @contextlib.contextmanager
@@ -58,10 +57,16 @@ def compile_on(path: str, devices: str, precision: str = "fp32"):
     from ai_edge_litert.hardware_accelerator import HardwareAccelerator
     from ai_edge_litert.options import CpuOptions, GpuOptions, Options
 
-    accel = {"cpu": HardwareAccelerator.CPU, "gpu": HardwareAccelerator.GPU,
-             "gpu+cpu": HardwareAccelerator.GPU | HardwareAccelerator.CPU}[devices]
-    options = Options(hardware_accelerators=accel, cpu_options=CpuOptions(num_threads=1),
-                      gpu_options=GpuOptions(enforce_f32=precision == "fp32"))
+    accel = {
+        "cpu": HardwareAccelerator.CPU,
+        "gpu": HardwareAccelerator.GPU,
+        "gpu+cpu": HardwareAccelerator.GPU | HardwareAccelerator.CPU,
+    }[devices]
+    options = Options(
+        hardware_accelerators=accel,
+        cpu_options=CpuOptions(num_threads=1),
+        gpu_options=GpuOptions(enforce_f32=precision == "fp32"),
+    )
     with _stdout_to_stderr():
         return CompiledModel.from_file(path, options=options)
 
@@ -115,10 +120,12 @@ def compile_model(path: str, accelerator: str = "cpu", precision: str = "fp32"):
     if problem is None:
         return model, "gpu"
     if accelerator == "gpu":
-        raise ValueError(f"--accelerator=gpu: {problem}: use --accelerator=cpu or "
-                         f"--accelerator=auto")
-    print(f"warning: --accelerator=auto: {problem}; running on the CPU", file=sys.stderr,
-          flush=True)
+        raise ValueError(
+            f"--accelerator=gpu: {problem}: use --accelerator=cpu or --accelerator=auto"
+        )
+    print(
+        f"warning: --accelerator=auto: {problem}; running on the CPU", file=sys.stderr, flush=True
+    )
     return compile_on(path, "cpu"), "cpu"
 
 
@@ -128,16 +135,20 @@ def _checked_gpu_model(path: str, whole: bool, precision: str):
         # Measured 2026-11-30 (ai-edge-litert 2.3, SwiftShader): every int8 export with an LSTM
         # (every recipe) kills the process with SIGSEGV at its first GPU run; the check must
         # not be that run.
-        return None, (f"{path} is an int8 export, which LiteRT's GPU accelerator crashes on "
-                      f"(a segmentation fault with the recipes' LSTM): export with "
-                      f"--quantization=none or float16 for the GPU")
+        return None, (
+            f"{path} is an int8 export, which LiteRT's GPU accelerator crashes on "
+            f"(a segmentation fault with the recipes' LSTM): export with "
+            f"--quantization=none or float16 for the GPU"
+        )
     try:
         model = compile_on(path, "gpu+cpu", precision)
     except RuntimeError as err:
         return None, f"no usable GPU ({_first_line(err)}): LiteRT could not run {path} on a GPU"
     if whole and not model.is_fully_accelerated():
-        return None, (f"{path} is not fully accelerated on the GPU (check it with "
-                      f"`python -m export.gpu_rules {path}`)")
+        return None, (
+            f"{path} is not fully accelerated on the GPU (check it with "
+            f"`python -m export.gpu_rules {path}`)"
+        )
     try:
         return model, _disagreement(path, model, precision)
     except RuntimeError as err:  # e.g. LiteRT's code 7 (a timeout) reading a slow GPU's output
@@ -153,16 +164,23 @@ def _disagreement(path: str, model, precision: str) -> str | None:
     tolerance = TOLERANCES[precision]
     if diff <= tolerance:
         return None
-    return (f"the GPU computes {path} wrongly: on the probe input its output {name!r} differs "
-            f"from the CPU's by {diff:.3g} (> {tolerance:g} allowed at --gpu_precision="
-            f"{precision})")
+    return (
+        f"the GPU computes {path} wrongly: on the probe input its output {name!r} differs "
+        f"from the CPU's by {diff:.3g} (> {tolerance:g} allowed at --gpu_precision="
+        f"{precision})"
+    )
 
 
 class CompiledRunner:
     """Calls the model's signature with numpy arrays: runner(pixels=x) -> {name: array}."""
 
-    def __init__(self, path: str, accelerator: str = "cpu", signature: str = SIGNATURE,
-                 precision: str = "fp32"):
+    def __init__(
+        self,
+        path: str,
+        accelerator: str = "cpu",
+        signature: str = SIGNATURE,
+        precision: str = "fp32",
+    ):
         model, device = compile_model(path, accelerator, precision)
         self._bind(model, device, signature)
 
@@ -177,10 +195,12 @@ class CompiledRunner:
         self.model, self.device, self.signature = model, device, signature
         self.inputs = model.get_input_tensor_details(signature)
         self.outputs = model.get_output_tensor_details(signature)
-        self._in = {name: model.create_input_buffer_by_name(signature, name)
-                    for name in self.inputs}
-        self._out = {name: model.create_output_buffer_by_name(signature, name)
-                     for name in self.outputs}
+        self._in = {
+            name: model.create_input_buffer_by_name(signature, name) for name in self.inputs
+        }
+        self._out = {
+            name: model.create_output_buffer_by_name(signature, name) for name in self.outputs
+        }
 
     def input_shape(self, name: str) -> list[int]:
         return list(self.inputs[name]["shape"])

@@ -29,13 +29,23 @@ class NonFiniteStep(RuntimeError):
         self.step = step
 
 
-def _callback_list(model: keras.Model, callbacks: list[keras.callbacks.Callback],
-                   total_steps: int, steps_per_epoch: int, verbose: int
-                   ) -> keras.callbacks.CallbackList:
+def _callback_list(
+    model: keras.Model,
+    callbacks: list[keras.callbacks.Callback],
+    total_steps: int,
+    steps_per_epoch: int,
+    verbose: int,
+) -> keras.callbacks.CallbackList:
     """The callbacks as `fit` would drive them (a progress bar per epoch when verbose)."""
     return keras.callbacks.CallbackList(
-        callbacks, add_history=False, add_progbar=verbose != 0, model=model, verbose=verbose,
-        epochs=-(-total_steps // steps_per_epoch), steps=steps_per_epoch)
+        callbacks,
+        add_history=False,
+        add_progbar=verbose != 0,
+        model=model,
+        verbose=verbose,
+        epochs=-(-total_steps // steps_per_epoch),
+        steps=steps_per_epoch,
+    )
 
 
 def _distributed_step(model: keras.Model, strategy: tf.distribute.Strategy):
@@ -46,14 +56,16 @@ def _distributed_step(model: keras.Model, strategy: tf.distribute.Strategy):
             model.optimizer.build(model.trainable_variables)
 
     # XLA compiles the per-replica step (not the cross-replica reduction around it).
-    replica_step = (tf.function(model.train_step, jit_compile=True) if model.jit_compile
-                    else model.train_step)
+    replica_step = (
+        tf.function(model.train_step, jit_compile=True) if model.jit_compile else model.train_step
+    )
 
     @tf.function
     def step_fn(batch):
         per_replica = strategy.run(replica_step, args=(batch,))
-        return {name: strategy.reduce("MEAN", value, axis=None)
-                for name, value in per_replica.items()}
+        return {
+            name: strategy.reduce("MEAN", value, axis=None) for name, value in per_replica.items()
+        }
 
     return step_fn
 
@@ -79,9 +91,16 @@ def _step_logs(step_fn, batch) -> dict[str, float]:
         return {"loss": math.nan}
 
 
-def train_steps(model: keras.Model, strategy: tf.distribute.Strategy, stream: tf.data.Dataset,
-                start_step: int, total_steps: int, steps_per_epoch: int,
-                callbacks: list[keras.callbacks.Callback], verbose: int = 1) -> int:
+def train_steps(
+    model: keras.Model,
+    strategy: tf.distribute.Strategy,
+    stream: tf.data.Dataset,
+    start_step: int,
+    total_steps: int,
+    steps_per_epoch: int,
+    callbacks: list[keras.callbacks.Callback],
+    verbose: int = 1,
+) -> int:
     """Runs training steps `start_step` .. `total_steps - 1`; returns the step it stopped at.
 
     Args:

@@ -42,8 +42,14 @@ def _class_ap(scores: np.ndarray, positive: np.ndarray, voc07: bool) -> float:
     precision = tp / (last + 1)
     recall = tp / num_pos
     if voc07:
-        return float(np.mean([precision[recall >= t].max() if np.any(recall >= t) else 0.0
-                              for t in np.linspace(0, 1, 11)]))
+        return float(
+            np.mean(
+                [
+                    precision[recall >= t].max() if np.any(recall >= t) else 0.0
+                    for t in np.linspace(0, 1, 11)
+                ]
+            )
+        )
     # Area under the step curve: sum of (R_n - R_{n-1}) P_n (sklearn's average_precision_score).
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
@@ -62,12 +68,17 @@ def average_precision(scores, labels, ignore=None, voc07: bool = False) -> np.nd
       [C] float64; NaN for a class with no (non-ignored) positive. mAP is np.nanmean of it.
     """
     scores, positive, ignore = _check(scores, labels, ignore)
-    return np.array([_class_ap(scores[~ignore[:, c], c], positive[~ignore[:, c], c], voc07)
-                     for c in range(scores.shape[1])])
+    return np.array(
+        [
+            _class_ap(scores[~ignore[:, c], c], positive[~ignore[:, c], c], voc07)
+            for c in range(scores.shape[1])
+        ]
+    )
 
 
-def top_k_predictions(scores, top_k: int = EvalConfig.top_k,
-                      threshold: float = EvalConfig.threshold) -> np.ndarray:
+def top_k_predictions(
+    scores, top_k: int = EvalConfig.top_k, threshold: float = EvalConfig.threshold
+) -> np.ndarray:
     """[N, C] bool: each image's top_k labels, less those scoring below `threshold`.
 
     Ties go to the lower class index (stable sort), so the choice is deterministic.
@@ -89,8 +100,13 @@ def _f1(p, r):
     return float(2 * p * r / (p + r)) if p + r > 0 else 0.0
 
 
-def multilabel_prf(scores, labels, top_k: int = EvalConfig.top_k,
-                   threshold: float = EvalConfig.threshold, ignore=None) -> dict[str, float]:
+def multilabel_prf(
+    scores,
+    labels,
+    top_k: int = EvalConfig.top_k,
+    threshold: float = EvalConfig.threshold,
+    ignore=None,
+) -> dict[str, float]:
     """CP, CR, CF1, OP, OR, OF1 of the paper's eq. 11 (top-k labels per image, then threshold).
 
     With N_c[i], N_p[i], N_g[i] the numbers of images correctly predicted, predicted and

@@ -38,15 +38,18 @@ def main(argv):
     if not paths:
         raise ValueError("no images given: python -m rarl_tf.predict --model_dir=DIR IMAGE ...")
     if FLAGS.max_pixels < 1:
-        raise ValueError(f"--max_pixels={FLAGS.max_pixels} is not allowed: expected an integer "
-                         f">= 1 (pixels per image)")
+        raise ValueError(
+            f"--max_pixels={FLAGS.max_pixels} is not allowed: expected an integer "
+            f">= 1 (pixels per image)"
+        )
     from rarl_tf import prediction, run_files
     from rarl_tf.run_files import load_trained
     from rarl_tf.serving import labels_path
 
     if FLAGS.tflite:
-        predict_fn = prediction.LiteRTPredictor(FLAGS.tflite, labels_path(FLAGS.tflite),
-                                                FLAGS.accelerator, FLAGS.gpu_precision)
+        predict_fn = prediction.LiteRTPredictor(
+            FLAGS.tflite, labels_path(FLAGS.tflite), FLAGS.accelerator, FLAGS.gpu_precision
+        )
         image_size, class_names = predict_fn.image_size, predict_fn.class_names
     elif FLAGS.model_dir:
         model, config = load_trained(FLAGS.model_dir)
@@ -60,9 +63,16 @@ def main(argv):
     failed = 0
     for path in paths:
         try:
-            record = prediction.predict_file(path, predict_fn, image_size, class_names,
-                                             FLAGS.top_k, FLAGS.threshold, FLAGS.output_dir,
-                                             FLAGS.max_pixels)
+            record = prediction.predict_file(
+                path,
+                predict_fn,
+                image_size,
+                class_names,
+                FLAGS.top_k,
+                FLAGS.threshold,
+                FLAGS.output_dir,
+                FLAGS.max_pixels,
+            )
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr, flush=True)
             failed += 1
@@ -76,21 +86,37 @@ def main(argv):
 def run():
     """Defines this entry point's flags and runs it (`python -m` and the console script)."""
     rarl_flags.define_model_dir_flag(required=False)
-    flags.DEFINE_string("tflite", None, "Run this exported .tflite model through LiteRT "
-                        "instead of the Keras model in --model_dir.")
-    flags.DEFINE_enum("accelerator", "cpu", ["cpu", "gpu", "auto"], "With --tflite: run on "
-                      "the CPU, the GPU (stops with an error if LiteRT finds none), or the GPU "
-                      "when there is one and the CPU otherwise (with a warning). Both check "
-                      "the GPU against the CPU on a probe input at load.")
-    flags.DEFINE_enum("gpu_precision", "fp32", ["fp32", "fp16"], "With --tflite on the GPU: "
-                      "compute in float32, or in float16 where the device supports it.")
-    flags.DEFINE_string("output_dir", None, "Where to write <stem>_attention.png pictures "
-                        "(never overwritten).")
+    flags.DEFINE_string(
+        "tflite",
+        None,
+        "Run this exported .tflite model through LiteRT instead of the Keras model in --model_dir.",
+    )
+    flags.DEFINE_enum(
+        "accelerator",
+        "cpu",
+        ["cpu", "gpu", "auto"],
+        "With --tflite: run on "
+        "the CPU, the GPU (stops with an error if LiteRT finds none), or the GPU "
+        "when there is one and the CPU otherwise (with a warning). Both check "
+        "the GPU against the CPU on a probe input at load.",
+    )
+    flags.DEFINE_enum(
+        "gpu_precision",
+        "fp32",
+        ["fp32", "fp16"],
+        "With --tflite on the GPU: compute in float32, or in float16 where the device supports it.",
+    )
+    flags.DEFINE_string(
+        "output_dir", None, "Where to write <stem>_attention.png pictures (never overwritten)."
+    )
     rarl_flags.define_section_flags(EvalConfig, only=("top_k", "threshold"))
     for name in ("top_k", "threshold"):
         flags.declare_key_flag(name)  # listed by --help, as this entry point's own
-    flags.DEFINE_integer("max_pixels", DataConfig.max_pixels, "Refuse images whose header "
-                         "declares more pixels than this (before decoding them).")
+    flags.DEFINE_integer(
+        "max_pixels",
+        DataConfig.max_pixels,
+        "Refuse images whose header declares more pixels than this (before decoding them).",
+    )
     cli.run_entry_point(main)
 
 

@@ -33,17 +33,19 @@ def load_image(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     except tf.errors.OpError:
         height = width = -1  # a JPEG whose header TensorFlow cannot parse
     if height <= 0 or width <= 0:
-        raise ValueError(f"cannot read image {path}: not a decodable {image_header.FORMATS} "
-                         f"image")
+        raise ValueError(f"cannot read image {path}: not a decodable {image_header.FORMATS} image")
     if height * width > max_pixels:
-        raise ValueError(f"image {path} refused: its header declares more than {max_pixels} "
-                         f"pixels (--max_pixels; {width} x {height} pixels)")
+        raise ValueError(
+            f"image {path} refused: its header declares more than {max_pixels} "
+            f"pixels (--max_pixels; {width} x {height} pixels)"
+        )
     try:
         pixels = image_header.decode(tf.constant(data), max_pixels).numpy()
     except tf.errors.OpError as err:
         reason = (err.message or "").splitlines()[0][:200]
-        raise ValueError(f"cannot read image {path}: not a decodable {image_header.FORMATS} "
-                         f"image ({reason})") from None
+        raise ValueError(
+            f"cannot read image {path}: not a decodable {image_header.FORMATS} image ({reason})"
+        ) from None
     except MemoryError:
         raise ValueError(f"cannot read image {path}: too large to decode in memory") from None
     return Image.fromarray(pixels)
@@ -60,14 +62,18 @@ def keras_predict(model, images: np.ndarray) -> dict[str, np.ndarray]:
     return {name: value.numpy() for name, value in serving.predict(model, images).items()}
 
 
-def describe(image_name: str, probs: np.ndarray, class_names: Sequence[str], top_k: int,
-             threshold: float) -> dict:
+def describe(
+    image_name: str, probs: np.ndarray, class_names: Sequence[str], top_k: int, threshold: float
+) -> dict:
     """The JSON record of one image: predicted labels (top-k over the threshold) and scores."""
     chosen = metrics.top_k_predictions(probs[None], top_k, threshold)[0]
     order = np.argsort(-probs, kind="stable")
     labels = [[class_names[c], round(float(probs[c]), 6)] for c in order if chosen[c]]
-    return {"image": image_name, "labels": labels,
-            "scores": {name: round(float(p), 6) for name, p in zip(class_names, probs)}}
+    return {
+        "image": image_name,
+        "labels": labels,
+        "scores": {name: round(float(p), 6) for name, p in zip(class_names, probs)},
+    }
 
 
 class LiteRTPredictor:
@@ -77,8 +83,9 @@ class LiteRTPredictor:
     (`rarl_tf.litert.compile_model`); `device` is where it runs ("cpu" or "gpu").
     """
 
-    def __init__(self, tflite_path: str, labels_path: str, accelerator: str = "cpu",
-                 precision: str = "fp32"):
+    def __init__(
+        self, tflite_path: str, labels_path: str, accelerator: str = "cpu", precision: str = "fp32"
+    ):
         from rarl_tf.litert import CompiledRunner
 
         for path in (tflite_path, labels_path):
@@ -117,9 +124,16 @@ def save_picture(picture: Image.Image, output_dir: str, image_path: str) -> str:
     raise ValueError(f"no free name for the picture of {image_path} in {output_dir}")
 
 
-def predict_file(path: str, predict_fn, image_size: int, class_names: Sequence[str],
-                 top_k: int, threshold: float, output_dir: str | None = None,
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
+def predict_file(
+    path: str,
+    predict_fn,
+    image_size: int,
+    class_names: Sequence[str],
+    top_k: int,
+    threshold: float,
+    output_dir: str | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> dict:
     """The JSON record of the image file `path`; with `output_dir`, its attention picture too
     (`visualize.draw_attention`, capped at `visualize.MAX_SIDE` px), named in the record.
 
@@ -137,6 +151,8 @@ def predict_file(path: str, predict_fn, image_size: int, class_names: Sequence[s
             picture = visualize.draw_attention(image, out["boxes"][0], out["centres"][0])
             record["attention_image"] = save_picture(picture, output_dir, path)
         except (OSError, MemoryError, ValueError) as err:
-            raise ValueError(f"cannot write the attention picture of {path} to {output_dir} "
-                             f"({type(err).__name__}: {err})") from None
+            raise ValueError(
+                f"cannot write the attention picture of {path} to {output_dir} "
+                f"({type(err).__name__}: {err})"
+            ) from None
     return record

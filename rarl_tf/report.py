@@ -7,12 +7,19 @@ from typing import Sequence
 
 PRF_KEYS = ("CP", "CR", "CF1", "OP", "OR", "OF1")
 # Table 1's short column names for the 20 VOC classes.
-VOC_SHORT = {"aeroplane": "aero", "bicycle": "bike", "diningtable": "table",
-             "motorbike": "mbike", "pottedplant": "plant", "tvmonitor": "tv"}
+VOC_SHORT = {
+    "aeroplane": "aero",
+    "bicycle": "bike",
+    "diningtable": "table",
+    "motorbike": "mbike",
+    "pottedplant": "plant",
+    "tvmonitor": "tv",
+}
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
     """A GitHub markdown table; floats are printed with 3 significant decimals."""
+
     def cell(value):
         if value is None:
             return "-"
@@ -34,16 +41,21 @@ def results_tables(named_results: Sequence[tuple[str, dict]], max_class_columns:
     classes = list(named_results[0][1]["per_class_ap"])
     if len(classes) <= max_class_columns:
         header = ["method"] + [VOC_SHORT.get(c, c) for c in classes] + ["mAP"]
-        rows = [[name] + [_percent(r["per_class_ap"][c]) for c in classes] + [_percent(r["mAP"])]
-                for name, r in named_results]
+        rows = [
+            [name] + [_percent(r["per_class_ap"][c]) for c in classes] + [_percent(r["mAP"])]
+            for name, r in named_results
+        ]
         tables.append(_percent_table(header, rows))
     header = ["method", *PRF_KEYS, "mAP"]
-    rows = [[name] + [_percent(r[k]) for k in PRF_KEYS] + [_percent(r["mAP"])]
-            for name, r in named_results]
+    rows = [
+        [name] + [_percent(r[k]) for k in PRF_KEYS] + [_percent(r["mAP"])]
+        for name, r in named_results
+    ]
     tables.append(_percent_table(header, rows))
     return "\n\n".join(tables)
 
 
 def _percent_table(header, rows) -> str:
-    return markdown_table(header, [[f"{v:.1f}" if isinstance(v, float) else v for v in row]
-                                   for row in rows])
+    return markdown_table(
+        header, [[f"{v:.1f}" if isinstance(v, float) else v for v in row] for row in rows]
+    )

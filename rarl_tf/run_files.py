@@ -51,8 +51,10 @@ def _owner_text(fd: int) -> str:
         owner = {}
     if "pid" not in owner:
         return "another process (it has not recorded itself yet)"
-    return (f"pid {owner['pid']} on {owner.get('host', '?')}, started "
-            f"{owner.get('started', '?')}: {owner.get('command', '?')}")
+    return (
+        f"pid {owner['pid']} on {owner.get('host', '?')}, started "
+        f"{owner.get('started', '?')}: {owner.get('command', '?')}"
+    )
 
 
 def acquire(folder: str) -> None:
@@ -76,25 +78,34 @@ def acquire(folder: str) -> None:
     except OSError as err:
         if err.errno != errno.ELOOP:
             raise
-        raise PermissionError(f"{path} is a symbolic link, not this folder's lock file: remove "
-                              f"it (check what it points at), or use another --model_dir"
-                              ) from None
+        raise PermissionError(
+            f"{path} is a symbolic link, not this folder's lock file: remove "
+            f"it (check what it points at), or use another --model_dir"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         owner = _owner_text(fd)
         os.close(fd)
-        raise ModelDirBusy(f"--model_dir={folder} is in use by another run ({owner}); wait for "
-                           f"it to finish or stop it, or use another --model_dir") from None
+        raise ModelDirBusy(
+            f"--model_dir={folder} is in use by another run ({owner}); wait for "
+            f"it to finish or stop it, or use another --model_dir"
+        ) from None
     except OSError as err:
         if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
             raise
         # Some network file systems have no locks; running unlocked is what happened before.
-        print(f"warning: cannot lock {folder} ({err.strerror}); make sure no other run uses it",
-              file=sys.stderr, flush=True)
-    owner = {"pid": os.getpid(), "host": socket.gethostname(),
-             "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-             "command": " ".join(sys.argv)[:300]}
+        print(
+            f"warning: cannot lock {folder} ({err.strerror}); make sure no other run uses it",
+            file=sys.stderr,
+            flush=True,
+        )
+    owner = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "command": " ".join(sys.argv)[:300],
+    }
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(owner).encode(), 0)
     _held[key] = fd
@@ -160,8 +171,9 @@ def fsync_tree(path: str) -> None:
 
 def _temporary_beside(path: str, suffix: str) -> str:
     folder = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=suffix,
-                                     dir=folder)
+    fd, temporary = tempfile.mkstemp(
+        prefix=f".{os.path.basename(path)}.", suffix=suffix, dir=folder
+    )
     os.close(fd)
     # mkstemp makes 0600 files: others (TF Serving as another user, a colleague) could not
     # read the result. A file written in place would have had the umask's mode.
@@ -253,8 +265,10 @@ def check_writable_folder(folder: str, what: str) -> None:
       what: how the user gave it, e.g. "--output=m.json", named in the message.
     """
     if not os.path.isdir(folder):
-        raise PermissionError(f"{what} cannot be written: the folder {folder} does not exist "
-                              f"(create it first, or choose another path)")
+        raise PermissionError(
+            f"{what} cannot be written: the folder {folder} does not exist "
+            f"(create it first, or choose another path)"
+        )
     if not os.access(folder, os.W_OK | os.X_OK):
         raise PermissionError(f"{what} cannot be written: no permission to write in {folder}")
 
@@ -305,7 +319,8 @@ def check_weights_file(path: str, model_dir: str) -> None:
         raise CorruptFile(
             f"{path} is truncated or not a Keras weights file ({type(err).__name__}: {err}); "
             f"rerun `python -m rarl_tf.train` with the same flags and "
-            f"--model_dir={model_dir} to write it again from the newest checkpoint") from None
+            f"--model_dir={model_dir} to write it again from the newest checkpoint"
+        ) from None
 
 
 CONFIG_FILE = "config.json"
@@ -322,18 +337,22 @@ def load_config(model_dir: str) -> ExperimentConfig:
     naming the file and what to do, where it is missing or unreadable."""
     path = os.path.join(model_dir, CONFIG_FILE)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found: --model_dir must be a directory written by "
-                                f"`python -m rarl_tf.train`")
+        raise FileNotFoundError(
+            f"{path} not found: --model_dir must be a directory written by "
+            f"`python -m rarl_tf.train`"
+        )
     try:
         with open(path, "rb") as f:
             raw = json.loads(f.read().decode("utf-8"))
         return ExperimentConfig.from_dict(raw)
     # Truncated or garbled JSON, or JSON that is not a config (wrong keys, types or shape).
     except (ValueError, TypeError, AttributeError) as err:
-        raise CorruptFile(f"{path} is not a readable run configuration ({err}); it is written by "
-                          f"`python -m rarl_tf.train`: restore it from a copy, or delete it and "
-                          f"rerun that command with the run's exact flags to write it again "
-                          f"(the checkpoints are kept)") from None
+        raise CorruptFile(
+            f"{path} is not a readable run configuration ({err}); it is written by "
+            f"`python -m rarl_tf.train`: restore it from a copy, or delete it and "
+            f"rerun that command with the run's exact flags to write it again "
+            f"(the checkpoints are kept)"
+        ) from None
 
 
 def load_trained(model_dir: str, crop_mode: str = "crop_and_resize"):
@@ -345,11 +364,18 @@ def load_trained(model_dir: str, crop_mode: str = "crop_and_resize"):
     config = load_config(model_dir)
     path = os.path.join(model_dir, WEIGHTS_FILE)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found: training in {model_dir} has not finished "
-                                f"(rerun `python -m rarl_tf.train --model_dir={model_dir}` "
-                                f"to resume)")
+        raise FileNotFoundError(
+            f"{path} not found: training in {model_dir} has not finished "
+            f"(rerun `python -m rarl_tf.train --model_dir={model_dir}` "
+            f"to resume)"
+        )
     check_weights_file(path, model_dir)
-    model = build_model(config.model, len(config.class_names), seed=config.train.seed,
-                        crop_mode=crop_mode, backbone_weights="none")
+    model = build_model(
+        config.model,
+        len(config.class_names),
+        seed=config.train.seed,
+        crop_mode=crop_mode,
+        backbone_weights="none",
+    )
     model.load_weights(path)
     return model, config

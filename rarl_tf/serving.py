@@ -29,8 +29,11 @@ def centres(locations):
 def outputs(model_outputs: dict) -> dict:
     """A model's outputs for one view (`model(images, views=FULL_VIEW)`) -> {"probs" [B, C],
     "boxes" [B, T, k, 4], "centres" [B, T, 2]} (tensors)."""
-    return {"probs": model_outputs["probs"], "boxes": model_outputs["boxes"][:, 0],
-            "centres": centres(model_outputs["locations"][:, 0])}
+    return {
+        "probs": model_outputs["probs"],
+        "boxes": model_outputs["boxes"][:, 0],
+        "centres": centres(model_outputs["locations"][:, 0]),
+    }
 
 
 def predict(model, images) -> dict:

@@ -28,8 +28,10 @@ def check_writable(model_dir: str) -> None:
     while not os.path.exists(path):
         path = os.path.dirname(path)
     if not os.path.isdir(path) or not os.access(path, os.W_OK | os.X_OK):
-        raise PermissionError(f"--model_dir={model_dir} is not allowed: expected a folder this "
-                              f"process can write ({path} is not a writable directory)")
+        raise PermissionError(
+            f"--model_dir={model_dir} is not allowed: expected a folder this "
+            f"process can write ({path} is not a writable directory)"
+        )
 
 
 def main(argv):
@@ -38,8 +40,9 @@ def main(argv):
     model_dir = FLAGS.model_dir
     check_writable(model_dir)
     if FLAGS.num_cpu_devices < 1:
-        raise ValueError(f"--num_cpu_devices={FLAGS.num_cpu_devices} is not allowed: expected "
-                         f"an integer >= 1")
+        raise ValueError(
+            f"--num_cpu_devices={FLAGS.num_cpu_devices} is not allowed: expected an integer >= 1"
+        )
 
     # Imported after the flags are checked so a bad flag fails before TensorFlow starts.
     from rarl_tf import checkpoints, distribute, evaluation, training
@@ -48,8 +51,10 @@ def main(argv):
     strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.num_cpu_devices, FLAGS.tpu)
     replicas = strategy.num_replicas_in_sync
     if config.train.batch_size % replicas:
-        raise ValueError(f"--batch_size={config.train.batch_size} is not allowed: expected a "
-                         f"multiple of the {replicas} replicas of --strategy={FLAGS.strategy}")
+        raise ValueError(
+            f"--batch_size={config.train.batch_size} is not allowed: expected a "
+            f"multiple of the {replicas} replicas of --strategy={FLAGS.strategy}"
+        )
 
     start = time.time()
     try:
@@ -70,11 +75,17 @@ def run():
     """Defines this entry point's flags and runs it (`python -m` and the console script)."""
     rarl_flags.define_model_dir_flag()
     rarl_flags.define_experiment_flags()
-    flags.DEFINE_enum("strategy", "default", list(STRATEGIES),
-                      "tf.distribute strategy: one device, all local GPUs, the machines in "
-                      "TF_CONFIG, or a TPU.")
-    flags.DEFINE_integer("num_cpu_devices", 1, "Split the CPU into this many logical devices "
-                         "(to try --strategy=mirrored without GPUs).")
+    flags.DEFINE_enum(
+        "strategy",
+        "default",
+        list(STRATEGIES),
+        "tf.distribute strategy: one device, all local GPUs, the machines in TF_CONFIG, or a TPU.",
+    )
+    flags.DEFINE_integer(
+        "num_cpu_devices",
+        1,
+        "Split the CPU into this many logical devices (to try --strategy=mirrored without GPUs).",
+    )
     flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu ('' = local).")
     cli.run_entry_point(main)
 

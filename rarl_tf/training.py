@@ -75,7 +75,8 @@ class StepCheckpoint(keras.callbacks.Callback):
         model.optimizer.build(model.trainable_variables)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
         latest = checkpoints.restore_newest_readable(
-            checkpoint, self.restore_from, owner=self.restore_from == self.directory)
+            checkpoint, self.restore_from, owner=self.restore_from == self.directory
+        )
         if latest:
             print(f"Resuming from {latest} (step {global_step(model)})", flush=True)
         # After the restore: it may have rewritten the folder's index of checkpoints.
@@ -84,8 +85,11 @@ class StepCheckpoint(keras.callbacks.Callback):
 
     def _save(self):
         step = global_step(self.model)
-        if not all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.model.weights
-                   if "float" in str(v.dtype)):
+        if not all(
+            bool(tf.reduce_all(tf.math.is_finite(v)))
+            for v in self.model.weights
+            if "float" in str(v.dtype)
+        ):
             raise loop.NonFiniteStep(step, "a weight")
         if self.manager.latest_checkpoint != os.path.join(self.directory, f"ckpt-{step}"):
             checkpoints.save(self.manager, step)
@@ -111,15 +115,18 @@ class InhibitionAnneal(keras.callbacks.Callback):
         self.strength.assign(max(0.0, 1.0 - done / self.steps))
 
 
-def anneal_callbacks(model: keras.Model, config: ExperimentConfig, steps_per_epoch: int
-                     ) -> list[keras.callbacks.Callback]:
+def anneal_callbacks(
+    model: keras.Model, config: ExperimentConfig, steps_per_epoch: int
+) -> list[keras.callbacks.Callback]:
     """[InhibitionAnneal] for a model whose inhibition of return is annealed, else []."""
-    strength = getattr(getattr(getattr(model, "agent", None), "policy", None),
-                       "inhibition_strength", None)
+    strength = getattr(
+        getattr(getattr(model, "agent", None), "policy", None), "inhibition_strength", None
+    )
     if strength is None:
         return []
-    return [InhibitionAnneal(strength,
-                             round(config.model.inhibition_anneal_epochs * steps_per_epoch))]
+    return [
+        InhibitionAnneal(strength, round(config.model.inhibition_anneal_epochs * steps_per_epoch))
+    ]
 
 
 class SkippedImages(keras.callbacks.Callback):
@@ -135,8 +142,11 @@ class SkippedImages(keras.callbacks.Callback):
         if logs is not None:
             logs["skipped_undecodable"] = skipped
         if skipped > self.reported:
-            print(f"warning: {skipped} training images could not be decoded and were skipped so "
-                  f"far (not a readable image, or over --max_pixels)", flush=True)
+            print(
+                f"warning: {skipped} training images could not be decoded and were skipped so "
+                f"far (not a readable image, or over --max_pixels)",
+                flush=True,
+            )
             self.reported = skipped
 
 
@@ -161,11 +171,14 @@ class AttentionPictures(keras.callbacks.Callback):
         out = serving.predict(self.model, self.images)
         boxes = out["boxes"].numpy()  # [n, T, k, 4]
         centres = out["centres"].numpy()  # [n, T, 2], normalised to the image
-        pictures = [np.asarray(draw_attention(Image.fromarray(np.uint8(image)), b, c, 192))
-                    for image, b, c in zip(self.images, boxes, centres)]
+        pictures = [
+            np.asarray(draw_attention(Image.fromarray(np.uint8(image)), b, c, 192))
+            for image, b, c in zip(self.images, boxes, centres)
+        ]
         with self.writer.as_default():
-            tf.summary.image("attention", np.stack(pictures), step=epoch + 1,
-                             max_outputs=len(pictures))
+            tf.summary.image(
+                "attention", np.stack(pictures), step=epoch + 1, max_outputs=len(pictures)
+            )
         self.writer.flush()
 
 
@@ -190,26 +203,33 @@ def learning_rate(config: ExperimentConfig, steps_per_epoch: int):
     total = t.epochs * steps_per_epoch
     warmup = int(t.warmup_epochs * steps_per_epoch)
     return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0 if warmup else t.learning_rate, decay_steps=total - warmup,
-        warmup_target=t.learning_rate if warmup else None, warmup_steps=warmup)
+        initial_learning_rate=0.0 if warmup else t.learning_rate,
+        decay_steps=total - warmup,
+        warmup_target=t.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
 
 
-def prepare_model_dir(config: ExperimentConfig, model_dir: str, write: bool = True
-                      ) -> ExperimentConfig:
+def prepare_model_dir(
+    config: ExperimentConfig, model_dir: str, write: bool = True
+) -> ExperimentConfig:
     """Writes config.json, or checks that a resumed run asks for the same experiment."""
     path = os.path.join(model_dir, "config.json")
     if os.path.exists(path):
         saved = run_files.load_config(model_dir)
         if dataclasses.replace(saved, class_names=config.class_names) != config:
-            raise ValueError(f"{model_dir} holds a run with a different configuration; use a new "
-                             f"--model_dir, or the same flags to resume (saved config: {path})")
+            raise ValueError(
+                f"{model_dir} holds a run with a different configuration; use a new "
+                f"--model_dir, or the same flags to resume (saved config: {path})"
+            )
     if write:
         run_files.save_config(config, model_dir)
     return config
 
 
-def count_labeled(examples: tf.data.Dataset, cache_dir: str | None = None, write: bool = True
-                  ) -> tuple[int, int]:
+def count_labeled(
+    examples: tf.data.Dataset, cache_dir: str | None = None, write: bool = True
+) -> tuple[int, int]:
     """(images with at least one label, images without) in `examples`.
 
     Counting reads the split once (labels only, images stay encoded); with `cache_dir` the
@@ -223,19 +243,20 @@ def count_labeled(examples: tf.data.Dataset, cache_dir: str | None = None, write
             return int(stats["labeled"]), int(stats["unlabeled"])
         except (ValueError, TypeError, KeyError):
             # Only a cache: counting again is cheap and exact.
-            print(f"warning: {path} is unreadable; counting the training split again",
-                  flush=True)
+            print(f"warning: {path} is unreadable; counting the training split again", flush=True)
     flags = examples.map(pipeline.is_labeled, num_parallel_calls=pipeline.AUTOTUNE)
-    labeled, total = flags.reduce((np.int64(0), np.int64(0)),
-                                  lambda acc, ok: (acc[0] + tf.cast(ok, tf.int64), acc[1] + 1))
+    labeled, total = flags.reduce(
+        (np.int64(0), np.int64(0)), lambda acc, ok: (acc[0] + tf.cast(ok, tf.int64), acc[1] + 1)
+    )
     labeled, total = int(labeled), int(total)
     if path and write:
         run_files.write_json(path, {"labeled": labeled, "unlabeled": total - labeled}, None)
     return labeled, total - labeled
 
 
-def training_examples(config: ExperimentConfig, cache_dir: str | None = None,
-                      write: bool = True) -> tuple[tf.data.Dataset, int]:
+def training_examples(
+    config: ExperimentConfig, cache_dir: str | None = None, write: bool = True
+) -> tuple[tf.data.Dataset, int]:
     """The training split's labeled examples (encoded) and their number per pass.
 
     Images without any label are left out of training (they carry no signal for the hybrid
@@ -244,8 +265,10 @@ def training_examples(config: ExperimentConfig, cache_dir: str | None = None,
     examples = load_split(config, "train", shuffle_files=True)
     pass_size, unlabeled = count_labeled(examples, cache_dir, write)
     if unlabeled:
-        print(f"Skipping {unlabeled} training images that have no label ({pass_size} used per "
-              f"pass)", flush=True)
+        print(
+            f"Skipping {unlabeled} training images that have no label ({pass_size} used per pass)",
+            flush=True,
+        )
     return examples.filter(pipeline.is_labeled), pass_size
 
 
@@ -254,50 +277,76 @@ def steps_per_epoch_of(config: ExperimentConfig, pass_size: int) -> int:
     t = config.train
     steps_per_epoch = t.steps_per_epoch or pass_size // t.batch_size
     if steps_per_epoch <= 0:
-        raise ValueError(f"the training split of {config.data.dataset} has {pass_size} usable "
-                         f"images, fewer than one batch (--batch_size={t.batch_size})")
+        raise ValueError(
+            f"the training split of {config.data.dataset} has {pass_size} usable "
+            f"images, fewer than one batch (--batch_size={t.batch_size})"
+        )
     return steps_per_epoch
 
 
-def compiled_model(config: ExperimentConfig, strategy: tf.distribute.Strategy,
-                   steps_per_epoch: int, num_classes: int) -> keras.Model:
+def compiled_model(
+    config: ExperimentConfig,
+    strategy: tf.distribute.Strategy,
+    steps_per_epoch: int,
+    num_classes: int,
+) -> keras.Model:
     """The configured model with its Adam optimizer (`optimizer.adam`), seeded and built under
     `strategy`."""
     m, t = config.model, config.train
     keras.utils.set_random_seed(t.seed)
     with strategy.scope():
         # crop_and_resize has no XLA kernel: an XLA step crops with matrix products instead.
-        model = build_model(m, num_classes, seed=t.seed,
-                            crop_mode="matmul" if t.jit_compile else "crop_and_resize")
+        model = build_model(
+            m, num_classes, seed=t.seed, crop_mode="matmul" if t.jit_compile else "crop_and_resize"
+        )
         optimizer = optimizer_lib.adam(t, learning_rate(config, steps_per_epoch))
         model.compile(optimizer=optimizer, jit_compile=t.jit_compile)
     return model
 
 
-def chief_callbacks(config: ExperimentConfig, model_dir: str, resumed: bool
-                    ) -> list[keras.callbacks.Callback]:
+def chief_callbacks(
+    config: ExperimentConfig, model_dir: str, resumed: bool
+) -> list[keras.callbacks.Callback]:
     """What only the chief writes: TensorBoard logs, history.csv (appended to when `resumed`)
     and, for RARL, the attention pictures."""
-    callbacks = [keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
-                 keras.callbacks.CSVLogger(os.path.join(model_dir, "history.csv"),
-                                           append=resumed)]
+    callbacks = [
+        keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
+        keras.callbacks.CSVLogger(os.path.join(model_dir, "history.csv"), append=resumed),
+    ]
     sample = attention_sample(config) if config.model.architecture == "rarl" else []
     if len(sample):
         callbacks.append(AttentionPictures(os.path.join(model_dir, "logs", "attention"), sample))
     return callbacks
 
 
-def _train_stream(config: ExperimentConfig, examples: tf.data.Dataset, pass_size: int,
-                  step: int, total_steps: int, counter: pipeline.SkipCounter) -> tf.data.Dataset:
+def _train_stream(
+    config: ExperimentConfig,
+    examples: tf.data.Dataset,
+    pass_size: int,
+    step: int,
+    total_steps: int,
+    counter: pipeline.SkipCounter,
+) -> tf.data.Dataset:
     """The training batches from global step `step` (mid-epoch included) to `total_steps`."""
     m, t, d = config.model, config.train, config.data
-    return pipeline.train_stream(examples, pass_size, step, total_steps, t.batch_size,
-                                 m.image_size, m.crop_margin, t.seed, d.shuffle_buffer,
-                                 counter, d.max_pixels)
+    return pipeline.train_stream(
+        examples,
+        pass_size,
+        step,
+        total_steps,
+        t.batch_size,
+        m.image_size,
+        m.crop_margin,
+        t.seed,
+        d.shuffle_buffer,
+        counter,
+        d.max_pixels,
+    )
 
 
-def check_complete(reached: int, start: int, total_steps: int, counter: pipeline.SkipCounter,
-                   kept: str | None) -> None:
+def check_complete(
+    reached: int, start: int, total_steps: int, counter: pipeline.SkipCounter, kept: str | None
+) -> None:
     """Raises TrainingIncomplete unless the run reached `total_steps`: a model trained on fewer
     steps than asked for must not look finished (no final files are written after this)."""
     if reached >= total_steps:
@@ -308,12 +357,16 @@ def check_complete(reached: int, start: int, total_steps: int, counter: pipeline
         f"images could not be decoded or were over --max_pixels (see the warnings naming "
         f"them). No model.weights.h5 / model.keras was written; the checkpoint "
         f"{kept or '(none)'} is kept. Remove or fix those images (or lower --steps_per_epoch) "
-        f"and rerun the same command")
+        f"and rerun the same command"
+    )
 
 
-def train(config: ExperimentConfig, model_dir: str,
-          strategy: tf.distribute.Strategy | None = None, verbose: int = 1
-          ) -> tuple[keras.Model, ExperimentConfig]:
+def train(
+    config: ExperimentConfig,
+    model_dir: str,
+    strategy: tf.distribute.Strategy | None = None,
+    verbose: int = 1,
+) -> tuple[keras.Model, ExperimentConfig]:
     """Trains (or resumes) the experiment in `model_dir` and writes its final weights.
 
     Args:
@@ -342,28 +395,35 @@ def train(config: ExperimentConfig, model_dir: str,
     total_steps = config.train.epochs * steps_per_epoch
     model = compiled_model(config, strategy, steps_per_epoch, len(config.class_names))
 
-    checkpoint = StepCheckpoint(os.path.join(distribute.worker_dir(model_dir), CHECKPOINT_DIR),
-                                os.path.join(model_dir, CHECKPOINT_DIR),
-                                config.train.checkpoint_every_steps)
+    checkpoint = StepCheckpoint(
+        os.path.join(distribute.worker_dir(model_dir), CHECKPOINT_DIR),
+        os.path.join(model_dir, CHECKPOINT_DIR),
+        config.train.checkpoint_every_steps,
+    )
     with strategy.scope():
         step = checkpoint.attach(model)
     # Every worker must start from the same step, or their collectives stop pairing up.
     distribute.check_same_step(strategy, step)
     counter = pipeline.SkipCounter()
-    callbacks = [checkpoint, SkippedImages(counter),
-                 *anneal_callbacks(model, config, steps_per_epoch)]
+    callbacks = [
+        checkpoint,
+        SkippedImages(counter),
+        *anneal_callbacks(model, config, steps_per_epoch),
+    ]
     if chief:
         callbacks += chief_callbacks(config, model_dir, resumed=step > 0)
     if step < total_steps:
         stream = _train_stream(config, examples, pass_size, step, total_steps, counter)
         try:
-            reached = loop.train_steps(model, strategy, stream, step, total_steps,
-                                       steps_per_epoch, callbacks, verbose)
+            reached = loop.train_steps(
+                model, strategy, stream, step, total_steps, steps_per_epoch, callbacks, verbose
+            )
         except loop.NonFiniteStep as err:
             raise TrainingDiverged(
                 f"{err}; training stopped and kept the last good checkpoint "
                 f"{checkpoint.manager.latest_checkpoint} (lower --learning_rate, or check the "
-                f"data; rerunning resumes from that checkpoint)") from None
+                f"data; rerunning resumes from that checkpoint)"
+            ) from None
         check_complete(reached, step, total_steps, counter, checkpoint.manager.latest_checkpoint)
     if chief:
         run_files.save_weights(model, os.path.join(model_dir, WEIGHTS_FILE))

@@ -6,9 +6,18 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 # One colour per iteration t = 1..T (cycled for T > 10): tab10.
-ITERATION_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40),
-                     (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127),
-                     (188, 189, 34), (23, 190, 207))
+ITERATION_COLOURS = (
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+)
 
 
 # The longest side a picture may have: a 1 x 20000 image upscaled to a 384 px short side would
@@ -16,8 +25,9 @@ ITERATION_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40
 MAX_SIDE = 4096
 
 
-def picture_size(width: int, height: int, min_side: int, max_side: int = MAX_SIDE
-                 ) -> tuple[int, int]:
+def picture_size(
+    width: int, height: int, min_side: int, max_side: int = MAX_SIDE
+) -> tuple[int, int]:
     """(width, height) of the picture of a `width` x `height` image: short side upscaled to
     `min_side` where that keeps the long side within `max_side`, else the long side at
     `max_side`; each side at least 1 px."""
@@ -25,8 +35,13 @@ def picture_size(width: int, height: int, min_side: int, max_side: int = MAX_SID
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def draw_attention(image: Image.Image, boxes: np.ndarray, locations: np.ndarray | None = None,
-                   min_side: int = 384, max_side: int = MAX_SIDE) -> Image.Image:
+def draw_attention(
+    image: Image.Image,
+    boxes: np.ndarray,
+    locations: np.ndarray | None = None,
+    min_side: int = 384,
+    max_side: int = MAX_SIDE,
+) -> Image.Image:
     """Draws the regions of every iteration on a copy of `image`.
 
     Args:

@@ -13,10 +13,19 @@ from rarl_tf.config import ModelConfig  # noqa: E402
 
 def tiny_model_config(**changes) -> ModelConfig:
     """A model small enough to train a few steps in seconds on 2 CPU cores."""
-    values = dict(backbone="small_vgg", backbone_weights="none", backbone_widths=(8, 16),
-                  image_size=40, crop_margin=8, anchor_sizes=(8.0, 16.0, 32.0),
-                  aspect_ratios=(2.0, 1.0, 0.5),
-                  crop_size=3, embed_dim=16, lstm_units=16, num_steps=2)
+    values = dict(
+        backbone="small_vgg",
+        backbone_weights="none",
+        backbone_widths=(8, 16),
+        image_size=40,
+        crop_margin=8,
+        anchor_sizes=(8.0, 16.0, 32.0),
+        aspect_ratios=(2.0, 1.0, 0.5),
+        crop_size=3,
+        embed_dim=16,
+        lstm_units=16,
+        num_steps=2,
+    )
     values.update(changes)
     return ModelConfig(**values)
 
@@ -34,9 +43,11 @@ def tiny_model_dir(tmp_path_factory):
     from rarl_tf.run_files import save_config
 
     model_dir = tmp_path_factory.mktemp("tiny_model")
-    config = ExperimentConfig(model=tiny_model_config(),
-                              data=DataConfig(dataset="cluttered_digits/small"),
-                              class_names=tuple(str(d) for d in range(10)))
+    config = ExperimentConfig(
+        model=tiny_model_config(),
+        data=DataConfig(dataset="cluttered_digits/small"),
+        class_names=tuple(str(d) for d in range(10)),
+    )
     save_config(config, str(model_dir))
     build_model(config.model, 10, seed=0).save_weights(str(model_dir / WEIGHTS_FILE))
     return model_dir

@@ -18,19 +18,30 @@ def _objects(builder_name: str, rng: np.random.Generator, index: int) -> dict:
     boxes = [tfds.features.BBox(a, b, a + 0.4, b + 0.4) for a, b in zip(y1, x1)]
     labels = rng.integers(0, num_classes, count)
     if builder_name == "voc":
-        return {"bbox": boxes, "label": labels, "pose": np.zeros(count, np.int64),
-                "is_truncated": np.zeros(count, bool),
-                "is_difficult": rng.uniform(size=count) < 0.3}
-    return {"bbox": boxes, "label": labels, "area": np.full(count, 100, np.int64),
-            "id": np.arange(count, dtype=np.int64), "is_crowd": np.zeros(count, bool)}
+        return {
+            "bbox": boxes,
+            "label": labels,
+            "pose": np.zeros(count, np.int64),
+            "is_truncated": np.zeros(count, bool),
+            "is_difficult": rng.uniform(size=count) < 0.3,
+        }
+    return {
+        "bbox": boxes,
+        "label": labels,
+        "area": np.full(count, 100, np.int64),
+        "id": np.arange(count, dtype=np.int64),
+        "is_crowd": np.zeros(count, bool),
+    }
 
 
 def record(builder_name: str, index: int) -> dict:
     rng = np.random.default_rng(index)
     height, width = rng.integers(24, 64, 2)
-    example = {"image": rng.integers(0, 256, (height, width, 3), dtype=np.uint8),
-               "image/filename": f"{index:06d}.jpg",
-               "objects": _objects(builder_name, rng, index)}
+    example = {
+        "image": rng.integers(0, 256, (height, width, 3), dtype=np.uint8),
+        "image/filename": f"{index:06d}.jpg",
+        "objects": _objects(builder_name, rng, index),
+    }
     if builder_name == "voc":
         labels = sorted(set(example["objects"]["label"].tolist()))
         easy = example["objects"]["label"][~example["objects"]["is_difficult"]]

@@ -63,7 +63,7 @@ def _resized_header(fmt: str, data: bytes, height: int, width: int) -> tuple[byt
         pixels = ((height - 1) % 2**24 + 1) * ((width - 1) % 2**24 + 1)
     if fmt == "JPEG":
         sof = next(i for i in range(len(out) - 1) if out[i] == 0xFF and out[i + 1] in (0xC0, 0xC2))
-        out[sof + 5:sof + 9] = struct.pack(">HH", height % 65536, width % 65536)
+        out[sof + 5 : sof + 9] = struct.pack(">HH", height % 65536, width % 65536)
     elif fmt == "PNG":
         ihdr = out[12:29]
         ihdr[4:12] = struct.pack(">II", width, height)
@@ -74,10 +74,16 @@ def _resized_header(fmt: str, data: bytes, height: int, width: int) -> tuple[byt
     elif fmt == "GIF":
         out[6:10] = struct.pack("<HH", width % 65536, height % 65536)
     elif fmt == "WEBP":  # an extended (VP8X) header declaring the canvas
-        vp8x = b"VP8X" + struct.pack("<I", 10) + b"\0\0\0\0" + struct.pack(
-            "<I", (width - 1) % 2**24)[:3] + struct.pack("<I", (height - 1) % 2**24)[:3]
-        out = bytearray(b"RIFF" + struct.pack("<I", 4 + len(vp8x) + len(data) - 12) + b"WEBP"
-                        + vp8x + data[12:])
+        vp8x = (
+            b"VP8X"
+            + struct.pack("<I", 10)
+            + b"\0\0\0\0"
+            + struct.pack("<I", (width - 1) % 2**24)[:3]
+            + struct.pack("<I", (height - 1) % 2**24)[:3]
+        )
+        out = bytearray(
+            b"RIFF" + struct.pack("<I", 4 + len(vp8x) + len(data) - 12) + b"WEBP" + vp8x + data[12:]
+        )
     return bytes(out), pixels
 
 
@@ -91,9 +97,18 @@ def _mutated(rng, data: bytes, flips: int) -> bytes:
 def inputs(seed: int = 0) -> list[tuple[str, bytes]]:
     """(category, bytes) pairs: about 350, the same for the same seed."""
     rng = np.random.default_rng(seed)
-    kinds = [("PNG", {}), ("PNG", {"mode": "L"}), ("PNG", {"mode": "RGBA"}),
-             ("PNG", {"mode": "P"}), ("JPEG", {}), ("JPEG", {"progressive": True}),
-             ("BMP", {}), ("GIF", {}), ("WEBP", {}), ("WEBP", {"lossless": True})]
+    kinds = [
+        ("PNG", {}),
+        ("PNG", {"mode": "L"}),
+        ("PNG", {"mode": "RGBA"}),
+        ("PNG", {"mode": "P"}),
+        ("JPEG", {}),
+        ("JPEG", {"progressive": True}),
+        ("BMP", {}),
+        ("GIF", {}),
+        ("WEBP", {}),
+        ("WEBP", {"lossless": True}),
+    ]
     cases = []
     for fmt, options in kinds:
         for _ in range(3):
@@ -106,8 +121,12 @@ def inputs(seed: int = 0) -> list[tuple[str, bytes]]:
             for height, width in ((HUGE, HUGE), (1, 2**31 - 1), (0, 5), (7, 9), (500, 3)):
                 resized, pixels = _resized_header(fmt, data, height, width)
                 cases.append(("huge" if pixels > 50_000_000 else "wrong_size", resized))
-    for width, height, fix in ((HUGE, HUGE, True), (HUGE, HUGE, False),
-                               (2**32 - 1, 2**32 - 1, True), (2**31 - 1, 2**31 - 1, True)):
+    for width, height, fix in (
+        (HUGE, HUGE, True),
+        (HUGE, HUGE, False),
+        (2**32 - 1, 2**32 - 1, True),
+        (2**31 - 1, 2**31 - 1, True),
+    ):
         cases.append(("huge", _png_declaring(width, height, fix)))
     for signature in (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"GIF89a", b"RIFF\0\0\0\0WEBP"):
         for length in (0, 5, 40, 400):
@@ -135,8 +154,9 @@ def through_load_image(cases, work_dir: str) -> dict:
             raise
         except Exception as err:  # noqa: BLE001  (anything but ValueError is a crash)
             counts["crashes"] += 1
-            print(f"load_image crashed on input {index}: {type(err).__name__}: {err}",
-                  file=sys.stderr)
+            print(
+                f"load_image crashed on input {index}: {type(err).__name__}: {err}", file=sys.stderr
+            )
     return counts
 
 
@@ -145,9 +165,13 @@ def through_pipeline(cases) -> dict:
 
     from rarl_tf.data import pipeline
 
-    examples = tf.data.Dataset.from_tensor_slices({
-        "image": [data for _, data in cases], "labels": np.zeros((len(cases), 1), np.float32),
-        "name": [f"input{i}" for i in range(len(cases))]})
+    examples = tf.data.Dataset.from_tensor_slices(
+        {
+            "image": [data for _, data in cases],
+            "labels": np.zeros((len(cases), 1), np.float32),
+            "name": [f"input{i}" for i in range(len(cases))],
+        }
+    )
     counter = pipeline.SkipCounter()
     decoded = [int(ex["name"].numpy()[5:]) for ex in pipeline.decode(examples, counter)]
     huge = [i for i in decoded if cases[i][0] == "huge"]
@@ -162,7 +186,8 @@ def through_serving(cases, model_dir: str, work_dir: str) -> dict:
     from export import saved_model
 
     signature = tf.saved_model.load(saved_model.export(model_dir, work_dir)).signatures[
-        "serving_default"]
+        "serving_default"
+    ]
     counts = {"decoded": 0, "refused": 0, "crashes": 0}
     for index, (category, data) in enumerate(cases):
         try:
@@ -175,8 +200,10 @@ def through_serving(cases, model_dir: str, work_dir: str) -> dict:
             raise
         except Exception as err:  # noqa: BLE001
             counts["crashes"] += 1
-            print(f"serving_default crashed on input {index}: {type(err).__name__}: {err}",
-                  file=sys.stderr)
+            print(
+                f"serving_default crashed on input {index}: {type(err).__name__}: {err}",
+                file=sys.stderr,
+            )
     return counts
 
 
@@ -184,12 +211,13 @@ def main(model_dir: str, work_dir: str, seed: int = 0) -> None:
     cases = inputs(seed)
     files = os.path.join(work_dir, "files")
     os.makedirs(files, exist_ok=True)
-    results = {"inputs": len(cases),
-               "categories": {c: sum(1 for k, _ in cases if k == c) for c, _ in cases},
-               "load_image": through_load_image(cases, files),
-               "pipeline": through_pipeline(cases),
-               "serving_default": through_serving(cases, model_dir,
-                                                  os.path.join(work_dir, "serving"))}
+    results = {
+        "inputs": len(cases),
+        "categories": {c: sum(1 for k, _ in cases if k == c) for c, _ in cases},
+        "load_image": through_load_image(cases, files),
+        "pipeline": through_pipeline(cases),
+        "serving_default": through_serving(cases, model_dir, os.path.join(work_dir, "serving")),
+    }
     print(json.dumps(results))
 
 

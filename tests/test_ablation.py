@@ -30,8 +30,12 @@ def test_each_variant_builds_and_trains_a_step(name):
     model = build_model(config, 10, seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=False)
     before = [w.copy() for w in model.get_weights()]
-    assert loop.train_steps(model, tf.distribute.get_strategy(), one_batch(config), 0, 1, 1,
-                            [], verbose=0) == 1
+    assert (
+        loop.train_steps(
+            model, tf.distribute.get_strategy(), one_batch(config), 0, 1, 1, [], verbose=0
+        )
+        == 1
+    )
     changed = [not np.allclose(a, b) for a, b in zip(before, model.get_weights())]
     assert sum(changed) >= 2
     out = model(np.zeros((2, 32, 32, 3), np.float32))
@@ -45,9 +49,11 @@ def test_variants_change_what_the_paper_changes():
     assert single.aspect_ratios == (1.0,) and single.anchor_sizes == (round(224 / 512 * 40),)
     assert variant_config(base, "T=10").model.num_steps == 10
     # Nothing else moves: the variant differs from the base in the named fields only.
-    changed = {f.name for f in dataclasses.fields(base.model)
-               if getattr(base.model, f.name) != getattr(variant_config(base, "no_lstm").model,
-                                                         f.name)}
+    changed = {
+        f.name
+        for f in dataclasses.fields(base.model)
+        if getattr(base.model, f.name) != getattr(variant_config(base, "no_lstm").model, f.name)
+    }
     assert changed == {"recurrence"}
 
 
@@ -59,12 +65,21 @@ def test_paper_head_puts_the_papers_policy_on_the_digits_recipe():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     base = experiment_config_from_flagfile(os.path.join(root, "digits.flags"))
     paper = variant_config(base, "paper_head").model
-    head = {"loc_head": "dense", "reward": "top_n", "trajectories": 1, "policy_state": "lstm",
-            "loc_hidden": 0, "inhibition_radius": 0.0}
+    head = {
+        "loc_head": "dense",
+        "reward": "top_n",
+        "trajectories": 1,
+        "policy_state": "lstm",
+        "loc_hidden": 0,
+        "inhibition_radius": 0.0,
+    }
     assert {name: getattr(paper, name) for name in head} == head
     # Nothing else moves, whatever digits.flags's own policy is.
-    changed = {f.name for f in dataclasses.fields(base.model)
-               if getattr(base.model, f.name) != getattr(paper, f.name)}
+    changed = {
+        f.name
+        for f in dataclasses.fields(base.model)
+        if getattr(base.model, f.name) != getattr(paper, f.name)
+    }
     assert changed and changed <= set(head)
     model = build_model(dataclasses.replace(paper, backbone_widths=(8, 16)), 10, seed=0)
     assert model.agent.policy.loc_head is not None and model.agent.policy.loc_cell is None
@@ -102,20 +117,29 @@ def test_random_locations_ignore_the_policy_and_have_no_reinforce_term():
 
 def test_box_iou_and_centres_by_hand():
     a = np.array([[0.0, 0.0, 0.5, 0.5]])
-    b = np.array([[0.0, 0.0, 0.5, 0.5], [0.25, 0.25, 0.75, 0.75], [0.6, 0.6, 1.0, 1.0],
-                  [0.0, 0.5, 0.5, 0.0]])  # the last one is `a` mirrored (x1 > x2)
+    b = np.array(
+        [[0.0, 0.0, 0.5, 0.5], [0.25, 0.25, 0.75, 0.75], [0.6, 0.6, 1.0, 1.0], [0.0, 0.5, 0.5, 0.0]]
+    )  # the last one is `a` mirrored (x1 > x2)
     np.testing.assert_allclose(box_iou(a, b), [[1.0, 0.0625 / 0.4375, 0.0, 1.0]])
     np.testing.assert_array_equal(centres_inside(a, b), [[True, True, False, True]])
 
 
 def test_discovery_rates_count_objects_found_by_any_region():
-    objects = [np.array([[0.0, 0.0, 0.4, 0.4], [0.5, 0.5, 1.0, 1.0]]),
-               np.array([[0.1, 0.1, 0.3, 0.9]]),
-               np.zeros((0, 4))]  # an image without objects adds nothing
-    regions = [np.array([[0.0, 0.0, 0.4, 0.45],     # IoU 0.89 with object 1
-                         [0.6, 0.6, 0.8, 0.8]]),     # centre inside object 2, IoU 0.16
-               np.array([[0.0, 0.0, 0.05, 0.05]]),   # misses
-               np.array([[0.0, 0.0, 1.0, 1.0]])]
+    objects = [
+        np.array([[0.0, 0.0, 0.4, 0.4], [0.5, 0.5, 1.0, 1.0]]),
+        np.array([[0.1, 0.1, 0.3, 0.9]]),
+        np.zeros((0, 4)),
+    ]  # an image without objects adds nothing
+    regions = [
+        np.array(
+            [
+                [0.0, 0.0, 0.4, 0.45],  # IoU 0.89 with object 1
+                [0.6, 0.6, 0.8, 0.8],
+            ]
+        ),  # centre inside object 2, IoU 0.16
+        np.array([[0.0, 0.0, 0.05, 0.05]]),  # misses
+        np.array([[0.0, 0.0, 1.0, 1.0]]),
+    ]
     rates = discovery_rates(regions, objects)
     assert rates["objects"] == 3
     assert rates["iou50"] == pytest.approx(1 / 3)
@@ -125,8 +149,9 @@ def test_discovery_rates_count_objects_found_by_any_region():
 
 
 def test_localisation_only_lstm_learns_from_reinforce_alone():
-    config = variant_config(ExperimentConfig(model=tiny_model_config()),
-                            "lstm_localisation_only").model
+    config = variant_config(
+        ExperimentConfig(model=tiny_model_config()), "lstm_localisation_only"
+    ).model
     model = build_model(config, 10, seed=0)
     images, labels = next(iter(one_batch(config)))
     with tf.GradientTape(persistent=True) as tape:
@@ -145,10 +170,19 @@ def test_ablate_command_writes_runs_discovery_and_a_table(tmp_path):
     from test_cli import TINY, run
 
     out = tmp_path / "ablation.json"
-    result = run("tools.ablate", *TINY, "--epochs=1", "--num_steps=1",
-                 "--variants=rarl,random_locations,T=1", "--repeats=2", "--verbose=0",
-                 "--discovery_images=16", f"--work_dir={tmp_path / 'runs'}", f"--output={out}",
-                 data_dir=tmp_path / "tfds")
+    result = run(
+        "tools.ablate",
+        *TINY,
+        "--epochs=1",
+        "--num_steps=1",
+        "--variants=rarl,random_locations,T=1",
+        "--repeats=2",
+        "--verbose=0",
+        "--discovery_images=16",
+        f"--work_dir={tmp_path / 'runs'}",
+        f"--output={out}",
+        data_dir=tmp_path / "tfds",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(out.read_text())
     rarl = results["variants"]["rarl"]
@@ -166,8 +200,14 @@ def test_ablate_command_writes_runs_discovery_and_a_table(tmp_path):
 def test_ablate_refuses_an_unknown_variant_before_any_work(tmp_path):
     from test_cli import TINY, run
 
-    result = run("tools.ablate", *TINY, "--variants=rarl,bogus", f"--work_dir={tmp_path / 'w'}",
-                 f"--output={tmp_path / 'a.json'}", data_dir=tmp_path / "tfds")
+    result = run(
+        "tools.ablate",
+        *TINY,
+        "--variants=rarl,bogus",
+        f"--work_dir={tmp_path / 'w'}",
+        f"--output={tmp_path / 'a.json'}",
+        data_dir=tmp_path / "tfds",
+    )
     assert result.returncode == 2
     assert "--variants=rarl,bogus is not allowed: ['bogus'] unknown" in result.stderr
     assert not (tmp_path / "w").exists()

@@ -9,8 +9,9 @@ def test_shapes_have_the_requested_areas_and_ratios():
     shapes = anchors.anchor_shapes((80, 160, 320), (2.0, 1.0, 0.5))
     assert shapes.shape == (9, 2)
     heights, widths = shapes[:, 0], shapes[:, 1]
-    np.testing.assert_allclose(heights * widths, np.repeat([80.0**2, 160.0**2, 320.0**2], 3),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        heights * widths, np.repeat([80.0**2, 160.0**2, 320.0**2], 3), rtol=1e-6
+    )
     np.testing.assert_allclose(widths / heights, np.tile([2.0, 1.0, 0.5], 3), rtol=1e-6)
 
 
@@ -26,8 +27,9 @@ def test_boxes_are_centred_on_the_location():
     loc = tf.constant([[0.0, 0.0], [-0.2, 0.4]])
     boxes = anchors.anchor_boxes(loc, tf.constant([[0.0, 0.0, 1.0, 1.0]] * 2), shapes).numpy()
     assert boxes.shape == (2, 6, 4)
-    centres = np.stack([(boxes[..., 0] + boxes[..., 2]) / 2,
-                        (boxes[..., 1] + boxes[..., 3]) / 2], -1)
+    centres = np.stack(
+        [(boxes[..., 0] + boxes[..., 2]) / 2, (boxes[..., 1] + boxes[..., 3]) / 2], -1
+    )
     np.testing.assert_allclose(centres[0], np.full((6, 2), 0.5), atol=1e-6)
     np.testing.assert_allclose(centres[1], np.tile([[0.4, 0.7]], (6, 1)), atol=1e-6)
     # Unclipped boxes keep their nominal size.
@@ -44,8 +46,9 @@ def test_boxes_are_clipped_to_the_view():
 
 
 def test_location_maps_into_a_sub_view():
-    point = anchors.location_to_point(tf.constant([[0.0, -1.0]]),
-                                      tf.constant([[0.2, 0.4, 0.6, 1.0]])).numpy()
+    point = anchors.location_to_point(
+        tf.constant([[0.0, -1.0]]), tf.constant([[0.2, 0.4, 0.6, 1.0]])
+    ).numpy()
     np.testing.assert_allclose(point, [[0.4, 0.4]], atol=1e-6)
 
 

@@ -18,8 +18,9 @@ def test_vgg16_loads_local_weights_file(tmp_path):
     trunk = loaded.get_layer("vgg16_trunk")
     np.testing.assert_array_equal(trunk.get_layer("block5_conv3").kernel.numpy(), want)
     fresh = vgg16_conv5_3(None)
-    assert not np.array_equal(fresh.get_layer("vgg16_trunk").get_layer("block5_conv3")
-                              .kernel.numpy(), want)
+    assert not np.array_equal(
+        fresh.get_layer("vgg16_trunk").get_layer("block5_conv3").kernel.numpy(), want
+    )
     # conv5_3 has stride 16 and 512 channels.
     assert loaded(np.zeros((1, 64, 96, 3), np.float32)).shape == (1, 4, 6, 512)
 

@@ -10,17 +10,37 @@ import pytest
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--dataset=cluttered_digits/small", "--backbone=small_vgg", "--backbone_weights=none",
-        "--backbone_widths=8,16", "--image_size=40", "--crop_margin=8", "--anchor_sizes=8,16,32",
-        "--crop_size=3", "--embed_dim=16", "--lstm_units=16", "--num_steps=2",
-        "--batch_size=16", "--epochs=2", "--steps_per_epoch=3", "--learning_rate=0.003",
-        "--checkpoint_every_steps=2", "--shuffle_buffer=64"]
+TINY = [
+    "--dataset=cluttered_digits/small",
+    "--backbone=small_vgg",
+    "--backbone_weights=none",
+    "--backbone_widths=8,16",
+    "--image_size=40",
+    "--crop_margin=8",
+    "--anchor_sizes=8,16,32",
+    "--crop_size=3",
+    "--embed_dim=16",
+    "--lstm_units=16",
+    "--num_steps=2",
+    "--batch_size=16",
+    "--epochs=2",
+    "--steps_per_epoch=3",
+    "--learning_rate=0.003",
+    "--checkpoint_every_steps=2",
+    "--shuffle_buffer=64",
+]
 
 
 def run(module, *args, data_dir):
     env = dict(os.environ, TFDS_DATA_DIR=str(data_dir), PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +76,13 @@ def test_rerun_resumes_instead_of_starting_over(trained):
 def test_evaluate_ten_views(trained):
     base, model_dir, _ = trained
     out = base / "ten.json"
-    result = run("rarl_tf.evaluate", f"--model_dir={model_dir}", "--views=10",
-                 f"--output={out}", data_dir=base / "tfds")
+    result = run(
+        "rarl_tf.evaluate",
+        f"--model_dir={model_dir}",
+        "--views=10",
+        f"--output={out}",
+        data_dir=base / "tfds",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads(out.read_text())
     assert metrics["views"] == 10 and metrics["num_images"] == 64
@@ -69,8 +94,14 @@ def test_predict_draws_attention_and_survives_a_bad_file(trained):
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 70, 3), np.uint8)).save(good)
     bad = base / "broken.jpg"
     bad.write_bytes(b"not an image")
-    result = run("rarl_tf.predict", f"--model_dir={model_dir}", f"--output_dir={base / 'pred'}",
-                 str(bad), str(good), data_dir=base / "tfds")
+    result = run(
+        "rarl_tf.predict",
+        f"--model_dir={model_dir}",
+        f"--output_dir={base / 'pred'}",
+        str(bad),
+        str(good),
+        data_dir=base / "tfds",
+    )
     assert result.returncode == 1
     assert "broken.jpg" in result.stderr
     record = json.loads(result.stdout.strip().splitlines()[-1])
@@ -81,20 +112,30 @@ def test_predict_draws_attention_and_survives_a_bad_file(trained):
     assert min(picture.size) >= 384
 
 
-@pytest.mark.parametrize("flag, message", [
-    ("--num_steps=0", "--num_steps=0 is not allowed"),
-    ("--loc_std=-1", "--loc_std=-1.0 is not allowed"),
-    ("--anchor_sizes=8,x", "--anchor_sizes=8,x: expected a comma-separated list"),
-    ("--dataset=nope", "--dataset=nope is not allowed"),
-    ("--backbone=resnet", "--backbone=resnet is not allowed: expected one of"),
-    ("--anchor_sizes=8,16", "expected as many ratios as --anchor_sizes has sizes"),
-    ("--strategy=mirrored --num_cpu_devices=2 --batch_size=15",
-     "--batch_size=15 is not allowed: expected a multiple of the 2 replicas"),
-    ("--strategy=multi_worker", "--strategy=multi_worker needs the TF_CONFIG"),
-])
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--num_steps=0", "--num_steps=0 is not allowed"),
+        ("--loc_std=-1", "--loc_std=-1.0 is not allowed"),
+        ("--anchor_sizes=8,x", "--anchor_sizes=8,x: expected a comma-separated list"),
+        ("--dataset=nope", "--dataset=nope is not allowed"),
+        ("--backbone=resnet", "--backbone=resnet is not allowed: expected one of"),
+        ("--anchor_sizes=8,16", "expected as many ratios as --anchor_sizes has sizes"),
+        (
+            "--strategy=mirrored --num_cpu_devices=2 --batch_size=15",
+            "--batch_size=15 is not allowed: expected a multiple of the 2 replicas",
+        ),
+        ("--strategy=multi_worker", "--strategy=multi_worker needs the TF_CONFIG"),
+    ],
+)
 def test_bad_flags_stop_with_one_clear_line(tmp_path, flag, message):
-    result = run("rarl_tf.train", *TINY, *flag.split(), f"--model_dir={tmp_path / 'run'}",
-                 data_dir=tmp_path / "tfds")
+    result = run(
+        "rarl_tf.train",
+        *TINY,
+        *flag.split(),
+        f"--model_dir={tmp_path / 'run'}",
+        data_dir=tmp_path / "tfds",
+    )
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -104,16 +145,24 @@ def test_bad_flags_stop_with_one_clear_line(tmp_path, flag, message):
 def test_unwritable_model_dir_stops_before_any_work(tmp_path):
     # A path under a regular file: unwritable even for root, who ignores permission bits.
     (tmp_path / "a_file").write_text("")
-    result = run("rarl_tf.train", *TINY, f"--model_dir={tmp_path / 'a_file' / 'run'}",
-                 data_dir=tmp_path / "tfds")
+    result = run(
+        "rarl_tf.train",
+        *TINY,
+        f"--model_dir={tmp_path / 'a_file' / 'run'}",
+        data_dir=tmp_path / "tfds",
+    )
     assert result.returncode == 2
     assert "--model_dir=" in result.stderr and "is not a writable directory" in result.stderr
     assert not (tmp_path / "tfds").exists()  # not even the dataset was prepared
 
 
 def test_voc_recipe_without_data_says_how_to_get_it(tmp_path):
-    result = run("rarl_tf.train", "--flagfile=voc.flags", f"--model_dir={tmp_path / 'run'}",
-                 data_dir=tmp_path / "empty_tfds")
+    result = run(
+        "rarl_tf.train",
+        "--flagfile=voc.flags",
+        f"--model_dir={tmp_path / 'run'}",
+        data_dir=tmp_path / "empty_tfds",
+    )
     assert result.returncode == 2
     assert "voc/2007 is not prepared" in result.stderr
     assert "tfds build voc/2007" in result.stderr and "--dataset=voc_dir" in result.stderr
@@ -127,8 +176,14 @@ def test_recipe_flagfiles_hold_the_papers_settings():
     got = {}
     for name in ["voc.flags", "voc640.flags", "coco.flags", "coco640.flags"]:
         c = experiment_config_from_flagfile(os.path.join(ROOT, name))
-        got[name] = [c.data.dataset, c.model.image_size, list(c.model.anchor_sizes),
-                     c.train.batch_size, c.train.learning_rate, c.model.crop_margin]
+        got[name] = [
+            c.data.dataset,
+            c.model.image_size,
+            list(c.model.anchor_sizes),
+            c.train.batch_size,
+            c.train.learning_rate,
+            c.model.crop_margin,
+        ]
     assert got["voc.flags"] == ["voc2007", 512, [80, 160, 320], 16, 1e-5, 64]
     assert got["voc640.flags"] == ["voc2007", 640, [100, 200, 400], 16, 1e-5, 64]
     assert got["coco.flags"] == ["coco2014", 512, [80, 160, 320], 16, 1e-5, 64]
@@ -149,8 +204,15 @@ def test_two_scale_evaluation_averages_models_and_prints_tables(trained, tmp_pat
     build_model(bigger.model, 10, seed=1).save_weights(str(other / WEIGHTS_FILE))
 
     out = tmp_path / "two.json"
-    result = run("rarl_tf.evaluate", f"--model_dir={model_dir}", f"--model_dir={other}",
-                 "--views=10", "--format=markdown", f"--output={out}", data_dir=base / "tfds")
+    result = run(
+        "rarl_tf.evaluate",
+        f"--model_dir={model_dir}",
+        f"--model_dir={other}",
+        "--views=10",
+        "--format=markdown",
+        f"--output={out}",
+        data_dir=base / "tfds",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     combined = json.loads(out.read_text())
     assert list(combined["per_model"]) == ["run (40)", "n48 (48)"]
@@ -162,16 +224,27 @@ def test_two_scale_evaluation_averages_models_and_prints_tables(trained, tmp_pat
         assert result.stdout.count(row) == 2, row
 
     alone = tmp_path / "one.json"
-    result = run("rarl_tf.evaluate", f"--model_dir={model_dir}", "--views=10",
-                 f"--output={alone}", data_dir=base / "tfds")
+    result = run(
+        "rarl_tf.evaluate",
+        f"--model_dir={model_dir}",
+        "--views=10",
+        f"--output={alone}",
+        data_dir=base / "tfds",
+    )
     assert json.loads(alone.read_text())["mAP"] == combined["per_model"]["run (40)"]["mAP"]
 
 
 def test_policy_report_compares_the_policy_with_random_centres(trained):
     base, model_dir, _ = trained
     out = base / "report" / "policy.json"
-    result = run("tools.policy_report", f"--model_dir={model_dir}", "--max_images=40",
-                 "--samples=3", f"--output={out}", data_dir=base / "tfds")
+    result = run(
+        "tools.policy_report",
+        f"--model_dir={model_dir}",
+        "--max_images=40",
+        "--samples=3",
+        f"--output={out}",
+        data_dir=base / "tfds",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["images"] == 40
@@ -184,7 +257,8 @@ def test_policy_report_compares_the_policy_with_random_centres(trained):
         assert row["objects"] > 40  # several digits per canvas
     assert report["random"]["step_distance"][0] > 0.1  # random centres move
     assert report["learned_minus_random_mAP"] == pytest.approx(
-        report["policy"]["mAP"] - report["random"]["mAP"])
+        report["policy"]["mAP"] - report["random"]["mAP"]
+    )
     variation = report["reward_variation"]
     assert variation["samples"] == 3 and 0.0 <= variation["top_n_varies"] <= 1.0
     assert report["gradient"]["batches"] == 2 and report["gradient"]["snr"] > 0.0

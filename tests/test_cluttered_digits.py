@@ -6,8 +6,9 @@ from rarl_tf.data import cluttered_digits as cd
 
 
 def _build(tmp_path, seed=0, name="a"):
-    config = cd.ClutteredDigitsConfig(name="tiny", canvas_size=64, num_train=40, num_test=12,
-                                      seed=seed)
+    config = cd.ClutteredDigitsConfig(
+        name="tiny", canvas_size=64, num_train=40, num_test=12, seed=seed
+    )
     builder = cd.ClutteredDigits(config=config, data_dir=str(tmp_path / name))
     builder.download_and_prepare()
     return builder
@@ -66,8 +67,10 @@ def _canvases(count, **options):
     digits = load_digits()
     rng = np.random.default_rng([0, 0])
     pool = cd.source_pools(0)["train"]
-    return [cd.make_canvas(rng, digits.images / 16.0, digits.target, pool, 128, **options)
-            for _ in range(count)]
+    return [
+        cd.make_canvas(rng, digits.images / 16.0, digits.target, pool, 128, **options)
+        for _ in range(count)
+    ]
 
 
 def test_default_canvases_are_as_before_the_large_config():
@@ -94,16 +97,20 @@ def test_large_config_draws_one_to_three_large_digits():
         longs.extend(np.maximum(heights, widths) / 128)
         sides.extend(np.sqrt(heights * widths) / 128)
         ratios.update(np.round(widths / heights, 1))
-        np.testing.assert_array_equal(np.flatnonzero(ex["labels"]),
-                                      np.unique(ex["objects"]["label"]))
+        np.testing.assert_array_equal(
+            np.flatnonzero(ex["labels"]), np.unique(ex["objects"]["label"])
+        )
     assert min(counts) == 1 and max(counts) == 3
     # Longer sides of 43 to 85 px: a third to two thirds of the side, both ends reached.
     assert 42.5 / 128 <= min(longs) < 0.36 and 0.64 < max(longs) <= 85.5 / 128
     assert ratios == {0.5, 1.0, 2.0}
     # Larger than the default's digits: the median square root of the area 0.39 of the side
     # against 0.28 (measured on these canvases), about twice the area.
-    default = [np.sqrt((b[2] - b[0]) * (b[3] - b[1])) for ex in _canvases(200)
-               for b in ex["objects"]["bbox"]]
+    default = [
+        np.sqrt((b[2] - b[0]) * (b[3] - b[1]))
+        for ex in _canvases(200)
+        for b in ex["objects"]["bbox"]
+    ]
     assert np.median(sides) > 1.3 * np.median(default)
 
 

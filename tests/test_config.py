@@ -30,8 +30,9 @@ def experiment_flags(*argv):
 
 
 def all_fields():
-    return [(name, field) for name, kind in sections().items()
-            for field in dataclasses.fields(kind)]
+    return [
+        (name, field) for name, kind in sections().items() for field in dataclasses.fields(kind)
+    ]
 
 
 def test_every_field_is_a_flag_and_every_flag_a_field():
@@ -39,13 +40,18 @@ def test_every_field_is_a_flag_and_every_flag_a_field():
     names = [flag_name(field) for _, field in all_fields()]
     assert len(names) == len(set(names))  # no two fields share a flag
     assert set(names) == set(values)
-    assert sections() == {"model": ModelConfig, "data": config_lib.DataConfig,
-                          "train": config_lib.TrainConfig, "eval": config_lib.EvalConfig}
+    assert sections() == {
+        "model": ModelConfig,
+        "data": config_lib.DataConfig,
+        "train": config_lib.TrainConfig,
+        "eval": config_lib.EvalConfig,
+    }
     # The defaults of the flags are the dataclasses' defaults.
     assert rarl_flags.experiment_config_from_flags(values) == ExperimentConfig()
     for _, field in all_fields():
         assert field.metadata["help"] and values[flag_name(field)].help.endswith(
-            field.metadata["help"])
+            field.metadata["help"]
+        )
 
 
 def test_every_flag_from_before_keeps_its_name_type_and_default():
@@ -59,8 +65,11 @@ def test_every_flag_from_before_keeps_its_name_type_and_default():
 
 
 def test_eval_batch_size_is_the_one_flag_named_apart_from_its_field():
-    renamed = {f"{section}.{field.name}": flag_name(field) for section, field in all_fields()
-               if flag_name(field) != field.name}
+    renamed = {
+        f"{section}.{field.name}": flag_name(field)
+        for section, field in all_fields()
+        if flag_name(field) != field.name
+    }
     assert renamed == {"eval.batch_size": "eval_batch_size"}
     values = experiment_flags("--eval_batch_size=7", "--batch_size=3")
     config = rarl_flags.experiment_config_from_flags(values)
@@ -104,32 +113,40 @@ def test_every_field_takes_its_flag():
         assert getattr(got, name) == value != getattr(got.__class__(), name), (section, name)
 
 
-@pytest.mark.parametrize("section,field", [(s, f) for s, f in all_fields()
-                                           if f.metadata["choices"]],
-                         ids=lambda x: getattr(x, "name", x))
+@pytest.mark.parametrize(
+    "section,field",
+    [(s, f) for s, f in all_fields() if f.metadata["choices"]],
+    ids=lambda x: getattr(x, "name", x),
+)
 def test_a_bad_choice_names_the_flag_and_the_allowed_values(section, field):
     bad = "bogus" if isinstance(field.default, str) else 7
-    config = dataclasses.replace(ExperimentConfig(), **{
-        section: dataclasses.replace(getattr(ExperimentConfig(), section), **{field.name: bad})})
+    config = dataclasses.replace(
+        ExperimentConfig(),
+        **{section: dataclasses.replace(getattr(ExperimentConfig(), section), **{field.name: bad})},
+    )
     with pytest.raises(ValueError) as err:
         config.validate()
-    assert str(err.value) == (f"--{flag_name(field)}={bad} is not allowed: expected one of "
-                              f"{field.metadata['choices']}")
+    assert str(err.value) == (
+        f"--{flag_name(field)}={bad} is not allowed: expected one of {field.metadata['choices']}"
+    )
 
 
-@pytest.mark.parametrize("section,field", [(s, f) for s, f in all_fields()
-                                           if f.metadata["minimum"] is not None],
-                         ids=lambda x: getattr(x, "name", x))
+@pytest.mark.parametrize(
+    "section,field",
+    [(s, f) for s, f in all_fields() if f.metadata["minimum"] is not None],
+    ids=lambda x: getattr(x, "name", x),
+)
 def test_a_value_under_the_minimum_names_the_flag_and_the_minimum(section, field):
     minimum = field.metadata["minimum"]
     bad = minimum - 1
-    config = dataclasses.replace(ExperimentConfig(), **{
-        section: dataclasses.replace(getattr(ExperimentConfig(), section), **{field.name: bad})})
+    config = dataclasses.replace(
+        ExperimentConfig(),
+        **{section: dataclasses.replace(getattr(ExperimentConfig(), section), **{field.name: bad})},
+    )
     with pytest.raises(ValueError) as err:
         config.validate()
     assert str(err.value) == f"--{flag_name(field)}={bad} is not allowed: expected >= {minimum}"
-    at_minimum = dataclasses.replace(getattr(ExperimentConfig(), section),
-                                     **{field.name: minimum})
+    at_minimum = dataclasses.replace(getattr(ExperimentConfig(), section), **{field.name: minimum})
     dataclasses.replace(ExperimentConfig(), **{section: at_minimum}).validate()
 
 
@@ -141,8 +158,9 @@ def test_an_enum_flag_refuses_a_bad_choice_while_parsing():
 
 def test_a_bad_number_list_names_the_flag():
     values = experiment_flags("--anchor_sizes=8,x")
-    with pytest.raises(ValueError, match="--anchor_sizes=8,x: expected a comma-separated list "
-                                         "of float values"):
+    with pytest.raises(
+        ValueError, match="--anchor_sizes=8,x: expected a comma-separated list of float values"
+    ):
         rarl_flags.experiment_config_from_flags(values)
 
 

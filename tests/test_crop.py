@@ -9,8 +9,12 @@ def _hand_bilinear(fmap, y, x):
     y0, x0 = int(np.floor(y)), int(np.floor(x))
     y1, x1 = min(y0 + 1, fmap.shape[0] - 1), min(x0 + 1, fmap.shape[1] - 1)
     dy, dx = y - y0, x - x0
-    return ((1 - dy) * (1 - dx) * fmap[y0, x0] + (1 - dy) * dx * fmap[y0, x1]
-            + dy * (1 - dx) * fmap[y1, x0] + dy * dx * fmap[y1, x1])
+    return (
+        (1 - dy) * (1 - dx) * fmap[y0, x0]
+        + (1 - dy) * dx * fmap[y0, x1]
+        + dy * (1 - dx) * fmap[y1, x0]
+        + dy * dx * fmap[y1, x1]
+    )
 
 
 def test_crop_matches_a_hand_computation():
@@ -49,10 +53,15 @@ def test_matmul_crop_equals_crop_and_resize_on_random_boxes():
 EDGE_BUG = {(8, 14), (16, 28)}
 
 
-@pytest.mark.parametrize("side, size", [
-    pytest.param(side, size, marks=pytest.mark.xfail(strict=True, reason="open edge bug"))
-    if (side, size) in EDGE_BUG else (side, size)
-    for side, size in ((8, 14), (16, 28), (16, 14), (14, 28), (32, 14), (7, 9), (28, 4))])
+@pytest.mark.parametrize(
+    "side, size",
+    [
+        pytest.param(side, size, marks=pytest.mark.xfail(strict=True, reason="open edge bug"))
+        if (side, size) in EDGE_BUG
+        else (side, size)
+        for side, size in ((8, 14), (16, 28), (16, 14), (14, 28), (32, 14), (7, 9), (28, 4))
+    ],
+)
 def test_both_matmul_crops_equal_crop_and_resize_when_samples_end_on_the_map_edge(side, size):
     from export import gpu_graph
 

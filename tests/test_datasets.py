@@ -44,8 +44,9 @@ def test_examples_have_encoded_images_labels_and_ignore(dataset, num_classes):
 
 def test_voc_ignore_marks_classes_whose_objects_are_all_difficult():
     # person (14) has an easy object; chair (8) and boat (3) only difficult ones.
-    labels, ignore = tfds_sources.voc_labels(tf.constant([14, 14, 8, 3], tf.int64),
-                                             tf.constant([True, False, True, True]), 20)
+    labels, ignore = tfds_sources.voc_labels(
+        tf.constant([14, 14, 8, 3], tf.int64), tf.constant([True, False, True, True]), 20
+    )
     assert np.flatnonzero(labels.numpy()).tolist() == [3, 8, 14]
     assert np.flatnonzero(ignore.numpy()).tolist() == [3, 8]
     labels, ignore = tfds_sources.voc_labels(tf.zeros([0], tf.int64), tf.zeros([0], tf.bool), 20)
@@ -65,17 +66,20 @@ def test_train_and_evaluate_on_mock_data(tmp_path, dataset):
     config = ExperimentConfig(
         model=tiny_model_config(),
         data=DataConfig(dataset=dataset, download=True, shuffle_buffer=8),
-        train=TrainConfig(batch_size=4, epochs=1, steps_per_epoch=2, learning_rate=1e-3,
-                          checkpoint_every_steps=1),
-        eval=EvalConfig(views=10, batch_size=4))
+        train=TrainConfig(
+            batch_size=4, epochs=1, steps_per_epoch=2, learning_rate=1e-3, checkpoint_every_steps=1
+        ),
+        eval=EvalConfig(views=10, batch_size=4),
+    )
     with tfds.testing.mock_data(as_dataset_fn=as_dataset_fn(12)):
         model, saved = training.train(config, str(tmp_path), verbose=0)
         results = evaluation.evaluate(model, saved)
     assert saved.class_names == get_source(dataset).class_names
     stats = json.loads((tmp_path / "data_stats.json").read_text())
     # fake_tfds gives every third COCO image no object: skipped in training, kept in evaluation.
-    assert stats == ({"labeled": 8, "unlabeled": 4} if dataset == "coco2014"
-                     else {"labeled": 12, "unlabeled": 0})
+    assert stats == (
+        {"labeled": 8, "unlabeled": 4} if dataset == "coco2014" else {"labeled": 12, "unlabeled": 0}
+    )
     assert int(model.optimizer.iterations) == 2
     assert results["num_images"] == 12 and results["views"] == 10
     assert list(results["per_class_ap"]) == list(saved.class_names)
@@ -87,8 +91,10 @@ def test_training_skips_and_counts_images_that_do_not_decode(tmp_path, capsys):
     config = ExperimentConfig(
         model=tiny_model_config(),
         data=DataConfig(dataset="voc2007", download=True, shuffle_buffer=1),
-        train=TrainConfig(batch_size=4, epochs=1, steps_per_epoch=3, learning_rate=1e-3,
-                          checkpoint_every_steps=3))
+        train=TrainConfig(
+            batch_size=4, epochs=1, steps_per_epoch=3, learning_rate=1e-3, checkpoint_every_steps=3
+        ),
+    )
     # shuffle_buffer=1 keeps file order: 3 of the first 12 images are broken, so 12 images
     # for 3 steps of 4 come from the 13th to 15th as well (a second pass).
     with tfds.testing.mock_data(as_dataset_fn=as_dataset_fn(12, undecodable=(1, 5, 11))):

@@ -62,8 +62,14 @@ print(json.dumps({"moved": moved, "diff": diff}))
 
 
 def test_mirrored_on_two_cpus_matches_one_device():
-    result = subprocess.run([sys.executable, "-c", EQUIVALENCE], cwd=ROOT, capture_output=True,
-                            text=True, timeout=600, env=dict(os.environ, PYTHONPATH=ROOT))
+    result = subprocess.run(
+        [sys.executable, "-c", EQUIVALENCE],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     numbers = json.loads(result.stdout.strip().splitlines()[-1])
     assert numbers["moved"] > 1e-3  # the steps did change the weights
@@ -83,8 +89,14 @@ def free_ports(n):
 def test_two_workers_on_localhost_finish_and_only_the_chief_writes(tmp_path):
     data_dir = tmp_path / "tfds"
     # Generate the dataset once, before the workers start, so they do not race to write it.
-    prepare = run("rarl_tf.train", *TINY, "--epochs=1", "--steps_per_epoch=1",
-                  f"--model_dir={tmp_path / 'warmup'}", data_dir=data_dir)
+    prepare = run(
+        "rarl_tf.train",
+        *TINY,
+        "--epochs=1",
+        "--steps_per_epoch=1",
+        f"--model_dir={tmp_path / 'warmup'}",
+        data_dir=data_dir,
+    )
     assert prepare.returncode == 0, prepare.stderr[-3000:]
 
     model_dir = tmp_path / "run"
@@ -107,28 +119,49 @@ def start_workers(model_dir, data_dir, flags_, ports):
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     workers = []
     for index in range(2):
-        env = dict(os.environ, TFDS_DATA_DIR=str(data_dir), PYTHONPATH=ROOT,
-                   TF_CONFIG=json.dumps({"cluster": cluster,
-                                         "task": {"type": "worker", "index": index}}))
-        workers.append(subprocess.Popen(
-            [sys.executable, "-m", "rarl_tf.train", *flags_, "--strategy=multi_worker",
-             f"--model_dir={model_dir}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True))
+        env = dict(
+            os.environ,
+            TFDS_DATA_DIR=str(data_dir),
+            PYTHONPATH=ROOT,
+            TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+        )
+        workers.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "rarl_tf.train",
+                    *flags_,
+                    "--strategy=multi_worker",
+                    f"--model_dir={model_dir}",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
     return workers
 
 
 @pytest.mark.slow
 def test_killed_workers_restarted_with_the_same_command_resume_together(tmp_path):
     data_dir, model_dir = tmp_path / "tfds", tmp_path / "run"
-    prepare = run("rarl_tf.train", *TINY, "--epochs=1", "--steps_per_epoch=1",
-                  f"--model_dir={tmp_path / 'warmup'}", data_dir=data_dir)
+    prepare = run(
+        "rarl_tf.train",
+        *TINY,
+        "--epochs=1",
+        "--steps_per_epoch=1",
+        f"--model_dir={tmp_path / 'warmup'}",
+        data_dir=data_dir,
+    )
     assert prepare.returncode == 0, prepare.stderr[-3000:]
     longer = [*TINY, "--epochs=2", "--steps_per_epoch=20", "--checkpoint_every_steps=4"]
     workers = start_workers(model_dir, data_dir, longer, free_ports(2))
     index = model_dir / "checkpoints" / "checkpoint"
     deadline = time.time() + 300
-    while not index.exists() and time.time() < deadline and all(w.poll() is None
-                                                                 for w in workers):
+    while not index.exists() and time.time() < deadline and all(w.poll() is None for w in workers):
         time.sleep(0.02)
     for worker in workers:
         worker.send_signal(signal.SIGKILL)

@@ -26,8 +26,9 @@ def _export_and_compare(config, num_classes=10, images=3):
     # An all-black image ties every cell of the spatial head: the export must take the first
     # (tf.argmax's rule), as the Keras model does.
     black = np.zeros((1, n, n, 3), np.float32)
-    for pixels in [rng.uniform(0, 255, (1, n, n, 3)).astype(np.float32)
-                   for _ in range(images)] + [black]:
+    for pixels in [rng.uniform(0, 255, (1, n, n, 3)).astype(np.float32) for _ in range(images)] + [
+        black
+    ]:
         got, want = runner(pixels=pixels), keras_predict(model, pixels)
         np.testing.assert_allclose(got["scores"], want["probs"], atol=1e-4)
         np.testing.assert_allclose(got["boxes"], want["boxes"], atol=1e-4)
@@ -55,35 +56,63 @@ def test_voc_recipe_structure_runs_whole_on_the_gpu_delegate():
     # voc.flags (VGG16, flatten, crop 7, query head with its own state, N = 512 -> 32 x 32 map;
     # the paper's dense head is the "paper" variant below) at N = 128, so
     # that the test stays quick: the same op kinds on a 8 x 8 map; the full size is slow below.
-    config = recipes.model_config_from_flagfile(os.path.join(ROOT, "voc.flags"),
-                                                backbone_weights="none", image_size=128,
-                                                crop_margin=16)
+    config = recipes.model_config_from_flagfile(
+        os.path.join(ROOT, "voc.flags"), backbone_weights="none", image_size=128, crop_margin=16
+    )
     assert config.backbone == "vgg16" and config.region_pool == "flatten"
     _assert_whole(_export_and_compare(config, num_classes=20, images=1))
 
 
 @pytest.mark.slow
 def test_voc_recipe_at_512_runs_whole_on_the_gpu_delegate():
-    config = recipes.model_config_from_flagfile(os.path.join(ROOT, "voc.flags"),
-                                                backbone_weights="none")
+    config = recipes.model_config_from_flagfile(
+        os.path.join(ROOT, "voc.flags"), backbone_weights="none"
+    )
     _assert_whole(_export_and_compare(config, num_classes=20, images=1))
 
 
-@pytest.mark.parametrize("changes", [
-    dict(),
-    dict(loc_head="spatial", loc_grid=5),
-    dict(loc_head="spatial", loc_grid=5, inhibition_radius=0.3, location_input=True,
-         loc_hidden=8, region_pool="max"),
-    dict(loc_hidden=8, context_grid=True, region_pool="max"),
-    dict(recurrence="localisation_only"),
-    dict(recurrence="none"),
-    dict(crop_size=1),
-    dict(loc_head="query", loc_grid=5, loc_hidden=8, policy_state="own", policy_units=6,
-         location_input=True, region_pool="max"),
-    dict(loc_head="query", loc_grid=5, loc_hidden=8, inhibition_radius=0.3),
-    dict(loc_head="spatial", loc_grid=5, policy_state="none", inhibition_radius=0.3),
-], ids=["paper", "spatial", "digits_levers", "context_grid", "localisation_only",
-        "no_lstm", "crop_1", "query_own_state", "query_inhibited", "saliency_inhibition"])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        dict(),
+        dict(loc_head="spatial", loc_grid=5),
+        dict(
+            loc_head="spatial",
+            loc_grid=5,
+            inhibition_radius=0.3,
+            location_input=True,
+            loc_hidden=8,
+            region_pool="max",
+        ),
+        dict(loc_hidden=8, context_grid=True, region_pool="max"),
+        dict(recurrence="localisation_only"),
+        dict(recurrence="none"),
+        dict(crop_size=1),
+        dict(
+            loc_head="query",
+            loc_grid=5,
+            loc_hidden=8,
+            policy_state="own",
+            policy_units=6,
+            location_input=True,
+            region_pool="max",
+        ),
+        dict(loc_head="query", loc_grid=5, loc_hidden=8, inhibition_radius=0.3),
+        dict(loc_head="spatial", loc_grid=5, policy_state="none", inhibition_radius=0.3),
+    ],
+    ids=[
+        "paper",
+        "spatial",
+        "digits_levers",
+        "context_grid",
+        "localisation_only",
+        "no_lstm",
+        "crop_1",
+        "query_own_state",
+        "query_inhibited",
+        "saliency_inhibition",
+    ],
+)
 def test_model_variants_run_whole_and_equal_keras(changes):
     _assert_whole(_export_and_compare(tiny_model_config(**changes)))
 

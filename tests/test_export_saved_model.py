@@ -32,8 +32,9 @@ def test_versions_are_numbered_and_never_overwritten(exported, tiny_model_dir):
     assert sorted(p.name for p in base.iterdir() if not p.name.startswith(".")) == ["1", "2"]
 
 
-@pytest.mark.parametrize("fmt, mode", [("JPEG", "RGB"), ("PNG", "RGB"), ("PNG", "L"),
-                                       ("PNG", "RGBA"), ("JPEG", "L")])
+@pytest.mark.parametrize(
+    "fmt, mode", [("JPEG", "RGB"), ("PNG", "RGB"), ("PNG", "L"), ("PNG", "RGBA"), ("JPEG", "L")]
+)
 def test_serving_default_equals_keras(exported, tiny_model_dir, fmt, mode):
     _, _, loaded = exported
     model, config = load_trained(str(tiny_model_dir))
@@ -46,6 +47,7 @@ def test_serving_default_equals_keras(exported, tiny_model_dir, fmt, mode):
         # the exported graph against the Keras model, not of two JPEG decoders.
         pixels = tf.io.decode_image(blob, channels=3, expand_animations=False)
         from rarl_tf.data.pipeline import resize
+
         want = keras_predict(model, resize(pixels, config.model.image_size).numpy()[None])
         np.testing.assert_allclose(got["scores"][i].numpy(), want["probs"][0], atol=1e-5)
         np.testing.assert_allclose(got["boxes"][i].numpy(), want["boxes"][0], atol=1e-5)
@@ -75,8 +77,9 @@ def test_bytes_that_do_not_decode_are_refused_clearly(exported):
 
 def test_images_over_the_pixel_limit_are_refused(tiny_model_dir, tmp_path):
     model, config = load_trained(str(tiny_model_dir))
-    module = saved_model.build_serving_module(model, config.model.image_size, config.class_names,
-                                              max_pixels=1000)
+    module = saved_model.build_serving_module(
+        model, config.model.image_size, config.class_names, max_pixels=1000
+    )
     big = _encode(np.zeros((40, 40, 3), np.uint8), "PNG", "RGB")  # 1600 pixels
     with pytest.raises(tf.errors.InvalidArgumentError, match="more than 1000 pixels"):
         module.serve_bytes(tf.constant([big]))
@@ -85,23 +88,27 @@ def test_images_over_the_pixel_limit_are_refused(tiny_model_dir, tmp_path):
         module.serve_bytes(tf.constant([jpeg]))
 
 
-def test_warmup_requests_are_read_back_and_run_through_their_signatures(exported,
-                                                                        tiny_model_dir):
+def test_warmup_requests_are_read_back_and_run_through_their_signatures(exported, tiny_model_dir):
     from tensorflow_serving.apis import prediction_log_pb2
 
     base, first, loaded = exported
     path = os.path.join(first, "assets.extra", "tf_serving_warmup_requests")
     assert path.endswith(saved_model.WARMUP_FILE)
-    records = [prediction_log_pb2.PredictionLog.FromString(r.numpy())
-               for r in tf.data.TFRecordDataset(path)]
+    records = [
+        prediction_log_pb2.PredictionLog.FromString(r.numpy())
+        for r in tf.data.TFRecordDataset(path)
+    ]
     assert [r.predict_log.request.model_spec.signature_name for r in records] == [
-        "serving_default", "predict_pixels"]
+        "serving_default",
+        "predict_pixels",
+    ]
     model, config = load_trained(str(tiny_model_dir))
     for record in records:
         request = record.predict_log.request
         assert request.model_spec.name == base.name
-        inputs = {name: tf.constant(tf.make_ndarray(proto))
-                  for name, proto in request.inputs.items()}
+        inputs = {
+            name: tf.constant(tf.make_ndarray(proto)) for name, proto in request.inputs.items()
+        }
         out = loaded.signatures[request.model_spec.signature_name](**inputs)
         assert out["scores"].shape == (1, 10)
         np.testing.assert_allclose(out["scores"].numpy().sum(), 1.0, atol=1e-5)

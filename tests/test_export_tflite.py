@@ -22,7 +22,9 @@ def test_float32_tflite_equals_keras(exported, tiny_model_dir):
     interpreter = Interpreter(model_path=str(path))
     runner = interpreter.get_signature_runner(tflite.SIGNATURE)
     assert interpreter.get_signature_list()[tflite.SIGNATURE] == {
-        "inputs": ["pixels"], "outputs": ["boxes", "centres", "scores"]}
+        "inputs": ["pixels"],
+        "outputs": ["boxes", "centres", "scores"],
+    }
     rng = np.random.default_rng(0)
     side = config.model.image_size
     for _ in range(4):
@@ -45,9 +47,20 @@ def test_predict_cli_runs_the_tflite_model(exported, tmp_path):
     image = tmp_path / "img.png"
     Image.fromarray(np.random.default_rng(2).integers(0, 255, (30, 45, 3), np.uint8)).save(image)
     root = str(Path(__file__).resolve().parents[1])
-    result = subprocess.run([sys.executable, "-m", "rarl_tf.predict", f"--tflite={path}",
-                             f"--output_dir={tmp_path / 'out'}", str(image)], cwd=root,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rarl_tf.predict",
+            f"--tflite={path}",
+            f"--output_dir={tmp_path / 'out'}",
+            str(image),
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     record = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(record["scores"]) == {str(d) for d in range(10)}
@@ -65,7 +78,9 @@ def test_only_builtin_ops(exported):
 
 def test_non_builtin_ops_are_detected():
     assert tflite.non_builtin_ops(["CONV_2D", "FlexCropAndResize", "CUSTOM"]) == [
-        "CUSTOM", "FlexCropAndResize"]
+        "CUSTOM",
+        "FlexCropAndResize",
+    ]
 
 
 def test_export_prints_the_gpu_delegate_check(tiny_model_dir, tmp_path, capsys):
@@ -97,8 +112,7 @@ def test_export_refuses_ops_that_fall_back_to_the_cpu(tiny_model_dir, tmp_path, 
 
 
 @pytest.mark.parametrize("quantization", ["float16", "int8"])
-def test_quantized_exports_run_whole_on_the_gpu_delegate(tiny_model_dir, quantization,
-                                                         monkeypatch):
+def test_quantized_exports_run_whole_on_the_gpu_delegate(tiny_model_dir, quantization, monkeypatch):
     from export import gpu_rules
 
     rng = np.random.default_rng(0)
@@ -113,9 +127,13 @@ def _predict_cli(path, image, *flags):
     import sys
 
     root = str(Path(__file__).resolve().parents[1])
-    return subprocess.run([sys.executable, "-m", "rarl_tf.predict", f"--tflite={path}",
-                           *flags, str(image)], cwd=root, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "rarl_tf.predict", f"--tflite={path}", *flags, str(image)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _gpu_usable(path) -> bool:
@@ -158,7 +176,8 @@ def test_predict_accelerator_flags(exported, tmp_path):
     assert auto.returncode == 0, auto.stderr[-2000:]
     got = json.loads(auto.stdout.strip().splitlines()[-1])
     assert got["labels"] and [name for name, _ in got["labels"]] == [
-        name for name, _ in want["labels"]]
+        name for name, _ in want["labels"]
+    ]
     for name, score in want["scores"].items():
         assert abs(got["scores"][name] - score) < 1e-3
     gpu = _predict_cli(path, image, "--accelerator=gpu")

@@ -29,8 +29,9 @@ def test_sigkill_then_same_command_resumes_and_makes_exactly_the_configured_step
     model_dir, data_dir = tmp_path / "run", tmp_path / "tfds"
     command = [sys.executable, "-m", "rarl_tf.train", *LONGER, f"--model_dir={model_dir}"]
     env = dict(os.environ, TFDS_DATA_DIR=str(data_dir), PYTHONPATH=ROOT)
-    first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     index = model_dir / "checkpoints" / "checkpoint"
     deadline = time.time() + 300
     while not index.exists() and first.poll() is None and time.time() < deadline:
@@ -61,23 +62,32 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     def poisoned_stream(*args, **kwargs):
         # From the third batch (global step 3) on, the images are NaN.
         batches = real_stream(*args, **kwargs).enumerate()
-        return batches.map(lambda i, batch: (
-            tf.where(i >= 2, tf.fill(tf.shape(batch[0]), np.nan), batch[0]), batch[1]))
+        return batches.map(
+            lambda i, batch: (
+                tf.where(i >= 2, tf.fill(tf.shape(batch[0]), np.nan), batch[0]),
+                batch[1],
+            )
+        )
 
     monkeypatch.setattr(pipeline, "train_stream", poisoned_stream)
     config = ExperimentConfig(
         model=tiny_model_config(),
         data=DataConfig(dataset="voc2007", download=True, shuffle_buffer=8),
-        train=TrainConfig(batch_size=4, epochs=1, steps_per_epoch=5, learning_rate=1e-3,
-                          checkpoint_every_steps=1))
+        train=TrainConfig(
+            batch_size=4, epochs=1, steps_per_epoch=5, learning_rate=1e-3, checkpoint_every_steps=1
+        ),
+    )
     with tfds.testing.mock_data(as_dataset_fn=as_dataset_fn(12)):
         with pytest.raises(training.TrainingDiverged) as err:
             training.train(config, str(tmp_path), verbose=0)
     message = str(err.value)
     assert "at step 3" in message and "ckpt-2" in message
     kept = tf.train.load_checkpoint(str(tmp_path / "checkpoints" / "ckpt-2"))
-    floats = [kept.get_tensor(name) for name, dtype in kept.get_variable_to_dtype_map().items()
-              if dtype.is_floating]
+    floats = [
+        kept.get_tensor(name)
+        for name, dtype in kept.get_variable_to_dtype_map().items()
+        if dtype.is_floating
+    ]
     assert floats and all(np.isfinite(v).all() for v in floats)
     assert not (tmp_path / "checkpoints" / "ckpt-3.index").exists()
     assert not (tmp_path / "model.weights.h5").exists()
@@ -85,11 +95,20 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
 
 def test_diverging_run_exits_1_with_one_line_naming_the_step_and_checkpoint(tmp_path):
     # Adam at lr 1e30 sends the weights to infinity within a couple of steps.
-    result = run("rarl_tf.train", *TINY, "--learning_rate=1e30", "--checkpoint_every_steps=1",
-                 f"--model_dir={tmp_path / 'run'}", data_dir=tmp_path / "tfds")
+    result = run(
+        "rarl_tf.train",
+        *TINY,
+        "--learning_rate=1e30",
+        "--checkpoint_every_steps=1",
+        f"--model_dir={tmp_path / 'run'}",
+        data_dir=tmp_path / "tfds",
+    )
     assert result.returncode == 1
-    error = re.search(r"error: the loss became NaN or infinite at step (\d+); .* kept the last "
-                      r"good checkpoint \S+ckpt-(\d+)", result.stderr)
+    error = re.search(
+        r"error: the loss became NaN or infinite at step (\d+); .* kept the last "
+        r"good checkpoint \S+ckpt-(\d+)",
+        result.stderr,
+    )
     assert error, result.stderr[-2000:]
     assert int(error.group(2)) == int(error.group(1)) - 1
     assert "Traceback" not in result.stderr
@@ -110,16 +129,18 @@ def _wait_for_lock(model_dir, process, timeout=300):
 
 
 def _listing(folder):
-    return sorted((str(p.relative_to(folder)), p.stat().st_mtime_ns)
-                  for p in folder.rglob("*") if p.is_file())
+    return sorted(
+        (str(p.relative_to(folder)), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()
+    )
 
 
 def test_a_second_run_on_the_same_folder_stops_and_the_first_finishes(tmp_path):
     model_dir, data_dir = tmp_path / "run", tmp_path / "tfds"
     command = [sys.executable, "-m", "rarl_tf.train", *LONGER, f"--model_dir={model_dir}"]
     env = dict(os.environ, TFDS_DATA_DIR=str(data_dir), PYTHONPATH=ROOT)
-    first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         _wait_for_lock(model_dir, first)
         # Frozen while the second run starts, so the test does not race the first's end.
@@ -145,10 +166,18 @@ def test_a_second_run_on_the_same_folder_stops_and_the_first_finishes(tmp_path):
 
 def test_lock_names_the_holder_and_is_dropped_when_it_ends(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from rarl_tf import run_files; "
-         "run_files.acquire(sys.argv[1]); print('locked', flush=True); time.sleep(60)",
-         str(tmp_path)], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from rarl_tf import run_files; "
+            "run_files.acquire(sys.argv[1]); print('locked', flush=True); time.sleep(60)",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(run_files.ModelDirBusy, match=f"pid {holder.pid} on "):
@@ -175,15 +204,25 @@ def test_files_are_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary left
 
 
-@pytest.mark.parametrize("content", [b'{"model": {"backbone": "small_vgg", "image_si', b"\x00" * 64,
-                                     b'["not", "a", "config"]', b'{"model": {"no_such_key": 1}}'],
-                         ids=["truncated", "zeros", "a list", "unknown key"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"model": {"backbone": "small_vgg", "image_si',
+        b"\x00" * 64,
+        b'["not", "a", "config"]',
+        b'{"model": {"no_such_key": 1}}',
+    ],
+    ids=["truncated", "zeros", "a list", "unknown key"],
+)
 def test_a_corrupt_config_is_named(tmp_path, content):
     from rarl_tf.run_files import load_config
 
     (tmp_path / "config.json").write_bytes(content)
-    with pytest.raises(run_files.CorruptFile, match=r"config.json is not a readable run "
-                                                    r"configuration .* delete it and rerun"):
+    with pytest.raises(
+        run_files.CorruptFile,
+        match=r"config.json is not a readable run "
+        r"configuration .* delete it and rerun",
+    ):
         load_config(str(tmp_path))
 
 
@@ -196,7 +235,7 @@ def test_predict_names_a_truncated_file_instead_of_a_traceback(tiny_model_dir, t
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model_dir)
     data = (model_dir / broken).read_bytes()
-    (model_dir / broken).write_bytes(data[:len(data) // 2])
+    (model_dir / broken).write_bytes(data[: len(data) // 2])
     image = tmp_path / "image.png"
     Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(image)
     result = run("rarl_tf.predict", f"--model_dir={model_dir}", str(image), data_dir=tmp_path)
@@ -255,12 +294,15 @@ def test_no_readable_checkpoint_is_named_not_a_fresh_start(tmp_path):
 
 
 def test_training_resumes_from_the_previous_checkpoint_when_the_newest_is_truncated(
-        tmp_path, capsys):
+    tmp_path, capsys
+):
     config = ExperimentConfig(
         model=tiny_model_config(),
         data=DataConfig(dataset="voc2007", download=True, shuffle_buffer=8),
-        train=TrainConfig(batch_size=4, epochs=2, steps_per_epoch=3, learning_rate=1e-3,
-                          checkpoint_every_steps=2))
+        train=TrainConfig(
+            batch_size=4, epochs=2, steps_per_epoch=3, learning_rate=1e-3, checkpoint_every_steps=2
+        ),
+    )
     folder = tmp_path / "checkpoints"
     with tfds.testing.mock_data(as_dataset_fn=as_dataset_fn(12)):
         training.train(config, str(tmp_path), verbose=0)
@@ -305,8 +347,14 @@ def test_a_full_disk_stops_cleanly_and_the_same_command_resumes(tmp_path):
     args = [*LONGER, f"--model_dir={model_dir}"]
     env = dict(os.environ, TFDS_DATA_DIR=str(data_dir), PYTHONPATH=ROOT)
     # Saves at steps 4, 8, 12: the third one meets the full disk.
-    full = subprocess.run([sys.executable, "-c", FULL_DISK_DRIVER, "3", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    full = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_DRIVER, "3", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert full.returncode == 1, full.stderr[-3000:]
     assert "Traceback" not in full.stderr
     errors = [line for line in full.stderr.splitlines() if line.startswith("error:")]
@@ -335,8 +383,7 @@ def test_a_garbled_checkpoint_index_file_is_rewritten(tmp_path):
     assert tf.train.latest_checkpoint(str(tmp_path)) == str(tmp_path / "ckpt-4")
 
 
-def test_a_full_disk_while_writing_a_result_is_one_line_and_exit_1(tmp_path, monkeypatch,
-                                                                     capsys):
+def test_a_full_disk_while_writing_a_result_is_one_line_and_exit_1(tmp_path, monkeypatch, capsys):
     from rarl_tf import cli
 
     def main(argv):
@@ -352,5 +399,6 @@ def test_a_full_disk_while_writing_a_result_is_one_line_and_exit_1(tmp_path, mon
     assert exit_status.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(
-        f"error: no space left to write {tmp_path / 'metrics.json'} (No space left on device)")
+        f"error: no space left to write {tmp_path / 'metrics.json'} (No space left on device)"
+    )
     assert not list(tmp_path.iterdir())  # no temporary file left behind

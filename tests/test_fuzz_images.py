@@ -10,9 +10,19 @@ from test_cli import ROOT
 
 def test_random_truncated_and_mutated_images_are_decoded_or_refused(tiny_model_dir, tmp_path):
     result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "tests", "fuzz_images.py"), str(tiny_model_dir),
-         str(tmp_path), "0"], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
-        capture_output=True, text=True, timeout=240)  # a hang fails here
+        [
+            sys.executable,
+            os.path.join(ROOT, "tests", "fuzz_images.py"),
+            str(tiny_model_dir),
+            str(tmp_path),
+            "0",
+        ],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )  # a hang fails here
     assert result.returncode == 0, result.stderr[-3000:]  # a segfault or OOM kill fails here
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["inputs"] >= 300

@@ -11,24 +11,55 @@ from rarl_tf.model.factory import build_model
 from rarl_tf.model.policy import LocationPolicy
 
 
-@pytest.mark.parametrize("layer", [
-    LocationPolicy(loc_std=0.2, locations="policy", loc_head="spatial", loc_hidden=3,
-                   loc_grid=5, inhibition_radius=0.3, cell_width=8, train_state=True),
-    LocationPolicy(locations="random"),
-    RecurrentAttention(5, anchor_sizes=(8.0, 16.0), aspect_ratios=(1.0, 2.0), num_steps=2,
-                       crop_size=3, embed_dim=8, lstm_units=8, region_pool="max",
-                       recurrence="localisation_only", location_input=True, loc_head="spatial",
-                       loc_grid=4, inhibition_radius=0.2, context_grid=True, seed=3),
-], ids=["spatial_policy", "random_policy", "agent"])
+@pytest.mark.parametrize(
+    "layer",
+    [
+        LocationPolicy(
+            loc_std=0.2,
+            locations="policy",
+            loc_head="spatial",
+            loc_hidden=3,
+            loc_grid=5,
+            inhibition_radius=0.3,
+            cell_width=8,
+            train_state=True,
+        ),
+        LocationPolicy(locations="random"),
+        RecurrentAttention(
+            5,
+            anchor_sizes=(8.0, 16.0),
+            aspect_ratios=(1.0, 2.0),
+            num_steps=2,
+            crop_size=3,
+            embed_dim=8,
+            lstm_units=8,
+            region_pool="max",
+            recurrence="localisation_only",
+            location_input=True,
+            loc_head="spatial",
+            loc_grid=4,
+            inhibition_radius=0.2,
+            context_grid=True,
+            seed=3,
+        ),
+    ],
+    ids=["spatial_policy", "random_policy", "agent"],
+)
 def test_layer_config_round_trip(layer):
     config = layer.get_config()
     again = type(layer).from_config(config)
     assert again.get_config() == config
 
 
-@pytest.mark.parametrize("changes", [
-    {}, dict(loc_head="spatial", loc_grid=5, trajectories=2, reward="log_likelihood"),
-    dict(architecture="global")], ids=["paper", "spatial", "global"])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        dict(loc_head="spatial", loc_grid=5, trajectories=2, reward="log_likelihood"),
+        dict(architecture="global"),
+    ],
+    ids=["paper", "spatial", "global"],
+)
 def test_model_config_round_trip_computes_the_same_scores(changes):
     model = build_model(tiny_model_config(**changes), 5, backbone_weights="none")
     config = model.get_config()
@@ -37,8 +68,9 @@ def test_model_config_round_trip_computes_the_same_scores(changes):
     images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
     again(images[:1])  # builds the variables
     again.set_weights(model.get_weights())
-    np.testing.assert_allclose(again(images, training=False)["probs"],
-                               model(images, training=False)["probs"], atol=1e-6)
+    np.testing.assert_allclose(
+        again(images, training=False)["probs"], model(images, training=False)["probs"], atol=1e-6
+    )
 
 
 def test_policy_arguments_given_as_the_agents_own_reach_the_policy():

@@ -27,9 +27,14 @@ def test_gpu_check_without_tensorflow_or_the_project(model_path, tmp_path):
         (tmp_path / name).mkdir()
         (tmp_path / name / "__init__.py").write_text(f"raise ImportError('{name} is off')\n")
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
-    result = subprocess.run([sys.executable, SCRIPT, str(model_path), "--runs=3"],
-                            cwd=str(tmp_path), env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, SCRIPT, str(model_path), "--runs=3"],
+        cwd=str(tmp_path),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert "is off" not in result.stderr
     assert "cpu: " in result.stdout and "ms per call" in result.stdout
     if result.returncode == 2:  # no GPU (as on the machines that run this suite)
@@ -47,12 +52,20 @@ def test_random_inputs_follow_the_signature():
     import gpu_check
 
     arrays = gpu_check.random_inputs(
-        {"pixels": {"shape": [1, 4, 4, 3], "dtype": "float32"},
-         "ids": {"shape": [2], "dtype": "int32"}}, seed=0)
+        {
+            "pixels": {"shape": [1, 4, 4, 3], "dtype": "float32"},
+            "ids": {"shape": [2], "dtype": "int32"},
+        },
+        seed=0,
+    )
     assert arrays["pixels"].shape == (1, 4, 4, 3) and arrays["pixels"].dtype == np.float32
     assert arrays["ids"].dtype == np.int32
-    assert np.array_equal(arrays["pixels"], gpu_check.random_inputs(
-        {"pixels": {"shape": [1, 4, 4, 3], "dtype": "float32"}}, seed=0)["pixels"])
+    assert np.array_equal(
+        arrays["pixels"],
+        gpu_check.random_inputs({"pixels": {"shape": [1, 4, 4, 3], "dtype": "float32"}}, seed=0)[
+            "pixels"
+        ],
+    )
 
 
 def test_gpu_check_on_the_software_gpu_with_real_images(model_path, tmp_path):
@@ -66,21 +79,33 @@ def test_gpu_check_on_the_software_gpu_with_real_images(model_path, tmp_path):
     try:
         env = swiftshader.gpu_env()
     except swiftshader.Unavailable as err:
-        pytest.skip(f"no GPU device here: the SwiftShader Vulkan device could not be fetched "
-                    f"({err})")
+        pytest.skip(
+            f"no GPU device here: the SwiftShader Vulkan device could not be fetched ({err})"
+        )
     images = tmp_path / "canvases.npy"
     np.save(images, np.concatenate(cluttered_canvases(4, 40)))
     report = tmp_path / "report.json"
-    result = subprocess.run([sys.executable, SCRIPT, str(model_path), "--runs=2", "--random=2",
-                             f"--images={images}", f"--json={report}"], env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            SCRIPT,
+            str(model_path),
+            "--runs=2",
+            "--random=2",
+            f"--images={images}",
+            f"--json={report}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr[-2000:]
     got = json.loads(report.read_text())
     assert got["fully_accelerated"] and got["exit_status"] == 0
     assert got["inputs"]["images"]["count"] == 4
     assert got["inputs"]["images"]["top1_disagreements"] == 0
-    assert all(d <= 1e-3 for kind in got["inputs"].values()
-               for d in kind["max_abs_diff"].values())
+    assert all(d <= 1e-3 for kind in got["inputs"].values() for d in kind["max_abs_diff"].values())
     assert "SwiftShader" in got["gpu_timing_note"] and "not a GPU speed" in got["gpu_timing_note"]
 
 
@@ -92,7 +117,11 @@ def test_gpu_check_refuses_images_of_another_shape(model_path, tmp_path):
     sys.path.insert(0, os.path.join(ROOT, "tools"))
     import gpu_check
 
-    with pytest.raises(ValueError, match=r"holds an array of shape \[2, 32, 32, 3\]: expected "
-                                         r"\[count, 40, 40, 3\]"):
-        gpu_check.image_inputs(str(images), {"pixels": {"shape": [1, 40, 40, 3],
-                                                         "dtype": np.float32}})
+    with pytest.raises(
+        ValueError,
+        match=r"holds an array of shape \[2, 32, 32, 3\]: expected "
+        r"\[count, 40, 40, 3\]",
+    ):
+        gpu_check.image_inputs(
+            str(images), {"pixels": {"shape": [1, 40, 40, 3], "dtype": np.float32}}
+        )

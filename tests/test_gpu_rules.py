@@ -21,8 +21,9 @@ def _spec(*shape):
 
 def _flagged(report, op_name):
     """Reasons given for the ops named `op_name` that fall back."""
-    return [r for i, reasons in report.reasons.items() if report.ops[i].name == op_name
-            for r in reasons]
+    return [
+        r for i, reasons in report.reasons.items() if report.ops[i].name == op_name for r in reasons
+    ]
 
 
 def test_a_clean_model_is_one_partition():
@@ -94,9 +95,11 @@ def test_strided_slice_masks_and_rank():
         return tf.nn.relu(x[:, 1:3] * 2.0)  # a 2-D input
 
     assert "shrink_axis_mask" in " ".join(
-        _flagged(gpu_rules.check_model(_convert(shrink, _spec(1, 3, 4, 5))), "STRIDED_SLICE"))
+        _flagged(gpu_rules.check_model(_convert(shrink, _spec(1, 3, 4, 5))), "STRIDED_SLICE")
+    )
     assert "not 3-D or 4-D" in " ".join(
-        _flagged(gpu_rules.check_model(_convert(two_d, _spec(4, 6))), "STRIDED_SLICE"))
+        _flagged(gpu_rules.check_model(_convert(two_d, _spec(4, 6))), "STRIDED_SLICE")
+    )
 
 
 def test_batch_matmul_right_hand_side_must_be_one_matrix():
@@ -108,8 +111,9 @@ def test_batch_matmul_right_hand_side_must_be_one_matrix():
 
     report = gpu_rules.check_model(_convert(batched, _spec(9, 4, 16), _spec(9, 16, 8)))
     assert "[1, I, O]" in " ".join(_flagged(report, "BATCH_MATMUL"))
-    assert gpu_rules.check_model(_convert(shared, _spec(1, 36, 16), _spec(1, 16, 8))
-                                 ).fully_delegated
+    assert gpu_rules.check_model(
+        _convert(shared, _spec(1, 36, 16), _spec(1, 16, 8))
+    ).fully_delegated
 
 
 def test_add_broadcast_between_ranks():
@@ -150,8 +154,9 @@ def _refused(op, rules="classic", ops=None):
 
 
 def test_op_versions_above_the_parser_limit():
-    op = _op("RESHAPE", [_t(0, [1, 4]), _t(1, [2], gpu_rules.INT32, True)], [_t(2, [2, 2])],
-             version=2)
+    op = _op(
+        "RESHAPE", [_t(0, [1, 4]), _t(1, [2], gpu_rules.INT32, True)], [_t(2, [2, 2])], version=2
+    )
     assert any("version 2 > 1" in r for r in _refused(op))
     op.version = 1
     assert _refused(op) == []
@@ -177,6 +182,7 @@ def test_cli_exit_status(tmp_path, capsys):
 # against a probe model of the same pattern run on the real ML Drift accelerator (SwiftShader,
 # issue 19): the "wrong" ones differed from the CPU by > 1, the "right" ones by 0.
 
+
 def test_batched_constant_is_computed_wrong_by_both():
     nine = tf.constant(np.random.default_rng(2).normal(size=(9, 4)), tf.float32)
     content = _convert(lambda x: x + nine, _spec(1, 4))  # ADD float32[1,4] + const[9,4]
@@ -192,8 +198,10 @@ def test_batched_constant_is_computed_wrong_by_both():
 def test_constants_with_a_leading_one_are_computed_right():
     row = tf.constant(np.ones((1, 4)), tf.float32)
     grid = tf.constant(np.random.default_rng(4).normal(size=(1, 196, 2)), tf.float32)
-    for fn, spec in ((lambda x: x + row, _spec(9, 4)),
-                     (lambda x: tf.math.squared_difference(x, grid), _spec(1, 1, 2))):
+    for fn, spec in (
+        (lambda x: x + row, _spec(9, 4)),
+        (lambda x: tf.math.squared_difference(x, grid), _spec(1, 1, 2)),
+    ):
         assert gpu_rules.check_model(_convert(fn, spec), "ml_drift").ok
 
 
@@ -210,8 +218,9 @@ def test_two_outputs_of_one_split_are_computed_wrong_on_ml_drift():
 
 
 def test_ml_drift_accepts_arg_max_and_batched_matmul():
-    arg_max = _convert(lambda x: tf.cast(tf.argmax(x, -1, output_type=tf.int32), tf.float32),
-                       _spec(1, 6))
+    arg_max = _convert(
+        lambda x: tf.cast(tf.argmax(x, -1, output_type=tf.int32), tf.float32), _spec(1, 6)
+    )
     batched = _convert(tf.matmul, _spec(9, 4, 16), _spec(9, 16, 8))
     for content in (arg_max, batched):
         assert gpu_rules.check_model(content, "ml_drift").ok
@@ -219,8 +228,13 @@ def test_ml_drift_accepts_arg_max_and_batched_matmul():
 
 
 def test_ml_drift_requires_split_version_1():
-    split = _op("SPLIT", [_t(0, [1], gpu_rules.INT32, True), _t(1, [1, 4])],
-                [_t(2, [1, 2]), _t(3, [1, 2])], version=2, options=None)
+    split = _op(
+        "SPLIT",
+        [_t(0, [1], gpu_rules.INT32, True), _t(1, [1, 4])],
+        [_t(2, [1, 2]), _t(3, [1, 2])],
+        version=2,
+        options=None,
+    )
     assert any("version 2 > 1" in r for r in _refused(split, "ml_drift"))
     split.version = 1
     assert _refused(split, "ml_drift") == []
@@ -243,6 +257,7 @@ def test_summaries_name_the_rule_set_and_say_they_predict(tmp_path, capsys):
 
 
 # --- Checker errors of issue 19, each with the case that used to pass.
+
 
 def test_select_refuses_a_2d_constant_not_a_runtime_tensor():
     # gpu_compatibility.cc (007226f, d6d8577) tests `is_const && dims.size() == 2`, whatever
@@ -269,11 +284,11 @@ def test_constant_fully_connected_input_and_add_n_of_three_are_refused():
 
 def test_reductions_need_one_runtime_and_one_constant_axes_input():
     for name in ("SUM", "REDUCE_MAX", "MEAN"):
-        runtime_axes = _op(name, [_t(0, [1, 4, 4, 2]), _t(1, [2], gpu_rules.INT32)],
-                           [_t(2, [1, 2])])
+        runtime_axes = _op(
+            name, [_t(0, [1, 4, 4, 2]), _t(1, [2], gpu_rules.INT32)], [_t(2, [1, 2])]
+        )
         assert any("constant" in r for r in _refused(runtime_axes)), name
-        good = _op(name, [_t(0, [1, 4, 4, 2]), _t(1, [2], gpu_rules.INT32, True)],
-                   [_t(2, [1, 2])])
+        good = _op(name, [_t(0, [1, 4, 4, 2]), _t(1, [2], gpu_rules.INT32, True)], [_t(2, [1, 2])])
         assert _refused(good) == []
 
 
@@ -285,8 +300,10 @@ def _chain(*ops):
 
 def test_rank_0_runtime_tensor_fails_the_whole_classic_delegate():
     scalar = _t(1, [])
-    report = _chain(_op("RESHAPE", [_t(0, [1]), _t(9, [0], gpu_rules.INT32, True)], [scalar]),
-                    _op("RELU", [scalar], [_t(2, [])]))
+    report = _chain(
+        _op("RESHAPE", [_t(0, [1]), _t(9, [0], gpu_rules.INT32, True)], [scalar]),
+        _op("RELU", [scalar], [_t(2, [])]),
+    )
     assert report.fallbacks == [] and report.fatal
     assert report.delegated() == [] and not report.fully_delegated
     assert "would FAIL" in report.summary()
@@ -297,8 +314,10 @@ def test_parse_failure_fails_the_whole_delegate_not_just_the_op():
     # gpu_compatibility.cc takes any BATCH_MATMUL; BatchedMatMulOperationParser::Parse then
     # fails on a constant right-hand side that is not 2-D: no op runs on the GPU at all.
     lhs, out = _t(0, [1, 4, 16]), _t(2, [1, 4, 8])
-    report = _chain(_op("BATCH_MATMUL", [lhs, _t(1, [1, 16, 8], const=True)], [out]),
-                    _op("RELU", [out], [_t(3, [1, 4, 8])]))
+    report = _chain(
+        _op("BATCH_MATMUL", [lhs, _t(1, [1, 16, 8], const=True)], [out]),
+        _op("RELU", [out], [_t(3, [1, 4, 8])]),
+    )
     assert report.reasons == {} and report.fatal
     assert report.delegated() == [] and not report.fully_delegated
 
@@ -308,8 +327,10 @@ def test_non_constant_strided_slice_begin_is_refused_before_parse():
     # IsAllAllowedTensors refuses at partitioning, so Parse never sees it (a fallback).
     x, begin = _t(0, [1, 4, 4, 2]), _t(1, [4], gpu_rules.INT32)
     consts = [_t(k, [4], gpu_rules.INT32, True) for k in (2, 3)]
-    report = _chain(_op("STRIDED_SLICE", [x, begin] + consts, [_t(4, [1, 2, 4, 2])]),
-                    _op("RELU", [_t(4, [1, 2, 4, 2])], [_t(5, [1, 2, 4, 2])]))
+    report = _chain(
+        _op("STRIDED_SLICE", [x, begin] + consts, [_t(4, [1, 2, 4, 2])]),
+        _op("RELU", [_t(4, [1, 2, 4, 2])], [_t(5, [1, 2, 4, 2])]),
+    )
     assert 0 in report.reasons and not report.fatal
     assert gpu_rules.check_op(report.ops[0], Graph.of(report.ops))["build_failure"]
 
@@ -330,8 +351,10 @@ def test_fp16_dequantize_joins_the_gpu_only_when_every_other_op_does():
     fc = _op("FULLY_CONNECTED", [x, dense], [y])
     whole = _chain(dequantize, fc)
     assert whole.fully_delegated and whole.reasons == {}
-    dequantize, fc = _op("DEQUANTIZE", [weights], [_t(1, [4, 8])]), _op(
-        "FULLY_CONNECTED", [x, _t(1, [4, 8])], [y])
+    dequantize, fc = (
+        _op("DEQUANTIZE", [weights], [_t(1, [4, 8])]),
+        _op("FULLY_CONNECTED", [x, _t(1, [4, 8])], [y]),
+    )
     arg_max = _op("ARG_MAX", [y, _t(5, [], gpu_rules.INT32, True)], [_t(6, [1], gpu_rules.INT32)])
     partial = _chain(dequantize, fc, arg_max)
     assert 0 in partial.reasons and "FP16GraphPartitionHelper" in partial.reasons[0][0]

@@ -50,17 +50,23 @@ def cluttered_canvases(count: int, image_size: int, seed: int = 0) -> list[np.nd
     digits = load_digits()
     glyphs, pool = digits.images / 16.0, source_pools()["test"]
     rng = np.random.default_rng(seed)
-    return [model_input(Image.fromarray(make_canvas(rng, glyphs, digits.target, pool,
-                                                    128)["image"]), image_size)
-            for _ in range(count)]
+    return [
+        model_input(
+            Image.fromarray(make_canvas(rng, glyphs, digits.target, pool, 128)["image"]), image_size
+        )
+        for _ in range(count)
+    ]
 
 
 def sample_images(image_size: int, canvases: int = 3) -> list[np.ndarray]:
     """A random image, an all-black one (every cell ties), an all-white one, and canvases."""
     n = image_size
     noise = np.random.default_rng(0).uniform(0, 255, (1, n, n, 3)).astype(np.float32)
-    return ([noise, np.zeros((1, n, n, 3), np.float32), np.full((1, n, n, 3), 255, np.float32)]
-            + cluttered_canvases(canvases, n))
+    return [
+        noise,
+        np.zeros((1, n, n, 3), np.float32),
+        np.full((1, n, n, 3), 255, np.float32),
+    ] + cluttered_canvases(canvases, n)
 
 
 def _cases():
@@ -71,28 +77,50 @@ def _cases():
     # 8 x 8 map at N = 128) on a small 5-block backbone of the same stride (16): VGG16 takes
     # ~2 min to compile and run on SwiftShader, so it is the slow case.
     voc_small = recipes.model_config_from_flagfile(
-        voc_flags, backbone="small_vgg", backbone_widths=(8, 16, 32, 64, 64), **voc)
+        voc_flags, backbone="small_vgg", backbone_widths=(8, 16, 32, 64, 64), **voc
+    )
     # The spatial head with inhibition of return (digits.flags before 650c628: the quick-start
     # model of 2026-11-30).
     spatial = recipes.model_config_from_flagfile(
-        os.path.join(ROOT, "digits.flags"), loc_head="spatial", policy_state="lstm",
-        inhibition_radius=0.3, location_input=True)
+        os.path.join(ROOT, "digits.flags"),
+        loc_head="spatial",
+        policy_state="lstm",
+        inhibition_radius=0.3,
+        location_input=True,
+    )
     # name: (config, classes, quantization, GPU precision)
-    return {"digits": (digits, 10, "none", "fp32"),
-            "spatial_head": (spatial, 10, "none", "fp32"),
-            "digits_float16": (digits, 10, "float16", "fp32"),
-            "digits_gpu_fp16": (digits, 10, "none", "fp16"),
-            "voc128_small_backbone": (voc_small, 20, "none", "fp32"),
-            "dense_head": (tiny_model_config(loc_head="dense"), 10, "none", "fp32"),
-            "query_head_own_state": (tiny_model_config(
-                loc_head="query", loc_grid=5, loc_hidden=8, policy_state="own",
-                policy_units=6, inhibition_radius=0.3), 10, "none", "fp32"),
-            "voc128_vgg16": (recipes.model_config_from_flagfile(voc_flags, **voc), 20, "none",
-                             "fp32")}
+    return {
+        "digits": (digits, 10, "none", "fp32"),
+        "spatial_head": (spatial, 10, "none", "fp32"),
+        "digits_float16": (digits, 10, "float16", "fp32"),
+        "digits_gpu_fp16": (digits, 10, "none", "fp16"),
+        "voc128_small_backbone": (voc_small, 20, "none", "fp32"),
+        "dense_head": (tiny_model_config(loc_head="dense"), 10, "none", "fp32"),
+        "query_head_own_state": (
+            tiny_model_config(
+                loc_head="query",
+                loc_grid=5,
+                loc_hidden=8,
+                policy_state="own",
+                policy_units=6,
+                inhibition_radius=0.3,
+            ),
+            10,
+            "none",
+            "fp32",
+        ),
+        "voc128_vgg16": (recipes.model_config_from_flagfile(voc_flags, **voc), 20, "none", "fp32"),
+    }
 
 
-CASES = ("digits", "digits_float16", "spatial_head", "voc128_small_backbone", "dense_head",
-         "query_head_own_state")
+CASES = (
+    "digits",
+    "digits_float16",
+    "spatial_head",
+    "voc128_small_backbone",
+    "dense_head",
+    "query_head_own_state",
+)
 # fp16 on SwiftShader computes in float32 (no 16-bit shaders): measured identical to fp32.
 SLOW_CASES = ("voc128_vgg16", "digits_gpu_fp16")
 
@@ -104,8 +132,9 @@ def gpu_env():
     try:
         return swiftshader.gpu_env()
     except swiftshader.Unavailable as err:
-        pytest.skip(f"no GPU device here: the SwiftShader Vulkan device could not be fetched "
-                    f"({err})")
+        pytest.skip(
+            f"no GPU device here: the SwiftShader Vulkan device could not be fetched ({err})"
+        )
 
 
 def run_worker(models, images, env, folder) -> tuple[dict, str]:
@@ -116,8 +145,9 @@ def run_worker(models, images, env, folder) -> tuple[dict, str]:
     spec = os.path.join(folder, "spec.json")
     with open(spec, "w") as f:
         json.dump({"models": models, "images": images_path, "output": output}, f)
-    child = subprocess.run([sys.executable, WORKER, spec], env=env, capture_output=True,
-                           text=True, timeout=600)
+    child = subprocess.run(
+        [sys.executable, WORKER, spec], env=env, capture_output=True, text=True, timeout=600
+    )
     assert child.returncode == 0, child.stderr[-3000:]
     with np.load(output) as results:
         return dict(results), child.stderr
@@ -145,11 +175,17 @@ def run_cases(names, env, folder) -> dict:
         wanted.append({out: np.stack([w[KERAS_NAMES[out]] for w in want]) for out in OUTPUTS})
     results, log = run_worker(models, images, env, folder)
     assert "Selected adapter: SwiftShader" in log, log[-3000:]
-    return {name: Run(cases[name][2], cases[name][3], wanted[i],
-                      {o: results[f"m{i}.gpu.{o}"] for o in OUTPUTS},
-                      {o: results[f"m{i}.cpu.{o}"] for o in OUTPUTS},
-                      bool(results[f"m{i}.fully"]))
-            for i, name in enumerate(names)}
+    return {
+        name: Run(
+            cases[name][2],
+            cases[name][3],
+            wanted[i],
+            {o: results[f"m{i}.gpu.{o}"] for o in OUTPUTS},
+            {o: results[f"m{i}.cpu.{o}"] for o in OUTPUTS},
+            bool(results[f"m{i}.fully"]),
+        )
+        for i, name in enumerate(names)
+    }
 
 
 @dataclasses.dataclass
@@ -198,8 +234,6 @@ def test_gpu_takes_every_op_and_equals_the_cpu(runs, case):
     check_gpu_equals_cpu(case, runs[case])
 
 
-
-
 # The voc128 case differed from Keras (2.4e-4) until the export's grid crop took its weights
 # from crop_and_resize (tests/test_crop.py: the edge bug).
 @pytest.mark.parametrize("case", CASES)
@@ -234,8 +268,11 @@ def broadcast_model(path: str, broadcast: bool, k: int = 3, n: int = 8) -> None:
             spread = tf.constant(np.tile(np.eye(2, dtype=np.float32), [1, 2 * k]))
             boxes = tf.matmul(centre, spread) + tf.constant(offsets.reshape(1, 4 * k))
         flat = tf.reshape(boxes, [1, 4 * k])
-        return {"scores": tf.nn.softmax(flat * 10.0), "boxes": tf.reshape(flat, [1, 1, k, 4]),
-                "centres": tf.reshape(centre, [1, 1, 2])}
+        return {
+            "scores": tf.nn.softmax(flat * 10.0),
+            "boxes": tf.reshape(flat, [1, 1, k, 4]),
+            "centres": tf.reshape(centre, [1, 1, 2]),
+        }
 
     module = tf.Module()
     module.infer = infer
@@ -243,14 +280,19 @@ def broadcast_model(path: str, broadcast: bool, k: int = 3, n: int = 8) -> None:
     tf.saved_model.save(module, staging, signatures={tflite.SIGNATURE: infer})
     with open(path, "wb") as f:
         f.write(tf.lite.TFLiteConverter.from_saved_model(staging).convert())
-    with open(path[:-len(".tflite")] + ".labels.txt", "w") as f:
+    with open(path[: -len(".tflite")] + ".labels.txt", "w") as f:
         f.write("\n".join(f"class{i}" for i in range(4 * k)) + "\n")
 
 
 def _predict(path, image, env, *flags):
-    return subprocess.run([sys.executable, "-m", "rarl_tf.predict", f"--tflite={path}", *flags,
-                           str(image)], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "rarl_tf.predict", f"--tflite={path}", *flags, str(image)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_predict_auto_warns_and_answers_as_the_cpu_where_the_gpu_is_wrong(gpu_env, tmp_path):
@@ -273,14 +315,22 @@ def test_predict_auto_warns_and_answers_as_the_cpu_where_the_gpu_is_wrong(gpu_en
 def test_a_graph_the_gpu_computes_right_passes_the_load_check(gpu_env, tmp_path):
     path = str(tmp_path / "boxes.tflite")
     broadcast_model(path, broadcast=False)
-    code = ("import sys, numpy as np; sys.path.insert(0, '.');"
-            "from rarl_tf.litert import CompiledRunner;"
-            f"gpu, cpu = CompiledRunner({path!r}, 'gpu'), CompiledRunner({path!r}, 'cpu');"
-            "x = np.random.default_rng(1).uniform(0, 255, (1, 8, 8, 3));"
-            "a, b = gpu(pixels=x), cpu(pixels=x);"
-            "print(gpu.device, max(float(np.abs(a[n] - b[n]).max()) for n in a))")
-    child = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=gpu_env,
-                           capture_output=True, text=True, timeout=300)
+    code = (
+        "import sys, numpy as np; sys.path.insert(0, '.');"
+        "from rarl_tf.litert import CompiledRunner;"
+        f"gpu, cpu = CompiledRunner({path!r}, 'gpu'), CompiledRunner({path!r}, 'cpu');"
+        "x = np.random.default_rng(1).uniform(0, 255, (1, 8, 8, 3));"
+        "a, b = gpu(pixels=x), cpu(pixels=x);"
+        "print(gpu.device, max(float(np.abs(a[n] - b[n]).max()) for n in a))"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=gpu_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert child.returncode == 0, child.stderr[-2000:]
     device, diff = child.stdout.split()
     assert device == "gpu" and float(diff) <= GPU_VS_CPU
@@ -292,8 +342,11 @@ def int8_export(tmp_path_factory):
     model = build_model(config, 10, seed=0, backbone_weights="none")
     path = str(tmp_path_factory.mktemp("int8") / "int8.tflite")
     with open(path, "wb") as f:
-        f.write(tflite.convert_model(model, config.image_size, "int8",
-                                     cluttered_canvases(4, config.image_size)))
+        f.write(
+            tflite.convert_model(
+                model, config.image_size, "int8", cluttered_canvases(4, config.image_size)
+            )
+        )
     return path
 
 
@@ -308,12 +361,15 @@ def test_int8_exports_are_refused_for_the_gpu(int8_export, capsys):
 @pytest.mark.slow
 def test_the_gpu_accelerator_crashes_on_int8_exports(int8_export, gpu_env):
     # The measured reason for the refusal above: if this starts passing a run, lift it.
-    code = ("import sys, numpy as np; sys.path.insert(0, '.');"
-            "from rarl_tf.litert import CompiledRunner, compile_on;"
-            f"r = CompiledRunner.of(compile_on({int8_export!r}, 'gpu'));"
-            "r(pixels=np.zeros(r.input_shape('pixels'), np.float32))")
-    child = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=gpu_env,
-                           capture_output=True, timeout=300)
+    code = (
+        "import sys, numpy as np; sys.path.insert(0, '.');"
+        "from rarl_tf.litert import CompiledRunner, compile_on;"
+        f"r = CompiledRunner.of(compile_on({int8_export!r}, 'gpu'));"
+        "r(pixels=np.zeros(r.input_shape('pixels'), np.float32))"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=gpu_env, capture_output=True, timeout=300
+    )
     assert child.returncode == -11  # SIGSEGV
 
 
@@ -321,15 +377,20 @@ def test_probe_names_the_largest_difference():
     outputs = {"a": np.zeros(3, np.float32), "b": np.zeros(2, np.float32)}
     wrong = {"a": np.array([0, 0.5, 0], np.float32), "b": np.array([np.nan, 0], np.float32)}
     assert litert.largest_difference(lambda **_: outputs, lambda **_: outputs, [{}]) == ("a", 0.0)
-    assert litert.largest_difference(lambda **_: wrong, lambda **_: outputs,
-                                     [{}]) == ("b", float("inf"))
+    assert litert.largest_difference(lambda **_: wrong, lambda **_: outputs, [{}]) == (
+        "b",
+        float("inf"),
+    )
     probes = litert.probe_inputs({"pixels": {"shape": [1, 2, 2, 3], "dtype": np.float32}})
     assert len(probes) == 2 and not probes[1]["pixels"].any()
-    np.testing.assert_array_equal(probes[0]["pixels"], litert.probe_inputs(
-        {"pixels": {"shape": [1, 2, 2, 3], "dtype": np.float32}})[0]["pixels"])
+    np.testing.assert_array_equal(
+        probes[0]["pixels"],
+        litert.probe_inputs({"pixels": {"shape": [1, 2, 2, 3], "dtype": np.float32}})[0]["pixels"],
+    )
 
 
 def test_gpu_precision_values_are_checked():
-    with pytest.raises(ValueError, match="--gpu_precision=fp8 is not allowed: expected one of "
-                                         "fp32, fp16"):
+    with pytest.raises(
+        ValueError, match="--gpu_precision=fp8 is not allowed: expected one of fp32, fp16"
+    ):
         litert.compile_model("unused.tflite", "gpu", "fp8")

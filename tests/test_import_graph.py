@@ -29,8 +29,12 @@ def imported(tree: ast.AST, modules: dict) -> set[str]:
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            found.update(f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules
-                         else node.module for alias in node.names)
+            found.update(
+                f"{node.module}.{alias.name}"
+                if f"{node.module}.{alias.name}" in modules
+                else node.module
+                for alias in node.names
+            )
     return found & set(modules)
 
 

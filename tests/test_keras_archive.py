@@ -19,8 +19,10 @@ def _probs(model, images):
     return model(images, training=False)["probs"].numpy()
 
 
-@pytest.mark.parametrize("changes", [dict(), dict(loc_head="spatial", loc_grid=5,
-                                                  inhibition_radius=0.3, location_input=True)])
+@pytest.mark.parametrize(
+    "changes",
+    [dict(), dict(loc_head="spatial", loc_grid=5, inhibition_radius=0.3, location_input=True)],
+)
 def test_keras_archive_round_trip(tmp_path, changes):
     model = build_model(tiny_model_config(**changes), 10, backbone_weights="none")
     path = tmp_path / KERAS_FILE
@@ -44,9 +46,11 @@ def test_training_writes_the_keras_archive(tmp_path):
     config = ExperimentConfig(
         model=tiny_model_config(),
         data=DataConfig(dataset="voc2007", download=True, shuffle_buffer=8),
-        train=TrainConfig(batch_size=4, epochs=1, steps_per_epoch=2, learning_rate=1e-3,
-                          checkpoint_every_steps=1),
-        eval=EvalConfig(views=1, batch_size=4))
+        train=TrainConfig(
+            batch_size=4, epochs=1, steps_per_epoch=2, learning_rate=1e-3, checkpoint_every_steps=1
+        ),
+        eval=EvalConfig(views=1, batch_size=4),
+    )
     with tfds.testing.mock_data(as_dataset_fn=as_dataset_fn(8)):
         model, _ = training.train(config, str(tmp_path), verbose=0)
     restored = keras.saving.load_model(str(tmp_path / KERAS_FILE))
@@ -59,8 +63,9 @@ def test_weights_written_before_the_location_policy_layer_still_load():
     layers then belonged to the agent itself), with its probabilities on a fixed batch."""
     data = os.path.join(os.path.dirname(__file__), "data")
     keras.utils.set_random_seed(7)  # other initial weights than the file's
-    model = build_model(tiny_model_config(loc_head="spatial", loc_grid=5, loc_hidden=4), 5,
-                        backbone_weights="none")
+    model = build_model(
+        tiny_model_config(loc_head="spatial", loc_grid=5, loc_hidden=4), 5, backbone_weights="none"
+    )
     model.load_weights(os.path.join(data, "spatial_agent_2026-11-26.weights.h5"))
     images = np.random.default_rng(0).uniform(0, 255, (2, 40, 40, 3)).astype(np.float32)
     want = np.load(os.path.join(data, "spatial_agent_2026-11-26_probs.npy"))

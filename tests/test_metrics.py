@@ -26,8 +26,9 @@ def test_ignored_entries_leave_the_ranking():
     ours = metrics.average_precision(scores, labels, ignore=ignore)
     for c in range(5):
         keep = ~ignore[:, c]
-        assert ours[c] == pytest.approx(average_precision_score(labels[keep, c], scores[keep, c]),
-                                        abs=1e-12)
+        assert ours[c] == pytest.approx(
+            average_precision_score(labels[keep, c], scores[keep, c]), abs=1e-12
+        )
 
 
 def test_class_without_positive_is_nan():
@@ -43,10 +44,14 @@ def test_voc07_eleven_point_hand_case():
 
 
 def test_prf_hand_worked():
-    scores = np.array([[0.6, 0.3, 0.05],   # top-2 = {0, 1}
-                       [0.2, 0.7, 0.08],   # top-2 = {1, 0}
-                       [0.05, 0.05, 0.9],  # top-2 = {2}, class 0 dropped by the threshold
-                       [0.5, 0.45, 0.05]]) # top-2 = {0, 1}
+    scores = np.array(
+        [
+            [0.6, 0.3, 0.05],  # top-2 = {0, 1}
+            [0.2, 0.7, 0.08],  # top-2 = {1, 0}
+            [0.05, 0.05, 0.9],  # top-2 = {2}, class 0 dropped by the threshold
+            [0.5, 0.45, 0.05],
+        ]
+    )  # top-2 = {0, 1}
     labels = np.array([[1, 0, 0], [0, 1, 1], [0, 0, 1], [1, 1, 0]])
     # Predicted: class0 {0,1,3}, class1 {0,1,3}, class2 {2}.
     # Correct: class0 {0,3} = 2 of 3, class1 {1,3} = 2 of 3, class2 {2} = 1 of 1.
@@ -76,11 +81,14 @@ def test_top_k_ties_go_to_the_lower_index():
     assert chosen.tolist() == [[True, True, False]]
 
 
-@pytest.mark.parametrize("scores, labels, message", [
-    (np.zeros(3), np.zeros(3), "2-D"),
-    (np.zeros((2, 3)), np.zeros((2, 4)), "labels must have the shape"),
-    (np.full((2, 2), np.nan), np.zeros((2, 2)), "NaN"),
-])
+@pytest.mark.parametrize(
+    "scores, labels, message",
+    [
+        (np.zeros(3), np.zeros(3), "2-D"),
+        (np.zeros((2, 3)), np.zeros((2, 4)), "labels must have the shape"),
+        (np.full((2, 2), np.nan), np.zeros((2, 2)), "NaN"),
+    ],
+)
 def test_bad_input_is_named(scores, labels, message):
     with pytest.raises(ValueError, match=message):
         metrics.average_precision(scores, labels)

@@ -43,9 +43,16 @@ def doc_first_line(module: str) -> str:
 def help_runs(scripts: dict, script_dir: str) -> None:
     """Each script prints its entry module's docstring and own flags for --help (absl exits 1
     after the help, as `python -m MODULE --help` does)."""
-    runs = {name: subprocess.Popen([os.path.join(script_dir, name), "--help"], cwd="/",
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            for name in scripts}
+    runs = {
+        name: subprocess.Popen(
+            [os.path.join(script_dir, name), "--help"],
+            cwd="/",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for name in scripts
+    }
     for name, proc in runs.items():
         out, _ = proc.communicate(timeout=300)
         assert proc.returncode in (0, 1), f"{name} --help exited {proc.returncode}:\n{out}"
@@ -55,14 +62,23 @@ def help_runs(scripts: dict, script_dir: str) -> None:
 
 def test_console_scripts_are_installed_and_answer_help():
     scripts = pyproject()["project"]["scripts"]
-    assert set(scripts) == {"rarl-train", "rarl-evaluate", "rarl-predict",
-                            "rarl-export-tflite", "rarl-export-saved-model"}
-    installed = {ep.name: ep.value
-                 for ep in importlib.metadata.entry_points(group="console_scripts")
-                 if ep.name.startswith("rarl-")}
+    assert set(scripts) == {
+        "rarl-train",
+        "rarl-evaluate",
+        "rarl-predict",
+        "rarl-export-tflite",
+        "rarl-export-saved-model",
+    }
+    installed = {
+        ep.name: ep.value
+        for ep in importlib.metadata.entry_points(group="console_scripts")
+        if ep.name.startswith("rarl-")
+    }
     # The README's test command (and .ci/run) installs the package before pytest.
-    assert installed == scripts, ("the package is not installed as pyproject.toml says: run "
-                                  "`pip install -e . --no-deps` (as .ci/run does)")
+    assert installed == scripts, (
+        "the package is not installed as pyproject.toml says: run "
+        "`pip install -e . --no-deps` (as .ci/run does)"
+    )
     help_runs(scripts, SCRIPT_DIR)
 
 
@@ -72,6 +88,7 @@ def test_pip_install_e_in_a_fresh_venv(tmp_path):
     it downloads TensorFlow and the rest)."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-e", ROOT], check=True,
-                   timeout=1800)
+    subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", "-e", ROOT], check=True, timeout=1800
+    )
     help_runs(pyproject()["project"]["scripts"], str(venv / "bin"))

@@ -63,15 +63,24 @@ PAPER = {
 # pre-defined threshold (0.1 in our experiments)"; COCO "train set ... validation set".
 COCO = {"dataset": "coco2014", "top_k": 3, "threshold": 0.1}
 VOC = {"dataset": "voc2007"}
-PAPER_FILES = {"voc_paper.flags": (512, VOC), "voc640_paper.flags": (640, VOC),
-               "coco_paper.flags": (512, COCO), "coco640_paper.flags": (640, COCO)}
+PAPER_FILES = {
+    "voc_paper.flags": (512, VOC),
+    "voc640_paper.flags": (640, VOC),
+    "coco_paper.flags": (512, COCO),
+    "coco640_paper.flags": (640, COCO),
+}
 
 
 def _values(path: str) -> dict:
     config = experiment_config_from_flagfile(os.path.join(ROOT, path))
-    return {**vars(config.model), **vars(config.data), **vars(config.train),
-            "views": config.eval.views, "top_k": config.eval.top_k,
-            "threshold": config.eval.threshold}
+    return {
+        **vars(config.model),
+        **vars(config.data),
+        **vars(config.train),
+        "views": config.eval.views,
+        "top_k": config.eval.top_k,
+        "threshold": config.eval.threshold,
+    }
 
 
 @pytest.mark.parametrize("path", sorted(PAPER_FILES))
@@ -82,16 +91,27 @@ def test_paper_flagfiles_are_the_papers_recipes(path):
     assert {key: values[key] for key in expected} == expected
 
 
-@pytest.mark.parametrize("path, size, policy_rate", [
-    ("voc.flags", 512, 3e-4), ("voc640.flags", 640, 3e-4), ("coco.flags", 512, 1e-4),
-    ("coco640.flags", 640, 1e-4)])
+@pytest.mark.parametrize(
+    "path, size, policy_rate",
+    [
+        ("voc.flags", 512, 3e-4),
+        ("voc640.flags", 640, 3e-4),
+        ("coco.flags", 512, 1e-4),
+        ("coco640.flags", 640, 1e-4),
+    ],
+)
 def test_adapted_recipes_keep_the_paper_but_for_the_policy(path, size, policy_rate):
     """The policy that learned on digits (query head, own state, K > 1, log-likelihood
     reward, no hand-coded inhibition), the policy's own rate, and the paper's everything else."""
     values = _values(path)
-    policy = {"loc_head": "query", "policy_state": "own", "reward": "log_likelihood",
-              "inhibition_radius": 0.0, "location_input": True,
-              "policy_learning_rate": policy_rate}
+    policy = {
+        "loc_head": "query",
+        "policy_state": "own",
+        "reward": "log_likelihood",
+        "inhibition_radius": 0.0,
+        "location_input": True,
+        "policy_learning_rate": policy_rate,
+    }
     assert {key: values[key] for key in policy} == policy
     assert values["trajectories"] > 1 and values["loc_hidden"] > 0
     # The grid's spacing 2 / (G - 1) in the view frame is of sigma's order (0.5 to 2 sigma).
@@ -99,6 +119,14 @@ def test_adapted_recipes_keep_the_paper_but_for_the_policy(path, size, policy_ra
     paper_path = path.replace(".flags", "_paper.flags")
     paper = _values(paper_path)
     changed = {key for key in values if values[key] != paper[key]}
-    assert changed == {"loc_head", "policy_state", "reward", "location_input", "trajectories",
-                       "loc_hidden", "loc_grid", "policy_learning_rate"}
+    assert changed == {
+        "loc_head",
+        "policy_state",
+        "reward",
+        "location_input",
+        "trajectories",
+        "loc_hidden",
+        "loc_grid",
+        "policy_learning_rate",
+    }
     assert values["image_size"] == size

@@ -17,9 +17,16 @@ from rarl_tf.model.factory import build_model
 
 CONFIGS = {
     "paper": {},
-    "digits_policy": dict(loc_head="spatial", loc_grid=5, loc_hidden=4, inhibition_radius=0.3,
-                          location_input=True, trajectories=2, reward="log_likelihood",
-                          region_pool="max"),
+    "digits_policy": dict(
+        loc_head="spatial",
+        loc_grid=5,
+        loc_hidden=4,
+        inhibition_radius=0.3,
+        location_input=True,
+        trajectories=2,
+        reward="log_likelihood",
+        region_pool="max",
+    ),
     "global": dict(architecture="global"),
 }
 PINNED = {

@@ -69,8 +69,13 @@ def test_k_trajectories_share_one_backbone_pass_and_train(tmp_path):
 def test_removed_loss_weights_are_refused_as_flags_and_ignored_in_old_configs(tmp_path):
     from test_cli import TINY, run
 
-    result = run("rarl_tf.train", *TINY, "--reinforce_weight=2", f"--model_dir={tmp_path / 'm'}",
-                 data_dir=tmp_path / "tfds")
+    result = run(
+        "rarl_tf.train",
+        *TINY,
+        "--reinforce_weight=2",
+        f"--model_dir={tmp_path / 'm'}",
+        data_dir=tmp_path / "tfds",
+    )
     assert result.returncode != 0 and "reinforce_weight" in result.stderr
     config = ExperimentConfig(model=tiny_model_config())
     save_config(config, str(tmp_path))
@@ -80,11 +85,14 @@ def test_removed_loss_weights_are_refused_as_flags_and_ignored_in_old_configs(tm
     assert load_config(str(tmp_path)) == config
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("reward", "bogus", "--reward=bogus is not allowed"),
-    ("trajectories", 0, "--trajectories=0 is not allowed"),
-    ("loc_hidden", -1, "--loc_hidden=-1 is not allowed"),
-])
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("reward", "bogus", "--reward=bogus is not allowed"),
+        ("trajectories", 0, "--trajectories=0 is not allowed"),
+        ("loc_hidden", -1, "--loc_hidden=-1 is not allowed"),
+    ],
+)
 def test_bad_policy_settings_name_the_flag(field, value, message):
     config = ExperimentConfig(model=dataclasses.replace(ModelConfig(), **{field: value}))
     with pytest.raises(ValueError, match=message):
@@ -112,8 +120,10 @@ def test_spatial_head_points_at_the_cell_whose_features_score_highest():
 
 def test_spatial_head_learns_from_reinforce_only_and_not_through_the_map():
     keras.utils.set_random_seed(0)
-    model = build_model(tiny_model_config(loc_head="spatial", loc_grid=4, trajectories=2,
-                                          reward="log_likelihood"), 5)
+    model = build_model(
+        tiny_model_config(loc_head="spatial", loc_grid=4, trajectories=2, reward="log_likelihood"),
+        5,
+    )
     images, labels = _batch()
     with tf.GradientTape(persistent=True) as tape:
         out = model(images, training=True, views=np.repeat([[0.0, 0.0, 1.0, 1.0]], 2, 0))
@@ -126,8 +136,9 @@ def test_spatial_head_learns_from_reinforce_only_and_not_through_the_map():
 
 
 def test_inhibition_of_return_sends_the_next_step_to_the_next_best_cell():
-    model = build_model(tiny_model_config(loc_head="spatial", loc_grid=5, loc_hidden=4,
-                                          inhibition_radius=0.2), 5)
+    model = build_model(
+        tiny_model_config(loc_head="spatial", loc_grid=5, loc_hidden=4, inhibition_radius=0.2), 5
+    )
     agent = model.agent
     features = np.zeros((1, 5, 5, 16), np.float32)
     features[0, 1, 3, 0] = 1.0  # the best cell, at (-0.5, 0.5)
@@ -144,8 +155,9 @@ def test_inhibition_of_return_sends_the_next_step_to_the_next_best_cell():
     np.testing.assert_allclose(second, [1.0, -1.0], atol=1e-3)
     # Without inhibition the agent would look at the same cell again.
     agent.policy.inhibition_radius = 0.0
-    np.testing.assert_allclose(agent.policy.distribution(state, cells, [looked])[1], [first],
-                               atol=1e-3)
+    np.testing.assert_allclose(
+        agent.policy.distribution(state, cells, [looked])[1], [first], atol=1e-3
+    )
 
 
 def test_inhibition_needs_the_spatial_head():
@@ -155,8 +167,7 @@ def test_inhibition_needs_the_spatial_head():
 
 
 def _query_model(**changes):
-    values = dict(loc_head="query", loc_grid=5, loc_hidden=8, policy_state="own",
-                  policy_units=6)
+    values = dict(loc_head="query", loc_grid=5, loc_hidden=8, policy_state="own", policy_units=6)
     values.update(changes)
     return build_model(tiny_model_config(**values), 5)
 
@@ -171,8 +182,9 @@ def test_query_head_keys_carry_position_so_the_state_can_prefer_a_place_on_a_bla
     logits = policy.cell_logits(states, tf.concat([cells, cells], 0)).numpy()
     assert logits.std(axis=1).min() > 1e-3  # not one value for every cell
     assert logits[0].argmax() != logits[1].argmax()
-    spatial = build_model(tiny_model_config(loc_head="spatial", loc_grid=5, loc_hidden=8),
-                          5).agent.policy
+    spatial = build_model(
+        tiny_model_config(loc_head="spatial", loc_grid=5, loc_hidden=8), 5
+    ).agent.policy
     flat = spatial.cell_logits(tf.zeros([1, 16]), spatial.cell_terms(tf.zeros([1, 5, 5, 16])))
     assert float(tf.math.reduce_std(flat)) < 1e-6
 
@@ -203,8 +215,12 @@ def test_interventions_replace_the_state_the_head_reads(kind):
     policy = _query_model().agent.policy
     state = tf.constant([[1.0, 2.0], [3.0, 4.0], [5.0, 9.0]])
     first = tf.constant([[7.0, 7.0], [8.0, 8.0], [6.0, 6.0]])
-    expected = {"zero": np.zeros((3, 2)), "other_image": state.numpy()[[2, 0, 1]],
-                "batch_mean": np.tile([[3.0, 5.0]], (3, 1)), "first": first.numpy()}[kind]
+    expected = {
+        "zero": np.zeros((3, 2)),
+        "other_image": state.numpy()[[2, 0, 1]],
+        "batch_mean": np.tile([[3.0, 5.0]], (3, 1)),
+        "first": first.numpy(),
+    }[kind]
     policy.intervention = kind
     np.testing.assert_allclose(policy.intervene(state, first), expected)
     policy.intervention = None
@@ -212,8 +228,9 @@ def test_interventions_replace_the_state_the_head_reads(kind):
 
 
 def test_random_inhibited_centres_avoid_where_they_looked_and_have_no_reinforce_term():
-    model = build_model(tiny_model_config(locations="random_inhibited", loc_grid=5,
-                                          inhibition_radius=0.3), 5)
+    model = build_model(
+        tiny_model_config(locations="random_inhibited", loc_grid=5, inhibition_radius=0.3), 5
+    )
     policy = model.agent.policy
     h = tf.zeros([4000, 16])
     looked = tf.zeros([4000, 2])  # every episode looked at the centre
@@ -249,16 +266,23 @@ def test_gru_step_is_keras_gru_cell():
     rng = np.random.default_rng(1)
     inputs = tf.constant(rng.normal(size=(3, 7)), tf.float32)
     state = tf.constant(rng.normal(size=(3, 5)), tf.float32)
-    np.testing.assert_allclose(gru_step(cell, inputs, state), cell(inputs, [state])[0],
-                               atol=1e-6)
+    np.testing.assert_allclose(gru_step(cell, inputs, state), cell(inputs, [state])[0], atol=1e-6)
 
 
 def test_annealed_inhibition_fades_to_nothing_and_the_trained_model_keeps_none(tmp_path):
     from rarl_tf.training import InhibitionAnneal
 
-    model = build_model(tiny_model_config(loc_head="query", loc_grid=5, loc_hidden=4,
-                                          policy_state="own", inhibition_radius=0.3,
-                                          inhibition_anneal_epochs=1.0), 5)
+    model = build_model(
+        tiny_model_config(
+            loc_head="query",
+            loc_grid=5,
+            loc_hidden=4,
+            policy_state="own",
+            inhibition_radius=0.3,
+            inhibition_anneal_epochs=1.0,
+        ),
+        5,
+    )
     policy = model.agent.policy
     assert float(policy.inhibition_strength.numpy()) == 1.0 and policy.inhibits()
     cells = policy.cell_terms(tf.zeros([1, 5, 5, 16]))
@@ -277,12 +301,21 @@ def test_annealed_inhibition_fades_to_nothing_and_the_trained_model_keeps_none(t
     anneal.on_train_batch_begin(0)
     assert not policy.inhibits()
     state = tf.zeros([1, policy.policy_units])
-    np.testing.assert_allclose(policy.cell_logits(state, cells, looked),
-                               policy.cell_logits(state, cells, []), atol=1e-6)
+    np.testing.assert_allclose(
+        policy.cell_logits(state, cells, looked), policy.cell_logits(state, cells, []), atol=1e-6
+    )
     # The strength is a weight: a model loaded from the trained weights has none left.
     model.save_weights(str(tmp_path / "m.weights.h5"))
-    clone = build_model(tiny_model_config(loc_head="query", loc_grid=5, loc_hidden=4,
-                                          policy_state="own", inhibition_radius=0.3,
-                                          inhibition_anneal_epochs=1.0), 5)
+    clone = build_model(
+        tiny_model_config(
+            loc_head="query",
+            loc_grid=5,
+            loc_hidden=4,
+            policy_state="own",
+            inhibition_radius=0.3,
+            inhibition_anneal_epochs=1.0,
+        ),
+        5,
+    )
     clone.load_weights(str(tmp_path / "m.weights.h5"))
     assert float(clone.agent.policy.inhibition_strength.numpy()) == 0.0

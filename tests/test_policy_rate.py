@@ -14,8 +14,16 @@ from rarl_tf.model import optimizer as optimizer_lib
 from rarl_tf.model.factory import build_model
 
 # The digits recipe's head at tiny size: query head, own GRU state, K = 2.
-POLICY = dict(loc_head="query", policy_state="own", policy_units=8, loc_hidden=4, loc_grid=5,
-              location_input=True, trajectories=2, reward="log_likelihood")
+POLICY = dict(
+    loc_head="query",
+    policy_state="own",
+    policy_units=8,
+    loc_hidden=4,
+    loc_grid=5,
+    location_input=True,
+    trajectories=2,
+    reward="log_likelihood",
+)
 
 
 def _model(optimizer):
@@ -47,11 +55,14 @@ def test_policy_variables_move_by_the_ratio_asked_under_known_gradients():
     policy = {v.path for v in model.agent.policy.trainable_variables}
     assert len(policy) >= 8 and model.optimizer.scaled_count() == len(policy)
     variables = model.trainable_variables
-    moved = _deltas(model, lambda: model.optimizer.apply_gradients(
-        [(tf.fill(v.shape, 0.5), v) for v in variables]))
+    moved = _deltas(
+        model,
+        lambda: model.optimizer.apply_gradients([(tf.fill(v.shape, 0.5), v) for v in variables]),
+    )
     for path, delta in moved.items():
-        np.testing.assert_allclose(delta, lr * (ratio if path in policy else 1.0), rtol=1e-4,
-                                   err_msg=path)
+        np.testing.assert_allclose(
+            delta, lr * (ratio if path in policy else 1.0), rtol=1e-4, err_msg=path
+        )
     assert any("backbone" in p or p.startswith("conv") for p in moved if p not in policy)
 
 
@@ -77,8 +88,9 @@ def test_one_training_step_moves_the_policy_by_the_ratio_of_the_rates():
         g = np.abs(g.numpy().astype(np.float64))
         rate = 2e-2 if kind == "policy" else 1e-3
         # atol: the float32 rounding of weight - move (weights under 2 in size: ulp <= 2.4e-7).
-        np.testing.assert_allclose(moved[v.path], rate * c * g / (c * g + eps), rtol=1e-3,
-                                   atol=2.5e-7, err_msg=v.path)
+        np.testing.assert_allclose(
+            moved[v.path], rate * c * g / (c * g + eps), rtol=1e-3, atol=2.5e-7, err_msg=v.path
+        )
         strong[kind] += int(np.sum(c * g > 100 * eps))
     # Many weights of each kind have a gradient that makes their move the rate itself.
     assert strong["policy"] > 50 and strong["other"] > 500
@@ -93,8 +105,7 @@ def test_the_default_is_plain_adam_as_before():
     assert type(optimizer) is keras.optimizers.Adam
     before = keras.optimizers.Adam(1e-5, beta_1=t.beta_1, beta_2=t.beta_2, global_clipnorm=None)
     # Names count up per optimizer made ("adam", "adam_1"): everything else is the same.
-    assert ({**optimizer.get_config(), "name": None}
-            == {**before.get_config(), "name": None})
+    assert {**optimizer.get_config(), "name": None} == {**before.get_config(), "name": None}
     # A rate equal to --learning_rate is the same single rate.
     same = dataclasses.replace(t, policy_learning_rate=t.learning_rate)
     assert type(optimizer_lib.adam(same, 1e-5)) is keras.optimizers.Adam

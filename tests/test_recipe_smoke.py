@@ -27,11 +27,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPES = ("voc.flags", "voc_paper.flags", "coco.flags", "coco_paper.flags")
 # N = 40: 32 px training crops; anchors the recipe's fractions of N (80/160/320 of 512);
 # T = 2 steps (the graph, traced and converted, grows with T; what is smoke-tested does not).
-TINY = dict(backbone="small_vgg", backbone_weights="none", backbone_widths=(8, 16),
-            image_size=40, crop_margin=8, anchor_sizes=(6.25, 12.5, 25.0), embed_dim=16,
-            lstm_units=16, num_steps=2)
-VGG16 = dict(backbone_weights="none", image_size=64, crop_margin=8,
-             anchor_sizes=(10.0, 20.0, 40.0))
+TINY = dict(
+    backbone="small_vgg",
+    backbone_weights="none",
+    backbone_widths=(8, 16),
+    image_size=40,
+    crop_margin=8,
+    anchor_sizes=(6.25, 12.5, 25.0),
+    embed_dim=16,
+    lstm_units=16,
+    num_steps=2,
+)
+VGG16 = dict(backbone_weights="none", image_size=64, crop_margin=8, anchor_sizes=(10.0, 20.0, 40.0))
 
 
 def _tiny_config(recipe: str, model_changes: dict):
@@ -40,11 +47,14 @@ def _tiny_config(recipe: str, model_changes: dict):
     if model.loc_hidden:  # the cell width, narrowed with the rest
         model = dataclasses.replace(model, loc_hidden=8, policy_units=8)
     return dataclasses.replace(
-        config, model=model,
+        config,
+        model=model,
         data=dataclasses.replace(config.data, download=True, shuffle_buffer=8),
-        train=dataclasses.replace(config.train, batch_size=2, epochs=1, steps_per_epoch=2,
-                                  checkpoint_every_steps=1),
-        eval=dataclasses.replace(config.eval, batch_size=2))
+        train=dataclasses.replace(
+            config.train, batch_size=2, epochs=1, steps_per_epoch=2, checkpoint_every_steps=1
+        ),
+        eval=dataclasses.replace(config.eval, batch_size=2),
+    )
 
 
 def _train_and_export(recipe: str, model_changes: dict, tmp_path):

@@ -45,14 +45,16 @@ def _png(path, array):
 
 # 1. export.tflite: refuses to overwrite without --overwrite; a failed re-export keeps the pair.
 def test_1_tflite_export_refuses_an_existing_export_and_replaces_the_pair_whole(
-        tiny_model_dir, tmp_path, monkeypatch, umask_022):
+    tiny_model_dir, tmp_path, monkeypatch, umask_022
+):
     from export import tflite
 
     output, labels = tmp_path / "m.tflite", tmp_path / "m.labels.txt"
     output.write_bytes(b"the good model")
     labels.write_text("the good labels\n")
-    result = run("export.tflite", f"--model_dir={tiny_model_dir}", f"--output={output}",
-                 data_dir=tmp_path)
+    result = run(
+        "export.tflite", f"--model_dir={tiny_model_dir}", f"--output={output}", data_dir=tmp_path
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and f"{output} exists" in errors[0] and "--overwrite" in errors[0]
@@ -96,7 +98,8 @@ def test_1_tflite_export_with_overwrite_replaces_the_pair(tiny_model_dir, tmp_pa
 # 2, 5, 6, 9: predict's outputs, its reader, odd files and the picture size, in one run.
 @pytest.mark.slow  # ~25 s on 2 shared cores; the default run has the in-process tests below
 def test_2_5_6_9_predict_keeps_every_picture_reads_16_bit_skips_a_fifo_caps_the_picture(
-        tiny_model_dir, tmp_path):
+    tiny_model_dir, tmp_path
+):
     for folder in ("a", "b", "out"):
         (tmp_path / folder).mkdir()
     rng = np.random.default_rng(0)
@@ -112,10 +115,25 @@ def test_2_5_6_9_predict_keeps_every_picture_reads_16_bit_skips_a_fifo_caps_the_
     os.mkfifo(fifo)
     start = time.time()
     result = subprocess.run(
-        [sys.executable, "-m", "rarl_tf.predict", f"--model_dir={tiny_model_dir}",
-         f"--output_dir={tmp_path / 'out'}", str(first), str(second), str(fifo), str(deep),
-         str(shallow), str(long)], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
-        capture_output=True, text=True, timeout=120)  # a blocked FIFO fails here
+        [
+            sys.executable,
+            "-m",
+            "rarl_tf.predict",
+            f"--model_dir={tiny_model_dir}",
+            f"--output_dir={tmp_path / 'out'}",
+            str(first),
+            str(second),
+            str(fifo),
+            str(deep),
+            str(shallow),
+            str(long),
+        ],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # a blocked FIFO fails here
     seconds = time.time() - start
     assert result.returncode == 1, result.stderr[-3000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -128,8 +146,9 @@ def test_2_5_6_9_predict_keeps_every_picture_reads_16_bit_skips_a_fifo_caps_the_
     assert all(Image.open(p).size == (384, 384) for p in pictures)
     assert kept.read_bytes() == b"a picture of an earlier run"
     # 5: the 16-bit PNG scores as its 8-bit copy.
-    deep_scores, shallow_scores = (np.array(list(records[str(p)]["scores"].values()))
-                                   for p in (deep, shallow))
+    deep_scores, shallow_scores = (
+        np.array(list(records[str(p)]["scores"].values())) for p in (deep, shallow)
+    )
     assert np.abs(deep_scores - shallow_scores).max() <= 0.02
     # 6: 1 x 20000 gives a picture of at most 4096 px on its long side.
     assert max(Image.open(records[str(long)]["attention_image"]).size) <= 4096
@@ -143,21 +162,33 @@ def test_2_9_predict_files_never_overwrite_a_picture_and_skip_a_fifo(tmp_path):
         (tmp_path / folder).mkdir()
     kept = tmp_path / "out" / "x_attention.png"
     kept.write_bytes(b"a picture of an earlier run")
-    inputs = [_png(tmp_path / folder / "x.png", np.full((20, 20, 3), 9, np.uint8))
-              for folder in ("a", "b")]
+    inputs = [
+        _png(tmp_path / folder / "x.png", np.full((20, 20, 3), 9, np.uint8))
+        for folder in ("a", "b")
+    ]
     fifo = tmp_path / "fifo.png"
     os.mkfifo(fifo)
-    fake = {"probs": np.full((1, 2), 0.5), "boxes": np.full((1, 2, 1, 4), 0.5),
-            "centres": np.full((1, 2, 2), 0.5)}
-    records = [prediction.predict_file(str(path), lambda images: fake, 40, ["a", "b"], 1, 0.1,
-                                       str(tmp_path / "out")) for path in inputs]
+    fake = {
+        "probs": np.full((1, 2), 0.5),
+        "boxes": np.full((1, 2, 1, 4), 0.5),
+        "centres": np.full((1, 2, 2), 0.5),
+    }
+    records = [
+        prediction.predict_file(
+            str(path), lambda images: fake, 40, ["a", "b"], 1, 0.1, str(tmp_path / "out")
+        )
+        for path in inputs
+    ]
     pictures = [r["attention_image"] for r in records]
     assert [os.path.basename(p) for p in pictures] == ["x_attention-2.png", "x_attention-3.png"]
     assert all(Image.open(p).size == (384, 384) for p in pictures)
     assert kept.read_bytes() == b"a picture of an earlier run"
     start = time.time()
-    with pytest.raises(ValueError, match=r"fifo.png: it is a FIFO \(named pipe\), not a "
-                                         r"regular file"):
+    with pytest.raises(
+        ValueError,
+        match=r"fifo.png: it is a FIFO \(named pipe\), not a "
+        r"regular file",
+    ):
         prediction.load_image(str(fifo))
     assert time.time() - start < 5
 
@@ -169,15 +200,18 @@ def test_5_one_reader_16_bit_palette_alpha_and_cmyk_as_the_pipeline_decodes_them
     rng = np.random.default_rng(1)
     rgb = rng.integers(0, 256, (20, 30, 3), np.uint8)
     gradient = np.tile(np.arange(0, 256, 2, dtype=np.uint16), (8, 1))
-    files = {"deep.png": Image.fromarray((gradient * 257).astype(np.uint16)),
-             "palette.png": Image.fromarray(rgb).convert("P"),
-             "alpha.png": Image.fromarray(rgb).convert("RGBA"),
-             "cmyk.jpg": Image.fromarray(rgb).convert("CMYK")}
+    files = {
+        "deep.png": Image.fromarray((gradient * 257).astype(np.uint16)),
+        "palette.png": Image.fromarray(rgb).convert("P"),
+        "alpha.png": Image.fromarray(rgb).convert("RGBA"),
+        "cmyk.jpg": Image.fromarray(rgb).convert("CMYK"),
+    }
     for name, image in files.items():
         image.save(tmp_path / name)
         pipeline = image_header.decode(tf.constant((tmp_path / name).read_bytes()), 10**6)
-        np.testing.assert_array_equal(np.asarray(prediction.load_image(str(tmp_path / name))),
-                                      pipeline.numpy(), err_msg=name)
+        np.testing.assert_array_equal(
+            np.asarray(prediction.load_image(str(tmp_path / name))), pipeline.numpy(), err_msg=name
+        )
     deep = np.asarray(prediction.load_image(str(tmp_path / "deep.png")))
     np.testing.assert_array_equal(deep[..., 0], gradient)  # scaled to 8 bits, not clipped
 
@@ -190,11 +224,15 @@ def test_6_drawing_fails_inside_the_per_image_handling(tiny_model_dir, tmp_path,
 
     monkeypatch.setattr(visualize, "draw_attention", out_of_memory)
     image = _png(tmp_path / "x.png", np.zeros((20, 20, 3), np.uint8))
-    fake = {"probs": np.full((1, 2), 0.5), "boxes": np.zeros((1, 2, 1, 4)),
-            "centres": np.zeros((1, 2, 2))}
+    fake = {
+        "probs": np.full((1, 2), 0.5),
+        "boxes": np.zeros((1, 2, 1, 4)),
+        "centres": np.zeros((1, 2, 2)),
+    }
     with pytest.raises(ValueError, match=r"attention picture of \S+x.png"):
-        prediction.predict_file(str(image), lambda images: fake, 40, ["a", "b"], 1, 0.1,
-                                str(tmp_path))
+        prediction.predict_file(
+            str(image), lambda images: fake, 40, ["a", "b"], 1, 0.1, str(tmp_path)
+        )
     assert visualize.picture_size(1, 20000, 384) == (1, 4096)
     assert visualize.picture_size(100000, 1, 384) == (4096, 1)
 
@@ -206,8 +244,10 @@ def test_3_a_run_whose_data_runs_out_fails_naming_the_steps_and_writes_no_model(
     config = ExperimentConfig(
         model=tiny_model_config(),
         data=DataConfig(dataset="voc2007", download=True, shuffle_buffer=8),
-        train=TrainConfig(batch_size=4, epochs=1, steps_per_epoch=3, learning_rate=1e-3,
-                          checkpoint_every_steps=1))
+        train=TrainConfig(
+            batch_size=4, epochs=1, steps_per_epoch=3, learning_rate=1e-3, checkpoint_every_steps=1
+        ),
+    )
     # 8 of 12 images do not decode: two passes hold 8 good images, 2 batches of the 3 steps.
     with tfds.testing.mock_data(as_dataset_fn=as_dataset_fn(12, undecodable=tuple(range(8)))):
         with pytest.raises(training.TrainingIncomplete) as err:
@@ -229,10 +269,11 @@ def _voc_model_dir(tmp_path, images, max_pixels):
     root = write_voc(tmp_path / "VOC2007", images)
     (root / "ImageSets/Main/test.txt").write_text("\n".join(images) + "\n")
     model_dir = tmp_path / "model"
-    config = ExperimentConfig(model=tiny_model_config(),
-                              data=DataConfig(dataset="voc_dir", data_dir=str(root),
-                                              max_pixels=max_pixels),
-                              class_names=tuple(voc_dir.VOC_CLASSES))
+    config = ExperimentConfig(
+        model=tiny_model_config(),
+        data=DataConfig(dataset="voc_dir", data_dir=str(root), max_pixels=max_pixels),
+        class_names=tuple(voc_dir.VOC_CLASSES),
+    )
     run_files.save_config(config, str(model_dir))
     build_model(config.model, 20, seed=0).save_weights(str(model_dir / WEIGHTS_FILE))
     return model_dir
@@ -247,8 +288,9 @@ def _jpeg(side):
 
 def _skipping_voc_model_dir(tmp_path):
     """6 test images, 000002 and 000005 over the run's --max_pixels (40 x 40 > 1000)."""
-    images = {f"00000{i}": ([("dog", False)], _jpeg(40 if i in (2, 5) else 10))
-              for i in range(1, 7)}
+    images = {
+        f"00000{i}": ([("dog", False)], _jpeg(40 if i in (2, 5) else 10)) for i in range(1, 7)
+    }
     return _voc_model_dir(tmp_path, images, max_pixels=1000)
 
 
@@ -260,8 +302,7 @@ def test_4_evaluation_counts_and_names_the_skipped_images(tmp_path, capfd):
     model, config = load_trained(str(_skipping_voc_model_dir(tmp_path)))
     metrics = evaluation.evaluate(model, config)
     assert metrics["num_images"] == 4 and metrics["skipped_images"] == 2
-    assert [os.path.basename(name) for name in metrics["skipped"]] == ["000002.jpg",
-                                                                        "000005.jpg"]
+    assert [os.path.basename(name) for name in metrics["skipped"]] == ["000002.jpg", "000005.jpg"]
     assert "2 of 6 evaluation images" in capfd.readouterr().err
 
 
@@ -269,8 +310,9 @@ def test_4_evaluation_counts_and_names_the_skipped_images(tmp_path, capfd):
 def test_4_evaluate_writes_the_skip_counts_in_its_output(tmp_path):
     model_dir = _skipping_voc_model_dir(tmp_path)
     output = tmp_path / "m.json"
-    result = run("rarl_tf.evaluate", f"--model_dir={model_dir}", f"--output={output}",
-                 data_dir=tmp_path)
+    result = run(
+        "rarl_tf.evaluate", f"--model_dir={model_dir}", f"--output={output}", data_dir=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads(output.read_text())
     assert metrics["num_images"] == 4 and metrics["skipped_images"] == 2
@@ -280,8 +322,12 @@ def test_4_evaluate_writes_the_skip_counts_in_its_output(tmp_path):
 # 12. evaluate --output into a missing folder fails before scoring anything.
 def test_12_evaluate_output_into_a_missing_folder_fails_before_scoring(tiny_model_dir, tmp_path):
     start = time.time()
-    missing = run("rarl_tf.evaluate", f"--model_dir={tiny_model_dir}",
-                  f"--output={tmp_path / 'no' / 'such' / 'm.json'}", data_dir=tmp_path)
+    missing = run(
+        "rarl_tf.evaluate",
+        f"--model_dir={tiny_model_dir}",
+        f"--output={tmp_path / 'no' / 'such' / 'm.json'}",
+        data_dir=tmp_path,
+    )
     assert missing.returncode == 2
     assert "Scoring" not in missing.stdout  # refused before any image was scored
     errors = [line for line in missing.stderr.splitlines() if line.startswith("error:")]
@@ -290,8 +336,7 @@ def test_12_evaluate_output_into_a_missing_folder_fails_before_scoring(tiny_mode
 
 
 # 7. Files in MODEL_DIR and exported versions get the umask's permissions.
-def test_7_run_files_get_the_umask_permissions_and_are_fsynced(tmp_path, monkeypatch,
-                                                               umask_022):
+def test_7_run_files_get_the_umask_permissions_and_are_fsynced(tmp_path, monkeypatch, umask_022):
     from rarl_tf.model.factory import build_model
 
     synced = []
@@ -309,12 +354,18 @@ def test_7_run_files_get_the_umask_permissions_and_are_fsynced(tmp_path, monkeyp
     run_files.write_json(str(tmp_path / "private.json"), {})
     assert _mode(tmp_path / "private.json") == 0o640
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "config.json", "metrics.json", "model.keras", "model.weights.h5", "private.json"]
+        "config.json",
+        "metrics.json",
+        "model.keras",
+        "model.weights.h5",
+        "private.json",
+    ]
 
 
 # 8. Concurrent SavedModel exports take distinct versions; staging always cleaned.
 def test_8_saved_model_export_retries_a_taken_version_and_never_leaks_staging(
-        tiny_model_dir, tmp_path, monkeypatch, umask_022):
+    tiny_model_dir, tmp_path, monkeypatch, umask_022
+):
     from export import saved_model
 
     base = tmp_path / "exported"
@@ -350,13 +401,16 @@ def test_9_a_fifo_in_a_voc_folder_is_skipped_not_waited_on(tmp_path):
     from rarl_tf.data import voc_dir
 
     voc_dir.read_split.cache_clear()
-    root = write_voc(tmp_path / "VOC2007", {"000001": ([("dog", False)], _jpeg(10)),
-                                            "000002": ([("cat", False)], None)})
+    root = write_voc(
+        tmp_path / "VOC2007",
+        {"000001": ([("dog", False)], _jpeg(10)), "000002": ([("cat", False)], None)},
+    )
     fifo = root / "JPEGImages" / "000002.jpg"
     os.mkfifo(fifo)
     done = {}
-    reader = threading.Thread(target=lambda: done.update(split=voc_dir.read_split(
-        str(root), "trainval")), daemon=True)
+    reader = threading.Thread(
+        target=lambda: done.update(split=voc_dir.read_split(str(root), "trainval")), daemon=True
+    )
     reader.start()
     reader.join(timeout=30)
     if reader.is_alive():  # unblock the reader before failing
@@ -383,17 +437,26 @@ def test_10_a_lock_symlink_is_refused_and_its_target_untouched(tmp_path, capsys)
 
 
 # 11. config.json goes through the flags' types and validation.
-@pytest.mark.parametrize("change, expected", [
-    (("model", "image_size", "64"), "model.image_size = \"64\" is not allowed: expected an "
-                                    "integer"),
-    (("eval", "voc07_ap", "false"), "eval.voc07_ap = \"false\" is not allowed: expected true "
-                                    "or false"),
-    (("model", "anchor_sizes", [8, "16"]), "expected a list of numbers"),
-    (("model", "num_steps", 0), "--num_steps=0 is not allowed"),
-    (("extra", None, {}), "unknown sections ['extra']"),
-], ids=["string for int", "string for bool", "list item", "validated", "unknown section"])
-def test_11_config_values_are_typed_and_validated_on_load(tiny_model_dir, tmp_path, change,
-                                                          expected):
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (
+            ("model", "image_size", "64"),
+            'model.image_size = "64" is not allowed: expected an integer',
+        ),
+        (
+            ("eval", "voc07_ap", "false"),
+            'eval.voc07_ap = "false" is not allowed: expected true or false',
+        ),
+        (("model", "anchor_sizes", [8, "16"]), "expected a list of numbers"),
+        (("model", "num_steps", 0), "--num_steps=0 is not allowed"),
+        (("extra", None, {}), "unknown sections ['extra']"),
+    ],
+    ids=["string for int", "string for bool", "list item", "validated", "unknown section"],
+)
+def test_11_config_values_are_typed_and_validated_on_load(
+    tiny_model_dir, tmp_path, change, expected
+):
     import shutil
 
     from rarl_tf.run_files import load_config
@@ -444,7 +507,13 @@ except cli.RunFailed as err:
 
 
 def test_workers_that_restored_different_steps_stop():
-    result = subprocess.run([sys.executable, "-c", SAME_STEP], cwd=ROOT, capture_output=True,
-                            text=True, env=dict(os.environ, PYTHONPATH=ROOT), timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", SAME_STEP],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "refused: the workers restored different steps [4, 6]" in result.stdout

@@ -18,8 +18,13 @@ def test_outputs_take_the_one_view_and_map_locations_to_the_image():
     probs = np.array([[0.7, 0.2, 0.1]], np.float32)
     boxes = np.arange(1 * 2 * 2 * 3 * 4, dtype=np.float32).reshape(1, 2, 2, 3, 4)  # [B, V, T, k, 4]
     locations = np.array([[[[-1.0, 1.0], [0.0, 0.5]], [[9.0, 9.0], [9.0, 9.0]]]], np.float32)
-    out = serving.outputs({"probs": tf.constant(probs), "boxes": tf.constant(boxes),
-                           "locations": tf.constant(locations)})
+    out = serving.outputs(
+        {
+            "probs": tf.constant(probs),
+            "boxes": tf.constant(boxes),
+            "locations": tf.constant(locations),
+        }
+    )
     assert list(out) == ["probs", "boxes", "centres"]
     np.testing.assert_array_equal(out["probs"].numpy(), probs)
     np.testing.assert_array_equal(out["boxes"].numpy(), boxes[:, 0])
@@ -44,8 +49,7 @@ def test_predict_is_the_models_whole_view_forward_pass():
     assert got["probs"].shape == (2, 10) and got["boxes"].shape == (2, 2, 9, 4)
     assert got["centres"].shape == (2, 2, 2)
     np.testing.assert_allclose(got["probs"], raw["probs"].numpy(), atol=1e-6)
-    np.testing.assert_allclose(got["centres"], (raw["locations"][:, 0].numpy() + 1) / 2,
-                               atol=1e-6)
+    np.testing.assert_allclose(got["centres"], (raw["locations"][:, 0].numpy() + 1) / 2, atol=1e-6)
     assert np.all((got["centres"] >= 0) & (got["centres"] <= 1))
     # The TFLite path's function returns the same values under the exported names.
     exported = tflite.keras_inference_function(model, 40)(images[:1])
@@ -60,8 +64,12 @@ def test_labels_file_sits_beside_the_tflite_model():
 
 def test_top_k_and_threshold_default_to_the_evaluation_protocol():
     protocol = EvalConfig()
-    for function in (metrics.top_k_predictions, metrics.multilabel_prf,
-                     saved_model.build_serving_module, saved_model.export):
+    for function in (
+        metrics.top_k_predictions,
+        metrics.multilabel_prf,
+        saved_model.build_serving_module,
+        saved_model.export,
+    ):
         parameters = inspect.signature(function).parameters
         assert parameters["top_k"].default == protocol.top_k, function
         assert parameters["threshold"].default == protocol.threshold, function

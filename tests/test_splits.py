@@ -11,8 +11,9 @@ from rarl_tf.data.sources import get_source
 
 
 def _digits(seed: int = 0) -> ExperimentConfig:
-    return ExperimentConfig(data=DataConfig(dataset="cluttered_digits/small"),
-                            train=TrainConfig(seed=seed))
+    return ExperimentConfig(
+        data=DataConfig(dataset="cluttered_digits/small"), train=TrainConfig(seed=seed)
+    )
 
 
 def _rows(examples: tf.data.Dataset) -> list[tuple[bytes, tuple]]:
@@ -53,11 +54,14 @@ def test_split_names_and_bad_splits():
         splits.split_name("mnist", "train")
 
 
-@pytest.mark.parametrize("objects", [
-    [],
-    [("person", False), ("person", True), ("chair", True), ("boat", True)],
-    [("dog", True), ("dog", False), ("cat", True)],
-])
+@pytest.mark.parametrize(
+    "objects",
+    [
+        [],
+        [("person", False), ("person", True), ("chair", True), ("boat", True)],
+        [("dog", True), ("dog", False), ("cat", True)],
+    ],
+)
 def test_voc_folder_and_tfds_share_the_difficult_rule(objects):
     labels, ignore = voc_dir.labels_and_ignore(objects)
     indices = tf.constant([voc_dir.VOC_CLASSES.index(n) for n, _ in objects], tf.int64)

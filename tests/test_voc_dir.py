@@ -16,8 +16,13 @@ def write_voc(root, images):
     for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     for image_id, (objects, image) in images.items():
-        xml = objects if isinstance(objects, str) else "<annotation>{}</annotation>".format(
-            "".join(OBJECT.format(n, int(d)) for n, d in objects))
+        xml = (
+            objects
+            if isinstance(objects, str)
+            else "<annotation>{}</annotation>".format(
+                "".join(OBJECT.format(n, int(d)) for n, d in objects)
+            )
+        )
         (root / "Annotations" / f"{image_id}.xml").write_text(xml)
         if image is not None:
             (root / "JPEGImages" / f"{image_id}.jpg").write_bytes(image)
@@ -35,13 +40,16 @@ def jpeg(tmp_path, seed=0):
 @pytest.fixture
 def voc_root(tmp_path):
     voc_dir.read_split.cache_clear()
-    return write_voc(tmp_path / "VOC2007", {
-        "000001": ([("person", False), ("dog", False), ("dog", True)], jpeg(tmp_path, 1)),
-        "000002": ([("chair", True), ("chair", True), ("cat", False)], jpeg(tmp_path, 2)),
-        "000003": ([("bird", False)], b"this is not a jpeg"),
-        "000004": ("<annotation><object><name>cat", jpeg(tmp_path, 4)),  # truncated XML
-        "000005": ([("car", False)], None),  # image missing
-    })
+    return write_voc(
+        tmp_path / "VOC2007",
+        {
+            "000001": ([("person", False), ("dog", False), ("dog", True)], jpeg(tmp_path, 1)),
+            "000002": ([("chair", True), ("chair", True), ("cat", False)], jpeg(tmp_path, 2)),
+            "000003": ([("bird", False)], b"this is not a jpeg"),
+            "000004": ("<annotation><object><name>cat", jpeg(tmp_path, 4)),  # truncated XML
+            "000005": ([("car", False)], None),  # image missing
+        },
+    )
 
 
 def test_parse_annotation_reads_names_and_difficult(voc_root):
@@ -92,9 +100,13 @@ def test_undecodable_image_in_a_dataset_is_skipped_and_counted(tmp_path):
     import tensorflow as tf
 
     good = jpeg(tmp_path)
-    examples = tf.data.Dataset.from_tensor_slices({
-        "image": [good, b"\xff\xd8 broken", good, b"garbage"],
-        "labels": np.eye(4, dtype=np.float32), "ignore": np.zeros((4, 4), bool)})
+    examples = tf.data.Dataset.from_tensor_slices(
+        {
+            "image": [good, b"\xff\xd8 broken", good, b"garbage"],
+            "labels": np.eye(4, dtype=np.float32),
+            "ignore": np.zeros((4, 4), bool),
+        }
+    )
     counter = pipeline.SkipCounter()
     batches = list(pipeline.eval_batches(examples, image_size=16, batch_size=8, counter=counter))
     assert batches[0][0].shape == (2, 16, 16, 3)

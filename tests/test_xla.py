@@ -17,8 +17,9 @@ def _loss(model, images, labels):
         # The policy's mode, not a sample: both paths must place the same regions.
         out = model(images, training=True, sample=False, trajectories=model.trajectories)
         return tf.reduce_mean(model.compute_terms(out, labels)["loss"])
-    return tf.reduce_mean(losses.classification_loss(model(images, training=True)["logits"],
-                                                     labels))
+    return tf.reduce_mean(
+        losses.classification_loss(model(images, training=True)["logits"], labels)
+    )
 
 
 def _loss_and_grads(model, images, labels, jit_compile):
@@ -32,12 +33,24 @@ def _loss_and_grads(model, images, labels, jit_compile):
     return float(loss), [g.numpy() for g in grads]
 
 
-@pytest.mark.parametrize("changes", [
-    {},  # the paper's policy
-    dict(loc_head="spatial", loc_grid=5, loc_hidden=4, inhibition_radius=0.3,
-         location_input=True, trajectories=2, reward="log_likelihood", region_pool="max"),
-    dict(architecture="global"),
-], ids=["paper", "digits_policy", "global"])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},  # the paper's policy
+        dict(
+            loc_head="spatial",
+            loc_grid=5,
+            loc_hidden=4,
+            inhibition_radius=0.3,
+            location_input=True,
+            trajectories=2,
+            reward="log_likelihood",
+            region_pool="max",
+        ),
+        dict(architecture="global"),
+    ],
+    ids=["paper", "digits_policy", "global"],
+)
 def test_xla_step_equals_crop_and_resize_step(changes):
     # Fixed initial weights: the result must not depend on which tests ran before (with the
     # weights one earlier test left, the global model's backbone gradients once differed by

@@ -31,31 +31,53 @@ VARIANTS = {
     "random_locations": ({"locations": "random"}, "random 89.0 (Table 3, one view)"),
     # Random centres with the inhibition of return of the recipe (0.3 where it has none): what
     # coverage alone gives, without aim.
-    "random_inhibited": (lambda m: {"locations": "random_inhibited",
-                                    "inhibition_radius": m.inhibition_radius or 0.3},
-                         "- (not in the paper)"),
+    "random_inhibited": (
+        lambda m: {
+            "locations": "random_inhibited",
+            "inhibition_radius": m.inhibition_radius or 0.3,
+        },
+        "- (not in the paper)",
+    ),
     # The policy without a state: a saliency map of the view plus inhibition of return.
-    "saliency_inhibition": (lambda m: {"loc_head": "spatial" if m.loc_head == "dense"
-                                       else m.loc_head, "policy_state": "none",
-                                       "inhibition_radius": m.inhibition_radius or 0.3},
-                            "- (not in the paper)"),
+    "saliency_inhibition": (
+        lambda m: {
+            "loc_head": "spatial" if m.loc_head == "dense" else m.loc_head,
+            "policy_state": "none",
+            "inhibition_radius": m.inhibition_radius or 0.3,
+        },
+        "- (not in the paper)",
+    ),
     # The paper's location head on the recipe's trunk: FC(h_t) -> a Normal's mean, eq. 5's
     # top-n reward, one trajectory (no leave-one-out baseline), no own state or inhibition.
-    "paper_head": ({"loc_head": "dense", "reward": "top_n", "trajectories": 1,
-                    "policy_state": "lstm", "inhibition_radius": 0.0, "loc_hidden": 0},
-                   "the paper's head (Ours-C's policy)"),
+    "paper_head": (
+        {
+            "loc_head": "dense",
+            "reward": "top_n",
+            "trajectories": 1,
+            "policy_state": "lstm",
+            "inhibition_radius": 0.0,
+            "loc_hidden": 0,
+        },
+        "the paper's head (Ours-C's policy)",
+    ),
     # The paper's single region is 224 px at N = 512; the same fraction of N here.
-    "single_region": (lambda m: {"anchor_sizes": (round(224 / 512 * m.image_size),),
-                                 "aspect_ratios": (1.0,)},
-                      "single region 90.9 (Table 5)"),
+    "single_region": (
+        lambda m: {"anchor_sizes": (round(224 / 512 * m.image_size),), "aspect_ratios": (1.0,)},
+        "single region 90.9 (Table 5)",
+    ),
     "T=1": ({"num_steps": 1}, "T = 1: 90.9 (Table 6)"),
     "T=5": ({"num_steps": 5}, "T = 5: 91.3 (Table 6)"),
     "T=10": ({"num_steps": 10}, "T = 10: 91.3 (Table 6)"),
     "lstm_localisation_only": ({"recurrence": "localisation_only"}, "Ours-B 90.0 (Table 4)"),
     "no_lstm": ({"recurrence": "none"}, "Ours-A 89.6 (Table 4)"),
 }
-DISCOVERY_VARIANTS = ("rarl", "random_locations", "random_inhibited", "saliency_inhibition",
-                      "paper_head")
+DISCOVERY_VARIANTS = (
+    "rarl",
+    "random_locations",
+    "random_inhibited",
+    "saliency_inhibition",
+    "paper_head",
+)
 
 
 def variant_config(base, name: str):
@@ -71,14 +93,26 @@ def summarize(values):
     values = [v for v in values if v is not None]
     if not values:
         return None
-    return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1))
-            if len(values) > 1 else None, "n": len(values), "values": values}
+    return {
+        "mean": float(np.mean(values)),
+        "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+        "n": len(values),
+        "values": values,
+    }
 
 
-MARKDOWN_HEADER = ("variant", "mAP", "CF1", "OF1", "discovered, IoU >= 0.5",
-                   "discovered, centre inside", "same weights: learned − random centres (mAP)",
-                   "same weights: learned − random inhibited centres (mAP)",
-                   "train min / run", "paper (VOC07 mAP)")
+MARKDOWN_HEADER = (
+    "variant",
+    "mAP",
+    "CF1",
+    "OF1",
+    "discovered, IoU >= 0.5",
+    "discovered, centre inside",
+    "same weights: learned − random centres (mAP)",
+    "same weights: learned − random inhibited centres (mAP)",
+    "train min / run",
+    "paper (VOC07 mAP)",
+)
 
 
 def _mean_and_std(stat, scale=100) -> str:
@@ -96,9 +130,18 @@ def markdown(results: dict) -> str:
         minutes = s["train_seconds"]["mean"] / 60 if s.get("train_seconds") else None
         if "same_runs_as" in entry:
             name = f"{name} (the {entry['same_runs_as']} runs)"
-        stats = [_mean_and_std(s.get(key)) for key in (
-            "mAP", "CF1", "OF1", "discovery_iou50", "discovery_centre_inside",
-            "learned_minus_random_mAP", "learned_minus_random_inhibited_mAP")]
+        stats = [
+            _mean_and_std(s.get(key))
+            for key in (
+                "mAP",
+                "CF1",
+                "OF1",
+                "discovery_iou50",
+                "discovery_centre_inside",
+                "learned_minus_random_mAP",
+                "learned_minus_random_inhibited_mAP",
+            )
+        ]
         rows.append([name, *stats, "-" if minutes is None else f"{minutes:.1f}", entry["paper"]])
     return report.markdown_table(MARKDOWN_HEADER, rows)
 
@@ -109,8 +152,10 @@ def main(argv):
     names = FLAGS.variants
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
-        raise ValueError(f"--variants={','.join(names)} is not allowed: {unknown} unknown; "
-                         f"expected names from {list(VARIANTS)}")
+        raise ValueError(
+            f"--variants={','.join(names)} is not allowed: {unknown} unknown; "
+            f"expected names from {list(VARIANTS)}"
+        )
     if FLAGS.repeats < 1:
         raise ValueError(f"--repeats={FLAGS.repeats} is not allowed: expected an integer >= 1")
     for name in names:
@@ -120,15 +165,17 @@ def main(argv):
     os.makedirs(out_dir, exist_ok=True)
 
     digits = base.data.dataset.startswith("cluttered_digits")
-    results = {"base_config": dataclasses.asdict(base), "repeats": FLAGS.repeats,
-               "variants": {}}
+    results = {"base_config": dataclasses.asdict(base), "repeats": FLAGS.repeats, "variants": {}}
     trained = {}  # config -> variant name, so e.g. T=5 reuses rarl's runs when T is 5
     for name in names:
         config = variant_config(base, name)
         if config in trained:
             same = results["variants"][trained[config]]
-            results["variants"][name] = {**same, "paper": VARIANTS[name][1],
-                                         "same_runs_as": trained[config]}
+            results["variants"][name] = {
+                **same,
+                "paper": VARIANTS[name][1],
+                "same_runs_as": trained[config],
+            }
         else:
             trained[config] = name
             results["variants"][name] = run_variant(name, config, digits)
@@ -146,35 +193,50 @@ def run_variant(name: str, config, digits: bool) -> dict:
     runs = []
     for repeat in range(FLAGS.repeats):
         seed = config.train.seed + repeat
-        run_config = dataclasses.replace(config, train=dataclasses.replace(config.train,
-                                                                           seed=seed))
+        run_config = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
         model_dir = os.path.join(FLAGS.work_dir, name.replace("=", ""), f"seed_{seed}")
         print(f"== {name}, seed {seed}: {model_dir}", flush=True)
         start = time.time()
         model, saved = training.train(run_config, model_dir, verbose=FLAGS.verbose)
         train_seconds = time.time() - start
         metrics = evaluation.evaluate(model, saved)
-        run = {"seed": seed, "model_dir": model_dir, "train_seconds": train_seconds,
-               **{k: metrics[k] for k in ("mAP", *report.PRF_KEYS)}}
+        run = {
+            "seed": seed,
+            "model_dir": model_dir,
+            "train_seconds": train_seconds,
+            **{k: metrics[k] for k in ("mAP", *report.PRF_KEYS)},
+        }
         if digits and name in DISCOVERY_VARIANTS:
             # The same weights with the policy's locations and with random centres.
             measured = policy_report(model, saved, FLAGS.discovery_images)
-            run.update(discovery_iou50=measured["policy"]["union_iou50"],
-                       discovery_centre_inside=measured["policy"]["union_centre_inside"],
-                       discovery_objects=measured["policy"]["objects"],
-                       same_weights_random_mAP=measured["random"]["mAP"],
-                       same_weights_random_centre_inside=measured["random"]["union_centre_inside"],
-                       learned_minus_random_mAP=measured["learned_minus_random_mAP"],
-                       learned_minus_random_inhibited_mAP=measured[
-                           "learned_minus_random_inhibited_mAP"],
-                       policy_report=measured)
+            run.update(
+                discovery_iou50=measured["policy"]["union_iou50"],
+                discovery_centre_inside=measured["policy"]["union_centre_inside"],
+                discovery_objects=measured["policy"]["objects"],
+                same_weights_random_mAP=measured["random"]["mAP"],
+                same_weights_random_centre_inside=measured["random"]["union_centre_inside"],
+                learned_minus_random_mAP=measured["learned_minus_random_mAP"],
+                learned_minus_random_inhibited_mAP=measured["learned_minus_random_inhibited_mAP"],
+                policy_report=measured,
+            )
         runs.append(run)
         print(json.dumps(run), flush=True)
-    keys = ("mAP", "CF1", "OF1", "discovery_iou50", "discovery_centre_inside", "train_seconds",
-            "learned_minus_random_mAP", "learned_minus_random_inhibited_mAP",
-            "same_weights_random_centre_inside")
-    return {"paper": VARIANTS[name][1], "runs": runs,
-            "summary": {k: summarize([r.get(k) for r in runs]) for k in keys}}
+    keys = (
+        "mAP",
+        "CF1",
+        "OF1",
+        "discovery_iou50",
+        "discovery_centre_inside",
+        "train_seconds",
+        "learned_minus_random_mAP",
+        "learned_minus_random_inhibited_mAP",
+        "same_weights_random_centre_inside",
+    )
+    return {
+        "paper": VARIANTS[name][1],
+        "runs": runs,
+        "summary": {k: summarize([r.get(k) for r in runs]) for k in keys},
+    }
 
 
 if __name__ == "__main__":

@@ -49,8 +49,9 @@ from rarl_tf import flags as rarl_flags
 
 FLAGS = flags.FLAGS
 SIZES = ("vgg16_448", "config")
-DEFAULT_FLAGFILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "digits.flags")
+DEFAULT_FLAGFILE = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "digits.flags"
+)
 
 
 def median_seconds(fn, repeats: int, warmup: int) -> float:
@@ -69,8 +70,13 @@ def vgg16_448_config():
     """The paper's model at N = 448 (anchors 80/160/320 scaled by 448 / 512), VOC's 20 classes."""
     from rarl_tf.config import ModelConfig
 
-    return ModelConfig(backbone="vgg16", backbone_weights="none", image_size=448,
-                       crop_margin=64, anchor_sizes=(70.0, 140.0, 280.0))
+    return ModelConfig(
+        backbone="vgg16",
+        backbone_weights="none",
+        image_size=448,
+        crop_margin=64,
+        anchor_sizes=(70.0, 140.0, 280.0),
+    )
 
 
 PATHS = {
@@ -88,14 +94,19 @@ def measure_size(m, num_classes: int, t, progress) -> dict:
     from rarl_tf.model.factory import build_model
 
     rng = np.random.default_rng(0)
-    image = tf.constant(rng.uniform(0, 255, (1, m.image_size, m.image_size, 3))
-                        .astype(np.float32))
-    models = {path: build_model(m, num_classes, seed=0, crop_mode=crop, backbone_weights="none")
-              for path, (crop, _) in PATHS.items()}
+    image = tf.constant(rng.uniform(0, 255, (1, m.image_size, m.image_size, 3)).astype(np.float32))
+    models = {
+        path: build_model(m, num_classes, seed=0, crop_mode=crop, backbone_weights="none")
+        for path, (crop, _) in PATHS.items()
+    }
     models["new"].set_weights(models["old"].get_weights())
     timed = lambda fn: median_seconds(fn, t["repeats"], t["warmup"])  # noqa: E731
-    result = {"image_size": m.image_size, "backbone": m.backbone, "num_steps": m.num_steps,
-              "anchors": len(m.anchor_sizes) * len(m.aspect_ratios)}
+    result = {
+        "image_size": m.image_size,
+        "backbone": m.backbone,
+        "num_steps": m.num_steps,
+        "anchors": len(m.anchor_sizes) * len(m.aspect_ratios),
+    }
     result.update(inference_times(models, m, image, timed))
     progress.add(1)
     result.update(proposal_times(models["old"], m, num_classes, image, t, timed))
@@ -122,8 +133,9 @@ def inference_times(models: dict, m, image, timed) -> dict:
     for path, (_, jit) in PATHS.items():
         model = models[path]
         backbone = tf.function(lambda x: model.backbone(x, training=False), jit_compile=jit)
-        one_view = tf.function(lambda x: model(x, training=False, views=FULL_VIEW)["probs"],
-                               jit_compile=jit)
+        one_view = tf.function(
+            lambda x: model(x, training=False, views=FULL_VIEW)["probs"], jit_compile=jit
+        )
         suffix = "" if path == "old" else "_xla"
         result[f"backbone_forward{suffix}_s"] = timed(lambda: backbone(image).numpy())
         result[f"rarl_one_view{suffix}_s"] = timed(lambda: one_view(image).numpy())
@@ -164,8 +176,12 @@ def proposal_times(model, m, num_classes: int, image, t, timed) -> dict:
         return tf.reduce_max(scores, axis=0)  # category-wise max pooling over proposals
 
     chunk = timed(lambda: proposal_chunk(image).numpy())
-    return dict(proposals=t["proposals"], proposal_side=proposal_side, proposal_chunk_s=chunk,
-                proposal_per_image_s=chunk * t["proposals"] / t["proposal_batch"])
+    return dict(
+        proposals=t["proposals"],
+        proposal_side=proposal_side,
+        proposal_chunk_s=chunk,
+        proposal_per_image_s=chunk * t["proposals"] / t["proposal_batch"],
+    )
 
 
 def tflite_times(matmul_model, m, image, timed) -> dict:
@@ -177,14 +193,17 @@ def tflite_times(matmul_model, m, image, timed) -> dict:
     from rarl_tf import serving
     from rarl_tf.model.views import FULL_VIEW
 
-    interpreter = Interpreter(model_content=convert_model(matmul_model, m.image_size),
-                              num_threads=os.cpu_count())
+    interpreter = Interpreter(
+        model_content=convert_model(matmul_model, m.image_size), num_threads=os.cpu_count()
+    )
     runner = interpreter.get_signature_runner("serving_default")
     pixels = image.numpy()
     keras_probs = matmul_model(pixels, training=False, views=FULL_VIEW)["probs"].numpy()
     tflite_probs = serving.from_exported(runner(pixels=pixels))["probs"]
-    return {"tflite_max_abs_diff": float(np.abs(tflite_probs - keras_probs).max()),
-            "tflite_one_view_s": timed(lambda: runner(pixels=pixels))}
+    return {
+        "tflite_max_abs_diff": float(np.abs(tflite_probs - keras_probs).max()),
+        "tflite_one_view_s": timed(lambda: runner(pixels=pixels)),
+    }
 
 
 def train_times(m, num_classes: int, t, timed) -> dict:
@@ -200,13 +219,17 @@ def train_times(m, num_classes: int, t, timed) -> dict:
     batch, side = t["train_batch"], m.image_size - m.crop_margin
     rng = np.random.default_rng(0)
     images = tf.constant(rng.uniform(0, 255, (batch, side, side, 3)).astype(np.float32))
-    labels = tf.constant(np.eye(num_classes, dtype=np.float32)[rng.integers(0, num_classes,
-                                                                            batch)])
+    labels = tf.constant(np.eye(num_classes, dtype=np.float32)[rng.integers(0, num_classes, batch)])
     result = {"train_batch": batch}
     for arch in ("rarl", "global"):
         for path, (crop, jit) in PATHS.items():
-            trainee = build_model(dataclasses.replace(m, architecture=arch), num_classes,
-                                  seed=0, crop_mode=crop, backbone_weights="none")
+            trainee = build_model(
+                dataclasses.replace(m, architecture=arch),
+                num_classes,
+                seed=0,
+                crop_mode=crop,
+                backbone_weights="none",
+            )
             trainee.compile(optimizer=keras.optimizers.Adam(1e-5), jit_compile=jit)
             trainee.optimizer.build(trainee.trainable_variables)
             step = tf.function(trainee.train_step, jit_compile=jit)
@@ -228,26 +251,37 @@ def ratios(r: dict) -> dict:
         "naive_tenview_ratio": r["naive_ten_views_s"] / r["rarl_one_view_s"],
         "proposal_speedup": r["proposal_per_image_s"] / r["rarl_ten_views_s"],
         "tflite_vs_tf": r["tflite_one_view_s"] / r["rarl_one_view_s"],
-        "train_rarl_new_vs_old": (r["train_rarl_new_images_per_s"]
-                                  / r["train_rarl_old_images_per_s"]),
-        "train_rarl_new_vs_global_old": (r["train_rarl_new_images_per_s"]
-                                         / r["train_global_old_images_per_s"]),
+        "train_rarl_new_vs_old": (
+            r["train_rarl_new_images_per_s"] / r["train_rarl_old_images_per_s"]
+        ),
+        "train_rarl_new_vs_global_old": (
+            r["train_rarl_new_images_per_s"] / r["train_global_old_images_per_s"]
+        ),
     }
 
 
 # (label, key in a size's result, unit): the rows measured on both PATHS, then the others.
-MEASURES = tuple(
-    (f"{label} ({path} path)", f"{key}{'' if path == 'old' else '_xla'}_s", "ms")
-    for label, key in (("backbone forward", "backbone_forward"),
-                       ("RARL, one view", "rarl_one_view"))
-    for path in PATHS) + (
-    ("RARL, ten views on the feature map", "rarl_ten_views_s", "ms"),
-    ("ten view images through the model", "naive_ten_views_s", "ms"),
-    ("HCP-style, per image", "proposal_per_image_s", "s"),
-    ("TFLite float32 (LiteRT), one view", "tflite_one_view_s", "ms"),
-) + tuple(
-    (f"train images/s, {label}, {path} path", f"train_{arch}_{path}_images_per_s", "/s")
-    for arch, label in (("rarl", "RARL"), ("global", "global pooling")) for path in PATHS)
+MEASURES = (
+    tuple(
+        (f"{label} ({path} path)", f"{key}{'' if path == 'old' else '_xla'}_s", "ms")
+        for label, key in (
+            ("backbone forward", "backbone_forward"),
+            ("RARL, one view", "rarl_one_view"),
+        )
+        for path in PATHS
+    )
+    + (
+        ("RARL, ten views on the feature map", "rarl_ten_views_s", "ms"),
+        ("ten view images through the model", "naive_ten_views_s", "ms"),
+        ("HCP-style, per image", "proposal_per_image_s", "s"),
+        ("TFLite float32 (LiteRT), one view", "tflite_one_view_s", "ms"),
+    )
+    + tuple(
+        (f"train images/s, {label}, {path} path", f"train_{arch}_{path}_images_per_s", "/s")
+        for arch, label in (("rarl", "RARL"), ("global", "global pooling"))
+        for path in PATHS
+    )
+)
 
 
 def _cell(value, unit: str) -> str:
@@ -265,21 +299,33 @@ def markdown(results: dict) -> str:
 
     sizes = results["sizes"]
     rows = [["image size N"] + [str(r["image_size"]) for r in sizes.values()]]
-    rows += [[label] + [_cell(r[key], unit) for r in sizes.values()]
-             for label, key, unit in MEASURES]
+    rows += [
+        [label] + [_cell(r[key], unit) for r in sizes.values()] for label, key, unit in MEASURES
+    ]
     ratio_names = next(iter(sizes.values()))["ratios"]
-    rows += [[f"**{name}**"] + [f"{r['ratios'][name]:.2f}" for r in sizes.values()]
-             for name in ratio_names]
+    rows += [
+        [f"**{name}**"] + [f"{r['ratios'][name]:.2f}" for r in sizes.values()]
+        for name in ratio_names
+    ]
     table = markdown_table(["measure", *sizes], rows)
-    measured = {name: r["train_breakdown_s"] for name, r in sizes.items()
-                if "train_breakdown_s" in r}
+    measured = {
+        name: r["train_breakdown_s"] for name, r in sizes.items() if "train_breakdown_s" in r
+    }
     if not measured:
         return table
-    parts = [[part] + [f"{b[part] * 1000:.1f} ms ({100 * b[part] / b['step']:.0f} %)"
-                       for b in measured.values()] for part in next(iter(measured.values()))]
-    return (table + "\n\nA RARL training step (old path), each part timed forward and "
-            "backward on its own (% of the whole step):\n\n"
-            + markdown_table(["part", *measured], parts))
+    parts = [
+        [part]
+        + [
+            f"{b[part] * 1000:.1f} ms ({100 * b[part] / b['step']:.0f} %)"
+            for b in measured.values()
+        ]
+        for part in next(iter(measured.values()))
+    ]
+    return (
+        table + "\n\nA RARL training step (old path), each part timed forward and "
+        "backward on its own (% of the whole step):\n\n"
+        + markdown_table(["part", *measured], parts)
+    )
 
 
 def main(argv):
@@ -287,34 +333,55 @@ def main(argv):
     config = rarl_flags.experiment_config_from_flags()
     unknown = [s for s in FLAGS.sizes if s not in SIZES]
     if unknown:
-        raise ValueError(f"--sizes={','.join(FLAGS.sizes)} is not allowed: {unknown} unknown; "
-                         f"expected names from {SIZES}")
+        raise ValueError(
+            f"--sizes={','.join(FLAGS.sizes)} is not allowed: {unknown} unknown; "
+            f"expected names from {SIZES}"
+        )
     for name in ("repeats", "proposals", "proposal_batch"):
         if getattr(FLAGS, name) < 1:
             raise ValueError(f"--{name}={getattr(FLAGS, name)} is not allowed: expected >= 1")
     if FLAGS.warmup < 0 or FLAGS.train_batch < 0:
-        raise ValueError(f"--warmup={FLAGS.warmup} / --train_batch={FLAGS.train_batch} is not "
-                         f"allowed: expected >= 0")
+        raise ValueError(
+            f"--warmup={FLAGS.warmup} / --train_batch={FLAGS.train_batch} is not "
+            f"allowed: expected >= 0"
+        )
     import keras
     import tensorflow as tf
 
     from rarl_tf.data.splits import class_names
 
     num_classes = len(class_names(config))
-    knobs = {"repeats": FLAGS.repeats, "warmup": FLAGS.warmup, "proposals": FLAGS.proposals,
-             "proposal_batch": FLAGS.proposal_batch, "proposal_side": FLAGS.proposal_side,
-             "train_batch": FLAGS.train_batch, "breakdown": FLAGS.breakdown}
-    results = {"command": " ".join(sys.argv[1:]),
-               "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                           "gpus": len(tf.config.list_physical_devices("GPU")),
-                           "tensorflow": tf.__version__, "python": sys.version.split()[0]},
-               "knobs": knobs, "num_classes": num_classes, "sizes": {}}
+    knobs = {
+        "repeats": FLAGS.repeats,
+        "warmup": FLAGS.warmup,
+        "proposals": FLAGS.proposals,
+        "proposal_batch": FLAGS.proposal_batch,
+        "proposal_side": FLAGS.proposal_side,
+        "train_batch": FLAGS.train_batch,
+        "breakdown": FLAGS.breakdown,
+    }
+    results = {
+        "command": " ".join(sys.argv[1:]),
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "gpus": len(tf.config.list_physical_devices("GPU")),
+            "tensorflow": tf.__version__,
+            "python": sys.version.split()[0],
+        },
+        "knobs": knobs,
+        "num_classes": num_classes,
+        "sizes": {},
+    }
     progress = keras.utils.Progbar(4 * len(FLAGS.sizes), unit_name="stage")
     for size in FLAGS.sizes:
         if size == "vgg16_448":
             # VGG16's input side, as HCP feeds its proposals.
-            here = {**knobs, "proposal_side": FLAGS.proposal_side or 224,
-                    "train_batch": FLAGS.train_batch or 2}
+            here = {
+                **knobs,
+                "proposal_side": FLAGS.proposal_side or 224,
+                "train_batch": FLAGS.train_batch or 2,
+            }
             results["sizes"][size] = measure_size(vgg16_448_config(), 20, here, progress)
         else:
             here = {**knobs, "train_batch": FLAGS.train_batch or config.train.batch_size}
@@ -333,11 +400,18 @@ if __name__ == "__main__":
     flags.DEFINE_integer("warmup", 2, "Untimed runs first (tracing, caches).")
     flags.DEFINE_integer("proposals", 500, "P, the HCP-style baseline's proposals per image.")
     flags.DEFINE_integer("proposal_batch", 25, "Proposals per timed chunk.")
-    flags.DEFINE_integer("proposal_side", 0, "Side the proposals are resized to (0: 224 for "
-                         "vgg16_448, N - m for the configured model).")
+    flags.DEFINE_integer(
+        "proposal_side",
+        0,
+        "Side the proposals are resized to (0: 224 for vgg16_448, N - m for the configured model).",
+    )
     flags.DEFINE_bool("breakdown", True, "Time each part of a RARL training step on its own.")
-    flags.DEFINE_integer("train_batch", 0, "Batch of the timed training steps (0: 2 for "
-                         "vgg16_448, --batch_size for the configured model).")
+    flags.DEFINE_integer(
+        "train_batch",
+        0,
+        "Batch of the timed training steps (0: 2 for "
+        "vgg16_448, --batch_size for the configured model).",
+    )
     argv = sys.argv
     if not any(a.startswith("--flagfile") for a in argv[1:]):
         argv = [argv[0], f"--flagfile={DEFAULT_FLAGFILE}", *argv[1:]]

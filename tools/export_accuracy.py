@@ -41,30 +41,45 @@ def main(argv):
     work = FLAGS.work_dir or os.path.join(FLAGS.model_dir, "exports")
     os.makedirs(work, exist_ok=True)
 
-    scorers = {"keras": (evaluation.model_scorer(model, FULL_VIEW),
-                         os.path.join(FLAGS.model_dir, WEIGHTS_FILE))}
+    scorers = {
+        "keras": (
+            evaluation.model_scorer(model, FULL_VIEW),
+            os.path.join(FLAGS.model_dir, WEIGHTS_FILE),
+        )
+    }
     served = saved_model.export(FLAGS.model_dir, os.path.join(work, "saved_model"))
     signature = tf.saved_model.load(served).signatures["predict_pixels"]
     # predict_pixels resizes uint8 input itself; feed it the same N x N pixels, rounded.
     scorers["saved_model"] = (
-        lambda images: serving.from_exported(
-            signature(pixels=tf.cast(tf.round(images), tf.uint8)))["probs"].numpy(), served)
+        lambda images: serving.from_exported(signature(pixels=tf.cast(tf.round(images), tf.uint8)))[
+            "probs"
+        ].numpy(),
+        served,
+    )
     for quantization in ("none", "float16", "int8"):
         path = os.path.join(work, f"rarl_{quantization}.tflite")
         tflite.export(FLAGS.model_dir, path, quantization, FLAGS.calibration_images)
         run = prediction.LiteRTPredictor(path, serving.labels_path(path))
         scorers[f"tflite_{'float32' if quantization == 'none' else quantization}"] = (
-            lambda images, run=run: np.concatenate([run(image[None])["probs"]
-                                                    for image in images.numpy()]), path)
+            lambda images, run=run: np.concatenate(
+                [run(image[None])["probs"] for image in images.numpy()]
+            ),
+            path,
+        )
 
     results = {}
     for name, (score, path) in scorers.items():
         print(f"scoring {name}")
         scores, labels, ignore, _ = evaluation.evaluate_scores(score, config)
-        metrics = evaluation.compute_metrics(scores, labels, ignore, config.eval,
-                                             config.class_names)
-        results[name] = {"mAP": metrics["mAP"], "bytes": _size(path), "path": path,
-                         "num_images": metrics["num_images"]}
+        metrics = evaluation.compute_metrics(
+            scores, labels, ignore, config.eval, config.class_names
+        )
+        results[name] = {
+            "mAP": metrics["mAP"],
+            "bytes": _size(path),
+            "path": path,
+            "num_images": metrics["num_images"],
+        }
     keras_map = results["keras"]["mAP"]
     rows = []
     for name, r in results.items():
@@ -72,8 +87,9 @@ def main(argv):
         rows.append([name, f"{r['mAP']:.4f}", f"{r['delta_vs_keras']:+.4f}", r["bytes"]])
     print(report.markdown_table(["model", "mAP", "mAP - Keras", "size (bytes)"], rows))
     if FLAGS.output:
-        run_files.write_json(FLAGS.output, {"dataset": config.data.dataset, "views": 1,
-                                            "results": results})
+        run_files.write_json(
+            FLAGS.output, {"dataset": config.data.dataset, "views": 1, "results": results}
+        )
 
 
 if __name__ == "__main__":

@@ -50,13 +50,13 @@ class Runner:
         options = Options(
             hardware_accelerators=HardwareAccelerator.GPU if gpu else HardwareAccelerator.CPU,
             cpu_options=CpuOptions(num_threads=1),
-            gpu_options=GpuOptions(enforce_f32=precision == "fp32"))
+            gpu_options=GpuOptions(enforce_f32=precision == "fp32"),
+        )
         self.model = CompiledModel.from_file(path, options=options)
         self.inputs = self.model.get_input_tensor_details(SIGNATURE)
         self.outputs = self.model.get_output_tensor_details(SIGNATURE)
         self._in = {n: self.model.create_input_buffer_by_name(SIGNATURE, n) for n in self.inputs}
-        self._out = {n: self.model.create_output_buffer_by_name(SIGNATURE, n)
-                     for n in self.outputs}
+        self._out = {n: self.model.create_output_buffer_by_name(SIGNATURE, n) for n in self.outputs}
 
     def __call__(self, arrays: dict) -> dict:
         for name, array in arrays.items():
@@ -65,8 +65,9 @@ class Runner:
         result = {}
         for name, details in self.outputs.items():
             shape = [int(d) for d in details["shape"]]
-            result[name] = self._out[name].read(int(np.prod(shape)),
-                                                np.dtype(details["dtype"])).reshape(shape)
+            result[name] = (
+                self._out[name].read(int(np.prod(shape)), np.dtype(details["dtype"])).reshape(shape)
+            )
         return result
 
 
@@ -85,21 +86,30 @@ def random_inputs(details: dict, seed: int) -> dict:
 
 def image_inputs(path: str, details: dict) -> list[dict]:
     """The images of a .npy [count, N, N, 3] as inputs of the one-input signature."""
-    (name, d), = details.items()
+    ((name, d),) = details.items()
     shape = [int(s) for s in d["shape"]]
     images = np.load(path)
     if images.ndim != 4 or list(images.shape[1:]) != shape[1:]:
-        raise ValueError(f"--images={path} holds an array of shape {list(images.shape)}: "
-                         f"expected [count, {', '.join(map(str, shape[1:]))}] (the model's "
-                         f"input {name!r} without its batch of 1)")
+        raise ValueError(
+            f"--images={path} holds an array of shape {list(images.shape)}: "
+            f"expected [count, {', '.join(map(str, shape[1:]))}] (the model's "
+            f"input {name!r} without its batch of 1)"
+        )
     return [{name: image[None].astype(d["dtype"])} for image in images]
 
 
 def check_inputs(details: dict, count: int, seed: int, images: str | None) -> dict:
     """{kind: [inputs, ...]}: "random" (seeded), "constant" (all 0, all 255), "images"."""
-    kinds = {"random": [random_inputs(details, seed + i) for i in range(count)],
-             "constant": [{n: np.full([int(s) for s in d["shape"]], v, np.dtype(d["dtype"]))
-                           for n, d in details.items()} for v in (0, 255)]}
+    kinds = {
+        "random": [random_inputs(details, seed + i) for i in range(count)],
+        "constant": [
+            {
+                n: np.full([int(s) for s in d["shape"]], v, np.dtype(d["dtype"]))
+                for n, d in details.items()
+            }
+            for v in (0, 255)
+        ],
+    }
     if images:
         kinds["images"] = image_inputs(images, details)
     return kinds
@@ -150,8 +160,11 @@ def check(args, cpu) -> tuple[dict, int]:
     try:
         gpu = Runner(args.tflite, gpu=True, precision=args.precision)
     except RuntimeError as err:
-        print(f"error: LiteRT found no usable GPU here ({_first_line(err)}): this check needs "
-              f"a machine with a GPU", file=sys.stderr)
+        print(
+            f"error: LiteRT found no usable GPU here ({_first_line(err)}): this check needs "
+            f"a machine with a GPU",
+            file=sys.stderr,
+        )
         return report, 2
     report["fully_accelerated"] = bool(gpu.model.is_fully_accelerated())
     print(f"gpu: is_fully_accelerated() = {report['fully_accelerated']}")
@@ -167,10 +180,15 @@ def check(args, cpu) -> tuple[dict, int]:
         return report, 1
     report["gpu_ms"] = timed(gpu, kinds["random"][0], args.runs) * 1e3
     device = software_device()
-    report["gpu_timing_note"] = (f"software Vulkan device ({device}) running on the CPU: not a "
-                                 f"GPU speed" if device else "the GPU LiteRT selected")
-    print(f"gpu: {report['gpu_ms']:.2f} ms per call (median of {args.runs}; "
-          f"{report['gpu_timing_note']})")
+    report["gpu_timing_note"] = (
+        f"software Vulkan device ({device}) running on the CPU: not a GPU speed"
+        if device
+        else "the GPU LiteRT selected"
+    )
+    print(
+        f"gpu: {report['gpu_ms']:.2f} ms per call (median of {args.runs}; "
+        f"{report['gpu_timing_note']})"
+    )
     return report, _verdict(report, args.atol)
 
 
@@ -180,17 +198,25 @@ def _verdict(report: dict, atol: float) -> int:
         for name, diff in result["max_abs_diff"].items():
             print(f"  {kind} ({result['count']}): {name}: max |gpu - cpu| = {diff:.2e}")
             if diff > atol:
-                print(f"error: on {kind} inputs, GPU output {name!r} differs from the CPU's by "
-                      f"{diff:.2e} > --atol={atol}", file=sys.stderr)
+                print(
+                    f"error: on {kind} inputs, GPU output {name!r} differs from the CPU's by "
+                    f"{diff:.2e} > --atol={atol}",
+                    file=sys.stderr,
+                )
                 status = 1
         print(f"  {kind} ({result['count']}): top-1 differs on {result['top1_disagreements']}")
         if result["top1_disagreements"]:
-            print(f"error: on {kind} inputs, the GPU's top-1 class differs from the CPU's on "
-                  f"{result['top1_disagreements']} of {result['count']}", file=sys.stderr)
+            print(
+                f"error: on {kind} inputs, the GPU's top-1 class differs from the CPU's on "
+                f"{result['top1_disagreements']} of {result['count']}",
+                file=sys.stderr,
+            )
             status = 1
     if status == 0:
-        print(f"ok: fully accelerated on the GPU, outputs equal the CPU's within {atol} and "
-              f"every top-1 class agrees")
+        print(
+            f"ok: fully accelerated on the GPU, outputs equal the CPU's within {atol} and "
+            f"every top-1 class agrees"
+        )
     return status
 
 
@@ -199,11 +225,18 @@ def main(argv=None) -> int:
     parser.add_argument("tflite", help="the exported model (python -m export.tflite)")
     parser.add_argument("--images", help=".npy of [count, N, N, 3] float32 real images")
     parser.add_argument("--random", type=int, default=8, help="how many random inputs")
-    parser.add_argument("--precision", choices=sorted(DEFAULT_ATOL), default="fp32",
-                        help="GPU arithmetic: fp32 enforced, or fp16 where supported")
-    parser.add_argument("--atol", type=float, default=None,
-                        help="largest |GPU - CPU| allowed on any output (default: 1e-3 at "
-                             "fp32, 1e-2 at fp16)")
+    parser.add_argument(
+        "--precision",
+        choices=sorted(DEFAULT_ATOL),
+        default="fp32",
+        help="GPU arithmetic: fp32 enforced, or fp16 where supported",
+    )
+    parser.add_argument(
+        "--atol",
+        type=float,
+        default=None,
+        help="largest |GPU - CPU| allowed on any output (default: 1e-3 at fp32, 1e-2 at fp16)",
+    )
     parser.add_argument("--runs", type=int, default=50, help="timed calls per device")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     parser.add_argument("--json", help="also write the report to this JSON file")
@@ -213,8 +246,10 @@ def main(argv=None) -> int:
         parser.error(f"--random={args.random}: expected an integer >= 1")
     cpu = Runner(args.tflite, gpu=False)
     cpu_ms = timed(cpu, random_inputs(cpu.inputs, args.seed), args.runs) * 1e3
-    print(f"model {args.tflite}; inputs " + ", ".join(
-        f"{n} {list(d['shape'])} {np.dtype(d['dtype'])}" for n, d in cpu.inputs.items()))
+    print(
+        f"model {args.tflite}; inputs "
+        + ", ".join(f"{n} {list(d['shape'])} {np.dtype(d['dtype'])}" for n, d in cpu.inputs.items())
+    )
     print(f"cpu: {cpu_ms:.2f} ms per call (median of {args.runs})")
     try:
         report, status = check(args, cpu)

@@ -49,9 +49,12 @@ def paired(a: dict, b: dict) -> dict:
     seeds = sorted(set(a) & set(b))
     if not seeds:
         raise ValueError(f"no seed in common: A has {sorted(a)}, B has {sorted(b)}")
-    return {"seeds": seeds, "a": summarize(a[s]["mAP"] for s in seeds),
-            "b": summarize(b[s]["mAP"] for s in seeds),
-            "a_minus_b": summarize(a[s]["mAP"] - b[s]["mAP"] for s in seeds)}
+    return {
+        "seeds": seeds,
+        "a": summarize(a[s]["mAP"] for s in seeds),
+        "b": summarize(b[s]["mAP"] for s in seeds),
+        "a_minus_b": summarize(a[s]["mAP"] - b[s]["mAP"] for s in seeds),
+    }
 
 
 def placements(runs: dict) -> dict:
@@ -69,16 +72,27 @@ def placements(runs: dict) -> dict:
 
 def markdown(result: dict, names: tuple[str, str]) -> str:
     p = result["paired"]
-    rows = [[f"seed {s}", f"{100 * x:.2f}", f"{100 * y:.2f}", f"{100 * (x - y):+.2f}"]
-            for s, x, y in zip(p["seeds"], p["a"]["values"], p["b"]["values"])]
+    rows = [
+        [f"seed {s}", f"{100 * x:.2f}", f"{100 * y:.2f}", f"{100 * (x - y):+.2f}"]
+        for s, x, y in zip(p["seeds"], p["a"]["values"], p["b"]["values"])
+    ]
     rows.append(["mean ± std", _text(p["a"]), _text(p["b"]), _text(p["a_minus_b"], signed=True)])
     tables = [report.markdown_table(("", *names, "A − B"), rows)]
     if result["placements"]:
-        tables.append(report.markdown_table(
-            (f"{names[0]}, same weights", "mAP", "centre inside, union", "visited cells kept"),
-            [[name, _text(r["mAP"]), _text(r["union_centre_inside"]),
-              _text(r["cells_kept"]) if "cells_kept" in r else "-"]
-             for name, r in result["placements"].items()]))
+        tables.append(
+            report.markdown_table(
+                (f"{names[0]}, same weights", "mAP", "centre inside, union", "visited cells kept"),
+                [
+                    [
+                        name,
+                        _text(r["mAP"]),
+                        _text(r["union_centre_inside"]),
+                        _text(r["cells_kept"]) if "cells_kept" in r else "-",
+                    ]
+                    for name, r in result["placements"].items()
+                ],
+            )
+        )
     return "\n\n".join(tables)
 
 

@@ -43,8 +43,17 @@ def main(argv):
     m, t = config.model, config.train
     examples, pass_size = training.training_examples(config)
     needed = FLAGS.warmup + FLAGS.batches
-    stream = pipeline.train_stream(examples, pass_size, 0, needed, t.batch_size, m.image_size,
-                                   m.crop_margin, t.seed, config.data.shuffle_buffer)
+    stream = pipeline.train_stream(
+        examples,
+        pass_size,
+        0,
+        needed,
+        t.batch_size,
+        m.image_size,
+        m.crop_margin,
+        t.seed,
+        config.data.shuffle_buffer,
+    )
     iterator = iter(stream)
     bar = keras.utils.Progbar(needed, unit_name="batch")
     for _ in range(FLAGS.warmup):
@@ -52,17 +61,33 @@ def main(argv):
         bar.add(1)
     pipeline_rate = _rate(iterator, FLAGS.batches, t.batch_size)
     bar.add(FLAGS.batches)
-    result = {"dataset": config.data.dataset, "image_size": m.image_size,
-              "batch_size": t.batch_size, "cpu_count": os.cpu_count(),
-              "pipeline_images_per_second": round(pipeline_rate, 1),
-              "batches_timed": FLAGS.batches}
+    result = {
+        "dataset": config.data.dataset,
+        "image_size": m.image_size,
+        "batch_size": t.batch_size,
+        "cpu_count": os.cpu_count(),
+        "pipeline_images_per_second": round(pipeline_rate, 1),
+        "batches_timed": FLAGS.batches,
+    }
 
     if FLAGS.model_steps:
         model = build_model(m, len(class_names(config)), seed=t.seed)
         model.compile(optimizer=keras.optimizers.Adam(t.learning_rate), jit_compile=False)
-        batch = next(iter(pipeline.train_stream(examples, pass_size, 0, 1, t.batch_size,
-                                                m.image_size, m.crop_margin, t.seed,
-                                                config.data.shuffle_buffer)))
+        batch = next(
+            iter(
+                pipeline.train_stream(
+                    examples,
+                    pass_size,
+                    0,
+                    1,
+                    t.batch_size,
+                    m.image_size,
+                    m.crop_margin,
+                    t.seed,
+                    config.data.shuffle_buffer,
+                )
+            )
+        )
         step = tf.function(model.train_step)
         step(batch)  # trace and warm up
         start = time.perf_counter()
@@ -70,14 +95,20 @@ def main(argv):
             logs = step(batch)
         float(logs["loss"])  # wait for the last step
         model_rate = FLAGS.model_steps * t.batch_size / (time.perf_counter() - start)
-        result.update(model_train_images_per_second=round(model_rate, 1),
-                      model_steps_timed=FLAGS.model_steps,
-                      pipeline_over_model=round(pipeline_rate / model_rate, 2))
+        result.update(
+            model_train_images_per_second=round(model_rate, 1),
+            model_steps_timed=FLAGS.model_steps,
+            pipeline_over_model=round(pipeline_rate / model_rate, 2),
+        )
 
     rows = [["input pipeline alone", f"{pipeline_rate:.1f}"]]
     if FLAGS.model_steps:
-        rows.append(["model training step (data in memory)",
-                     f"{result['model_train_images_per_second']:.1f}"])
+        rows.append(
+            [
+                "model training step (data in memory)",
+                f"{result['model_train_images_per_second']:.1f}",
+            ]
+        )
         rows.append(["pipeline / model", f"{result['pipeline_over_model']:.2f}x"])
     print(report.markdown_table(["what", "images / s"], rows))
     if FLAGS.output:
@@ -88,7 +119,8 @@ if __name__ == "__main__":
     rarl_flags.define_experiment_flags()
     flags.DEFINE_integer("batches", 50, "Batches timed after the warm-up.")
     flags.DEFINE_integer("warmup", 10, "Batches read before timing (fills prefetch buffers).")
-    flags.DEFINE_integer("model_steps", 10, "Training steps of the model timed for comparison "
-                         "(0: pipeline only).")
+    flags.DEFINE_integer(
+        "model_steps", 10, "Training steps of the model timed for comparison (0: pipeline only)."
+    )
     flags.DEFINE_string("output", None, "Write the figures as JSON here.")
     app.run(cli.user_errors_exit(main))

@@ -49,18 +49,24 @@ def main(argv):
     if not FLAGS.model_dir:
         raise ValueError("--model_dir is required (or --compare=REPORT.json,...)")
     if FLAGS.max_images < 1 or FLAGS.samples < 2:
-        raise ValueError(f"--max_images={FLAGS.max_images} / --samples={FLAGS.samples}: expected "
-                         f"at least 1 image and 2 samples")
+        raise ValueError(
+            f"--max_images={FLAGS.max_images} / --samples={FLAGS.samples}: expected "
+            f"at least 1 image and 2 samples"
+        )
     from rarl_tf.policy_report import markdown, policy_report
     from rarl_tf.run_files import load_trained
 
     model, config = load_trained(FLAGS.model_dir)
     if config.model.architecture != "rarl":
-        raise ValueError(f"{FLAGS.model_dir} holds a {config.model.architecture!r} model: the "
-                         f"policy report needs an RARL model (architecture rarl)")
+        raise ValueError(
+            f"{FLAGS.model_dir} holds a {config.model.architecture!r} model: the "
+            f"policy report needs an RARL model (architecture rarl)"
+        )
     if not config.data.dataset.startswith("cluttered_digits"):
-        raise ValueError(f"--model_dir was trained on {config.data.dataset}: the report needs "
-                         f"object boxes, which only cluttered_digits has here")
+        raise ValueError(
+            f"--model_dir was trained on {config.data.dataset}: the report needs "
+            f"object boxes, which only cluttered_digits has here"
+        )
     result = policy_report(model, config, FLAGS.max_images, FLAGS.samples, rho=FLAGS.rho)
     result["model_dir"] = FLAGS.model_dir
     table = markdown(result)
@@ -76,7 +82,11 @@ if __name__ == "__main__":
     flags.DEFINE_list("compare", [], "Report JSON files to tabulate side by side instead.")
     flags.DEFINE_integer("max_images", 512, "Test images to measure on.")
     flags.DEFINE_integer("samples", 8, "Sampled trajectories per image for the reward rows.")
-    flags.DEFINE_float("rho", 0.3, "Inhibition radius of the rows that add inhibition of return "
-                       "(random_inhibited, inhibition_on) where the model has none of its own.")
+    flags.DEFINE_float(
+        "rho",
+        0.3,
+        "Inhibition radius of the rows that add inhibition of return "
+        "(random_inhibited, inhibition_on) where the model has none of its own.",
+    )
     flags.DEFINE_string("output", None, "JSON path; default MODEL_DIR/policy_report.json.")
     app.run(cli.user_errors_exit(main))

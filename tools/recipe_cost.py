@@ -30,7 +30,7 @@ from absl import app, flags
 from rarl_tf import cli, run_files
 
 FLAGS = flags.FLAGS
-MB = 2.0 ** 20
+MB = 2.0**20
 
 
 def measure_recipe(path: str, batch: int, repeats: int, warmup: int) -> dict:
@@ -51,8 +51,9 @@ def measure_recipe(path: str, batch: int, repeats: int, warmup: int) -> dict:
     num_classes = 20
     keras.utils.set_random_seed(0)
     model = build_model(m, num_classes, seed=0)
-    model.compile(optimizer=optimizer_lib.adam(config.train, config.train.learning_rate),
-                  jit_compile=False)
+    model.compile(
+        optimizer=optimizer_lib.adam(config.train, config.train.learning_rate), jit_compile=False
+    )
     model.optimizer.build(model.trainable_variables)
     side = m.image_size - m.crop_margin
     rng = np.random.default_rng(0)
@@ -75,17 +76,26 @@ def measure_recipe(path: str, batch: int, repeats: int, warmup: int) -> dict:
             wall.append(time.perf_counter() - start)
             cpu.append(time.process_time() - start_cpu)
         peak = tf.config.experimental.get_memory_info("CPU:0")["peak"]
-        return {"seconds": statistics.median(wall), "cpu_seconds": statistics.median(cpu),
-                "peak_mb": (peak - before) / MB}
+        return {
+            "seconds": statistics.median(wall),
+            "cpu_seconds": statistics.median(cpu),
+            "peak_mb": (peak - before) / MB,
+        }
 
     parts = train_breakdown(model, images, tf.constant(labels), timed)
-    return {"recipe": path, "image_size": m.image_size, "train_crop": side, "batch": batch,
-            "params": int(model.count_params()),
-            "policy_params": int(sum(np.prod(v.shape)
-                                     for v in model.agent.policy.trainable_variables)),
-            "parts": parts,
-            "ru_maxrss_mb": {"after_build": built_rss, "end": resource.getrusage(
-                resource.RUSAGE_SELF).ru_maxrss / 1024}}
+    return {
+        "recipe": path,
+        "image_size": m.image_size,
+        "train_crop": side,
+        "batch": batch,
+        "params": int(model.count_params()),
+        "policy_params": int(sum(np.prod(v.shape) for v in model.agent.policy.trainable_variables)),
+        "parts": parts,
+        "ru_maxrss_mb": {
+            "after_build": built_rss,
+            "end": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        },
+    }
 
 
 def memory_estimate(result: dict, batch: int) -> dict:
@@ -97,18 +107,28 @@ def memory_estimate(result: dict, batch: int) -> dict:
     step_mb = result["parts"]["step"]["peak_mb"]
     per_image = max(step_mb - params_mb, 0.0) / result["batch"]
     total = 3 * params_mb + params_mb + per_image * batch
-    return {"batch": batch, "mb": total, "per_image_mb": per_image,
-            "arithmetic": f"3 x {params_mb:.0f} (weights, Adam m, v) + {params_mb:.0f} "
-                          f"(gradients) + {batch} x {per_image:.0f} (({step_mb:.0f} - "
-                          f"{params_mb:.0f}) / {result['batch']}) = {total:.0f} MB"}
+    return {
+        "batch": batch,
+        "mb": total,
+        "per_image_mb": per_image,
+        "arithmetic": f"3 x {params_mb:.0f} (weights, Adam m, v) + {params_mb:.0f} "
+        f"(gradients) + {batch} x {per_image:.0f} (({step_mb:.0f} - "
+        f"{params_mb:.0f}) / {result['batch']}) = {total:.0f} MB",
+    }
 
 
 def _child(path: str) -> dict:
     """`measure_recipe(path)` in a fresh process (its last stdout line is the JSON)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    command = [sys.executable, "-m", "tools.recipe_cost", f"--one={path}",
-               f"--batch={FLAGS.batch}", f"--repeats={FLAGS.repeats}",
-               f"--warmup={FLAGS.warmup}"]
+    command = [
+        sys.executable,
+        "-m",
+        "tools.recipe_cost",
+        f"--one={path}",
+        f"--batch={FLAGS.batch}",
+        f"--repeats={FLAGS.repeats}",
+        f"--warmup={FLAGS.warmup}",
+    ]
     result = subprocess.run(command, cwd=root, capture_output=True, text=True)
     if result.returncode != 0:
         raise cli.RunFailed(f"measuring {path} failed: {result.stderr[-2000:]}")
@@ -123,8 +143,11 @@ def ratios(rounds: list[dict], recipe: str, base: str) -> dict:
         out[part] = {}
         for key in ("seconds", "cpu_seconds", "peak_mb"):
             # A part whose peak is under the allocator's granularity reads 0: no ratio.
-            values = [r[recipe]["parts"][part][key] / r[base]["parts"][part][key]
-                      for r in rounds if r[base]["parts"][part][key] > 0]
+            values = [
+                r[recipe]["parts"][part][key] / r[base]["parts"][part][key]
+                for r in rounds
+                if r[base]["parts"][part][key] > 0
+            ]
             out[part][key] = statistics.median(values) if values else None
     return out
 
@@ -145,17 +168,24 @@ def main(argv):
             rounds[-1][path]["estimate_batch_16"] = memory_estimate(rounds[-1][path], 16)
             # Rewritten after every recipe: a run cut short keeps its complete rounds.
             complete = [r for r in rounds if len(r) == len(recipes)]
-            results = {"command": "python -m tools.recipe_cost " + " ".join(sys.argv[1:]),
-                       "rounds": rounds, "complete_rounds": len(complete),
-                       "ratios_to_first": {p: ratios(complete, p, recipes[0])
-                                           for p in recipes[1:]} if complete else None}
+            results = {
+                "command": "python -m tools.recipe_cost " + " ".join(sys.argv[1:]),
+                "rounds": rounds,
+                "complete_rounds": len(complete),
+                "ratios_to_first": {p: ratios(complete, p, recipes[0]) for p in recipes[1:]}
+                if complete
+                else None,
+            }
             run_files.write_json(FLAGS.output, results, 1)
     print(json.dumps(results["ratios_to_first"], indent=1))
 
 
 if __name__ == "__main__":
-    flags.DEFINE_list("recipes", ["voc_paper.flags", "voc.flags"],
-                      "Flagfiles to compare; ratios are to the first.")
+    flags.DEFINE_list(
+        "recipes",
+        ["voc_paper.flags", "voc.flags"],
+        "Flagfiles to compare; ratios are to the first.",
+    )
     flags.DEFINE_integer("batch", 2, "Training batch of the measured step.")
     flags.DEFINE_integer("repeats", 2, "Timed runs per part (the median is reported).")
     flags.DEFINE_integer("warmup", 1, "Untimed runs first (tracing, caches).")

@@ -32,14 +32,18 @@ def main(argv):
     buffer = io.BytesIO()
     np.save(buffer, images.astype(np.float32))
     run_files.write_bytes(FLAGS.output, buffer.getvalue())
-    print(f"{len(images)} {FLAGS.split} images {list(images.shape[1:])} written to "
-          f"{FLAGS.output}")
+    print(f"{len(images)} {FLAGS.split} images {list(images.shape[1:])} written to {FLAGS.output}")
 
 
 if __name__ == "__main__":
     rarl_flags.define_model_dir_flag()
-    flags.DEFINE_enum("split", "eval", ["train", "eval"], "The dataset split to read: the "
-                      "training split or the evaluation one (cluttered_digits: test).")
+    flags.DEFINE_enum(
+        "split",
+        "eval",
+        ["train", "eval"],
+        "The dataset split to read: the "
+        "training split or the evaluation one (cluttered_digits: test).",
+    )
     flags.DEFINE_integer("count", 500, "How many images (the first of the split).")
     flags.DEFINE_string("output", None, "Where to write the .npy file.", required=True)
     app.run(cli.user_errors_exit(main))

@@ -56,15 +56,21 @@ def _step_inputs(model, images):
     pair_views = tf.reshape(FULL_VIEW[None] + tf.zeros([images.shape[0], 1, 1]), [-1, 4])
     regions = [agent._crop(features, b) for b in boxes]
     embedded = [tf.reshape(agent._embed(r), [-1, k, agent.embed_dim]) for r in regions]
-    return dict(features=features, out=out, boxes=boxes, locations=locations,
-                pair_views=pair_views, regions=regions, embedded=embedded)
+    return dict(
+        features=features,
+        out=out,
+        boxes=boxes,
+        locations=locations,
+        pair_views=pair_views,
+        regions=regions,
+        embedded=embedded,
+    )
 
 
 def _lstm_states(agent, x, trajectories):
     """The T steps' region states h_r [E, k, H] and episode states [E, H], chained as in
     `RecurrentAttention.call`."""
-    state = [_repeat_rows(s, trajectories) for s in agent._start(x["features"],
-                                                                  x["pair_views"])]
+    state = [_repeat_rows(s, trajectories) for s in agent._start(x["features"], x["pair_views"])]
     region_states, episode_states = [], []
     for embedded, location in zip(x["embedded"], x["locations"]):
         episode_states.append(state[0])
@@ -79,12 +85,21 @@ def _placements(agent, states, locations, cells):
     of a forward pass, the policy's own state (if any) updated between steps as the agent
     does (`RecurrentAttention.call`)."""
     policy = agent.policy
-    memory = policy.remember(policy.initial_memory(states[0]), tf.zeros_like(locations[0]),
-                             states[0])
+    memory = policy.remember(
+        policy.initial_memory(states[0]), tf.zeros_like(locations[0]), states[0]
+    )
     placed = []
     for t, state in enumerate(states):
-        placed.append(policy(state, cells=cells, visited=locations[:t], sample=True,
-                             seed=agent._seed(True), memory=memory)[2:])
+        placed.append(
+            policy(
+                state,
+                cells=cells,
+                visited=locations[:t],
+                sample=True,
+                seed=agent._seed(True),
+                memory=memory,
+            )[2:]
+        )
         if t + 1 < len(states):
             memory = policy.remember(memory, locations[t], states[t + 1])
     return placed
@@ -114,25 +129,33 @@ def train_breakdown(model, images, labels, timed) -> dict[str, float]:
     backbone_vars = model.backbone.trainable_variables
     head_vars = agent.cls_head.trainable_variables + agent.policy.trainable_variables
     parts = {
-        "backbone": _forward_backward(lambda: model.backbone(images, training=True),
-                                      backbone_vars),
-        "crops": _forward_backward(lambda: [agent._crop(x["features"], b) for b in x["boxes"]]
-                                   + [agent._crop(x["features"], x["pair_views"])],
-                                   [x["features"]]),
-        "embedding": _forward_backward(lambda: [agent._embed(r) for r in x["regions"]],
-                                       agent.embed.trainable_variables + x["regions"]),
-        "lstm": _forward_backward(lambda: _lstm_states(agent, x, trajectories)[0],
-                                  (agent.cell.trainable_variables if agent.cell else [])
-                                  + x["embedded"]),
+        "backbone": _forward_backward(lambda: model.backbone(images, training=True), backbone_vars),
+        "crops": _forward_backward(
+            lambda: (
+                [agent._crop(x["features"], b) for b in x["boxes"]]
+                + [agent._crop(x["features"], x["pair_views"])]
+            ),
+            [x["features"]],
+        ),
+        "embedding": _forward_backward(
+            lambda: [agent._embed(r) for r in x["regions"]],
+            agent.embed.trainable_variables + x["regions"],
+        ),
+        "lstm": _forward_backward(
+            lambda: _lstm_states(agent, x, trajectories)[0],
+            (agent.cell.trainable_variables if agent.cell else []) + x["embedded"],
+        ),
         "heads": _forward_backward(heads, head_vars + h_r + h),
-        "loss": _forward_backward(lambda: model.compute_terms(out, labels)["loss"],
-                                  [out["view_logits"], out["region_logits"],
-                                   out["log_probs"], out["baselines"]]),
+        "loss": _forward_backward(
+            lambda: model.compute_terms(out, labels)["loss"],
+            [out["view_logits"], out["region_logits"], out["log_probs"], out["baselines"]],
+        ),
     }
     result = {name: timed(fn) for name, fn in parts.items()}
     zeros = [tf.zeros_like(v) for v in model.trainable_variables]
-    update = tf.function(lambda: model.optimizer.apply_gradients(
-        zip(zeros, model.trainable_variables)))
+    update = tf.function(
+        lambda: model.optimizer.apply_gradients(zip(zeros, model.trainable_variables))
+    )
     result["optimizer"] = timed(lambda: update())
     step = tf.function(model.train_step)
     result["step"] = timed(lambda: float(step((images, labels))["loss"]))

@@ -26,8 +26,10 @@ import tempfile
 
 ICD = os.path.join("usr", "lib", "chromium", "vk_swiftshader_icd.json")
 LOADER_DIR = os.path.join("usr", "lib", "x86_64-linux-gnu")
-PACKAGES = {"chromium-common": ("usr/lib/chromium/libvk_swiftshader.so", ICD),
-            "libvulkan1": (os.path.join(LOADER_DIR, "libvulkan.so.1"),)}
+PACKAGES = {
+    "chromium-common": ("usr/lib/chromium/libvk_swiftshader.so", ICD),
+    "libvulkan1": (os.path.join(LOADER_DIR, "libvulkan.so.1"),),
+}
 
 
 class Unavailable(RuntimeError):
@@ -36,13 +38,15 @@ class Unavailable(RuntimeError):
 
 def cache_dir() -> str:
     return os.environ.get("RARL_SWIFTSHADER_DIR") or os.path.join(
-        os.path.expanduser("~"), ".cache", "rarl-tf", "swiftshader")
+        os.path.expanduser("~"), ".cache", "rarl-tf", "swiftshader"
+    )
 
 
 def system_has_vulkan_loader() -> bool:
     try:
-        listing = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True,
-                                 check=False).stdout
+        listing = subprocess.run(
+            ["ldconfig", "-p"], capture_output=True, text=True, check=False
+        ).stdout
     except OSError:
         return False
     return "libvulkan.so.1 " in listing
@@ -52,11 +56,18 @@ def _fetch(package: str, keep, folder: str) -> None:
     """apt-get download + dpkg -x of `package`; copies the `keep` files into `folder`."""
     for tool in ("apt-get", "dpkg"):
         if shutil.which(tool) is None:
-            raise Unavailable(f"{tool} not found: the SwiftShader device is fetched from "
-                              f"Debian's {package} package")
+            raise Unavailable(
+                f"{tool} not found: the SwiftShader device is fetched from "
+                f"Debian's {package} package"
+            )
     with tempfile.TemporaryDirectory() as staging:
-        done = subprocess.run(["apt-get", "download", package], cwd=staging,
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            ["apt-get", "download", package],
+            cwd=staging,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         debs = glob.glob(os.path.join(staging, f"{package}_*.deb"))
         if done.returncode != 0 or not debs:
             last = (done.stderr.strip().splitlines() or ["no .deb written"])[-1]
@@ -100,7 +111,8 @@ def gpu_env(base: dict | None = None, folder: str | None = None) -> dict:
     if not system_has_vulkan_loader():
         loader = os.path.join(folder, LOADER_DIR)
         env["LD_LIBRARY_PATH"] = os.pathsep.join(
-            p for p in (loader, env.get("LD_LIBRARY_PATH", "")) if p)
+            p for p in (loader, env.get("LD_LIBRARY_PATH", "")) if p
+        )
     return env
 
 

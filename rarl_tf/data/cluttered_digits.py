@@ -83,8 +83,9 @@ def _overlaps(box, boxes, max_iou: float = 0.1) -> bool:
     return False
 
 
-def _digit_shape(rng: np.random.Generator, size: int, ratio: float,
-                 long_sides: tuple[float, float] | None) -> tuple[int, int]:
+def _digit_shape(
+    rng: np.random.Generator, size: int, ratio: float, long_sides: tuple[float, float] | None
+) -> tuple[int, int]:
     """(height, width) in pixels of a digit of aspect ratio `ratio` (width / height)."""
     if long_sides is not None:
         longest = int(rng.integers(round(size * long_sides[0]), round(size * long_sides[1]) + 1))
@@ -98,9 +99,15 @@ def _digit_shape(rng: np.random.Generator, size: int, ratio: float,
     return height, width
 
 
-def make_canvas(rng: np.random.Generator, glyphs: np.ndarray, targets: np.ndarray,
-                pool: np.ndarray, size: int, max_digits: int = 4,
-                long_sides: tuple[float, float] | None = None) -> dict:
+def make_canvas(
+    rng: np.random.Generator,
+    glyphs: np.ndarray,
+    targets: np.ndarray,
+    pool: np.ndarray,
+    size: int,
+    max_digits: int = 4,
+    long_sides: tuple[float, float] | None = None,
+) -> dict:
     """One example: 1 to `max_digits` digits drawn from `pool` (rows of `glyphs`
     [1797, 8, 8] in [0, 1]), sized by `_digit_shape`."""
     canvas = np.zeros((size, size, 3), np.float32)
@@ -108,11 +115,11 @@ def make_canvas(rng: np.random.Generator, glyphs: np.ndarray, targets: np.ndarra
     for _ in range(rng.integers(4, 9)):
         glyph = glyphs[rng.choice(pool)]
         fy, fx = rng.integers(0, 5, size=2)
-        frag = glyph[fy:fy + rng.integers(3, 5), fx:fx + rng.integers(3, 5)]
+        frag = glyph[fy : fy + rng.integers(3, 5), fx : fx + rng.integers(3, 5)]
         side = int(rng.integers(size // 16, size // 8 + 1))
         frag = _resize(frag, side, side) * rng.uniform(0.15, 0.35)
         y, x = rng.integers(0, size - side, size=2)
-        canvas[y:y + side, x:x + side] += frag[..., None] * rng.uniform(0.5, 1.0, 3)
+        canvas[y : y + side, x : x + side] += frag[..., None] * rng.uniform(0.5, 1.0, 3)
 
     boxes, labels, sources = [], [], []
     for _ in range(rng.integers(1, max_digits + 1)):
@@ -127,8 +134,8 @@ def make_canvas(rng: np.random.Generator, glyphs: np.ndarray, targets: np.ndarra
         else:
             continue  # no room left; fewer digits on this canvas
         digit = _resize(glyphs[row], height, width)[..., None] * rng.uniform(0.55, 1.0, 3)
-        region = canvas[y:y + height, x:x + width]
-        canvas[y:y + height, x:x + width] = np.maximum(region, digit)
+        region = canvas[y : y + height, x : x + width]
+        canvas[y : y + height, x : x + width] = np.maximum(region, digit)
         boxes.append(box)
         labels.append(int(targets[row]))
         sources.append(row)
@@ -138,9 +145,11 @@ def make_canvas(rng: np.random.Generator, glyphs: np.ndarray, targets: np.ndarra
     return {
         "image": np.uint8(np.clip(canvas, 0.0, 1.0) * 255),
         "labels": multi_hot,
-        "objects": {"bbox": np.asarray(boxes, np.float32).reshape(-1, 4) / size,
-                    "label": np.asarray(labels, np.int64),
-                    "source_index": np.asarray(sources, np.int64)},
+        "objects": {
+            "bbox": np.asarray(boxes, np.float32).reshape(-1, 4) / size,
+            "label": np.asarray(labels, np.int64),
+            "source_index": np.asarray(sources, np.int64),
+        },
     }
 
 
@@ -152,36 +161,53 @@ class ClutteredDigits(tfds.core.GeneratorBasedBuilder):
     BUILDER_CONFIGS = [
         ClutteredDigitsConfig(name="default", description="128 px, 10000 train / 2000 test"),
         # For smoke tests and quick looks: generated in about a second.
-        ClutteredDigitsConfig(name="small", description="64 px, 256 train / 64 test",
-                              canvas_size=64, num_train=256, num_test=64),
+        ClutteredDigitsConfig(
+            name="small",
+            description="64 px, 256 train / 64 test",
+            canvas_size=64,
+            num_train=256,
+            num_test=64,
+        ),
         # Objects as large as VOC's, relative to the image: 1 to 3 digits whose longer side is
         # a third to two thirds of the canvas (fewer where they do not fit apart).
-        ClutteredDigitsConfig(name="large", description="128 px, 10000 train / 2000 test, "
-                              "1-3 digits, longer side 1/3 to 2/3 of the canvas",
-                              max_digits=3, long_sides=(1 / 3, 2 / 3)),
+        ClutteredDigitsConfig(
+            name="large",
+            description="128 px, 10000 train / 2000 test, "
+            "1-3 digits, longer side 1/3 to 2/3 of the canvas",
+            max_digits=3,
+            long_sides=(1 / 3, 2 / 3),
+        ),
     ]
 
     def _info(self) -> tfds.core.DatasetInfo:
         size = self.builder_config.canvas_size
         return self.dataset_info_from_configs(
             description=__doc__,
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(size, size, 3), encoding_format="png"),
-                "labels": tfds.features.Tensor(shape=(NUM_CLASSES,), dtype=np.float32),
-                "objects": tfds.features.Sequence({
-                    "bbox": tfds.features.BBoxFeature(),
-                    "label": tfds.features.ClassLabel(names=[str(d) for d in range(NUM_CLASSES)]),
-                    "source_index": np.int64,
-                }),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(size, size, 3), encoding_format="png"),
+                    "labels": tfds.features.Tensor(shape=(NUM_CLASSES,), dtype=np.float32),
+                    "objects": tfds.features.Sequence(
+                        {
+                            "bbox": tfds.features.BBoxFeature(),
+                            "label": tfds.features.ClassLabel(
+                                names=[str(d) for d in range(NUM_CLASSES)]
+                            ),
+                            "source_index": np.int64,
+                        }
+                    ),
+                }
+            ),
             supervised_keys=("image", "labels"),
         )
 
     def _split_generators(self, dl_manager):
         del dl_manager  # generated from scikit-learn's bundled digits
         config = self.builder_config
-        return {"train": self._generate_examples("train", config.num_train),
-                "test": self._generate_examples("test", config.num_test)}
+        return {
+            "train": self._generate_examples("train", config.num_train),
+            "test": self._generate_examples("test", config.num_test),
+        }
 
     def _generate_examples(self, split: str, count: int):
         from sklearn.datasets import load_digits
@@ -192,5 +218,15 @@ class ClutteredDigits(tfds.core.GeneratorBasedBuilder):
         pool = source_pools(config.seed)[split]
         rng = np.random.default_rng([config.seed, 0 if split == "train" else 1])
         for index in range(count):
-            yield index, make_canvas(rng, glyphs, targets, pool, config.canvas_size,
-                                     config.max_digits, config.long_sides)
+            yield (
+                index,
+                make_canvas(
+                    rng,
+                    glyphs,
+                    targets,
+                    pool,
+                    config.canvas_size,
+                    config.max_digits,
+                    config.long_sides,
+                ),
+            )

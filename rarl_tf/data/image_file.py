@@ -12,9 +12,13 @@ import errno
 import os
 import stat
 
-_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
-          (stat.S_ISDIR, "a directory"))
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+)
 
 
 def _kind(mode: int) -> str:
@@ -40,8 +44,9 @@ def open_regular(path: str) -> int:
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        raise ValueError(f"cannot read image {path}: it is {_kind(mode)}, not a regular file "
-                         f"(skipped)")
+        raise ValueError(
+            f"cannot read image {path}: it is {_kind(mode)}, not a regular file (skipped)"
+        )
     os.set_blocking(fd, True)
     return fd
 

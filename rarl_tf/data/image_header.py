@@ -26,7 +26,7 @@ _PAD = b"\x00" * 32
 def _uint(padded: tf.Tensor, start: int, length: int, big_endian: bool) -> tf.Tensor:
     """The unsigned integer stored in bytes [start, start + length) of `padded`, as int64."""
     raw = tf.cast(tf.io.decode_raw(tf.strings.substr(padded, start, length), tf.uint8), tf.int64)
-    powers = [256 ** i for i in range(length)]
+    powers = [256**i for i in range(length)]
     weights = tf.constant(powers[::-1] if big_endian else powers, tf.int64)
     return tf.reduce_sum(raw * weights)
 
@@ -54,9 +54,15 @@ def _webp_shape(padded: tf.Tensor) -> tf.Tensor:
     canvas = tf.stack([_uint(padded, 27, 3, False) + 1, _uint(padded, 24, 3, False) + 1])
     extended = tf.where(animated, tf.constant([-1, -1], tf.int64), canvas)
     unknown = tf.constant([-1, -1], tf.int64)
-    return tf.where(tf.equal(chunk, b"VP8 "), lossy,
-                    tf.where(tf.equal(chunk, b"VP8L"), lossless,
-                             tf.where(tf.equal(chunk, b"VP8X"), extended, unknown)))
+    return tf.where(
+        tf.equal(chunk, b"VP8 "),
+        lossy,
+        tf.where(
+            tf.equal(chunk, b"VP8L"),
+            lossless,
+            tf.where(tf.equal(chunk, b"VP8X"), extended, unknown),
+        ),
+    )
 
 
 def header_shape(data: tf.Tensor) -> tf.Tensor:
@@ -67,23 +73,29 @@ def header_shape(data: tf.Tensor) -> tf.Tensor:
     """
     padded = tf.strings.join([data, _PAD])
     is_png = tf.equal(tf.strings.substr(padded, 0, 8), PNG_SIGNATURE) & tf.equal(
-        tf.strings.substr(padded, 12, 4), b"IHDR")
+        tf.strings.substr(padded, 12, 4), b"IHDR"
+    )
     is_bmp = tf.equal(tf.strings.substr(padded, 0, 2), b"BM")
     is_webp = tf.equal(tf.strings.substr(padded, 0, 4), b"RIFF") & tf.equal(
-        tf.strings.substr(padded, 8, 4), b"WEBP")
+        tf.strings.substr(padded, 8, 4), b"WEBP"
+    )
     # PNG IHDR: big-endian width then height at byte 16.
     png = tf.stack([_uint(padded, 20, 4, True), _uint(padded, 16, 4, True)])
     unknown = tf.constant([-1, -1], tf.int64)
-    other = tf.where(is_png, png, tf.where(is_bmp, _bmp_shape(padded),
-                                           tf.where(is_webp, _webp_shape(padded), unknown)))
+    other = tf.where(
+        is_png,
+        png,
+        tf.where(is_bmp, _bmp_shape(padded), tf.where(is_webp, _webp_shape(padded), unknown)),
+    )
     # extract_jpeg_shape fails on non-JPEG bytes, so it only runs for JPEGs.
-    return tf.cond(tf.io.is_jpeg(data),
-                   lambda: tf.cast(tf.io.extract_jpeg_shape(data)[:2], tf.int64),
-                   lambda: other)
+    return tf.cond(
+        tf.io.is_jpeg(data),
+        lambda: tf.cast(tf.io.extract_jpeg_shape(data)[:2], tf.int64),
+        lambda: other,
+    )
 
 
-def check_size(data: tf.Tensor, max_pixels: int, name: tf.Tensor | str | None = None
-               ) -> tf.Tensor:
+def check_size(data: tf.Tensor, max_pixels: int, name: tf.Tensor | str | None = None) -> tf.Tensor:
     """Raises InvalidArgumentError (when run) unless `data` is a supported image of at most
     `max_pixels` pixels; returns its (height, width), int64 [2].
 
@@ -97,20 +109,33 @@ def check_size(data: tf.Tensor, max_pixels: int, name: tf.Tensor | str | None = 
     pixels = tf.cast(shape[0], tf.float64) * tf.cast(shape[1], tf.float64)
     over = known & (pixels > float(max_pixels))
     if name is not None:
+
         def warn():
-            tf.print("warning: skipped image", name, ": its header declares", shape[0], "x",
-                     shape[1], f"pixels, more than --max_pixels={max_pixels}",
-                     output_stream=sys.stderr)
+            tf.print(
+                "warning: skipped image",
+                name,
+                ": its header declares",
+                shape[0],
+                "x",
+                shape[1],
+                f"pixels, more than --max_pixels={max_pixels}",
+                output_stream=sys.stderr,
+            )
             return tf.constant(True)
 
         tf.cond(over, warn, lambda: tf.constant(False))
     supported = tf.debugging.Assert(
-        known, [f"image could not be decoded: expected {FORMATS} bytes"], summarize=1)
+        known, [f"image could not be decoded: expected {FORMATS} bytes"], summarize=1
+    )
     with tf.control_dependencies([supported]):
         small = tf.debugging.Assert(
             tf.logical_not(over),
-            [f"image refused: more than {max_pixels} pixels (--max_pixels); its header declares",
-             shape], summarize=2)
+            [
+                f"image refused: more than {max_pixels} pixels (--max_pixels); its header declares",
+                shape,
+            ],
+            summarize=2,
+        )
     with tf.control_dependencies([small]):
         return tf.identity(shape)
 

@@ -47,8 +47,11 @@ def _image_name(position: tf.Tensor, example: dict) -> tf.Tensor:
     return tf.strings.join(["at position ", tf.strings.as_string(position)])
 
 
-def decode(examples: tf.data.Dataset, counter: SkipCounter | None = None,
-           max_pixels: int = DEFAULT_MAX_PIXELS) -> tf.data.Dataset:
+def decode(
+    examples: tf.data.Dataset,
+    counter: SkipCounter | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> tf.data.Dataset:
     """Decodes `example["image"]` (JPEG, PNG, BMP or still WebP bytes) to uint8 [H, W, 3].
 
     Elements whose image does not decode, or whose header declares more than `max_pixels`
@@ -59,13 +62,13 @@ def decode(examples: tf.data.Dataset, counter: SkipCounter | None = None,
     # An end marker (a valid 1x1 PNG) follows the last example: when it leaves the decoder,
     # every example has been judged, so failures at the very end are counted too.
     end = examples.take(1).map(
-        lambda ex: (True, {**ex, "image": tf.io.encode_png(tf.zeros([1, 1, 3], tf.uint8))}))
+        lambda ex: (True, {**ex, "image": tf.io.encode_png(tf.zeros([1, 1, 3], tf.uint8))})
+    )
     positioned = examples.map(lambda ex: (False, ex)).concatenate(end).enumerate()
 
     def decode_one(position, marked):
         is_end, example = marked
-        image = image_header.decode(example["image"], max_pixels,
-                                    _image_name(position, example))
+        image = image_header.decode(example["image"], max_pixels, _image_name(position, example))
         return position, is_end, {**example, "image": image}
 
     def count(position, is_end, example):
@@ -104,10 +107,19 @@ def augment(image: tf.Tensor, seed: tf.Tensor, image_size: int, crop_margin: int
     return tf.image.stateless_random_flip_left_right(image, seed=seed[::-1])
 
 
-def train_stream(examples: tf.data.Dataset, pass_size: int, start_step: int, total_steps: int,
-                 batch_size: int, image_size: int, crop_margin: int, seed: int,
-                 shuffle_buffer: int = 2048, counter: SkipCounter | None = None,
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> tf.data.Dataset:
+def train_stream(
+    examples: tf.data.Dataset,
+    pass_size: int,
+    start_step: int,
+    total_steps: int,
+    batch_size: int,
+    image_size: int,
+    crop_margin: int,
+    seed: int,
+    shuffle_buffer: int = 2048,
+    counter: SkipCounter | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> tf.data.Dataset:
     """Training batches from global step `start_step` up to `total_steps`.
 
     Args:
@@ -125,15 +137,18 @@ def train_stream(examples: tf.data.Dataset, pass_size: int, start_step: int, tot
       configured number of steps.
     """
     if pass_size < batch_size:
-        raise ValueError(f"the training split has {pass_size} usable images, fewer than one batch "
-                         f"(--batch_size={batch_size})")
+        raise ValueError(
+            f"the training split has {pass_size} usable images, fewer than one batch "
+            f"(--batch_size={batch_size})"
+        )
     first = start_step * batch_size
     last = total_steps * batch_size  # exclusive
 
     def one_pass(pass_index: int) -> tf.data.Dataset:
         # A Python int seed: tf.data's shuffle does not take a tensor seed.
-        shuffled = examples.shuffle(shuffle_buffer, seed=seed * 1_000_003 + pass_index,
-                                    reshuffle_each_iteration=False)
+        shuffled = examples.shuffle(
+            shuffle_buffer, seed=seed * 1_000_003 + pass_index, reshuffle_each_iteration=False
+        )
         # Stream indices: an image's augmentation depends only on where in the stream it is.
         indices = tf.data.Dataset.range(pass_index * pass_size, (pass_index + 1) * pass_size)
         return tf.data.Dataset.zip(indices, shuffled)
@@ -150,8 +165,9 @@ def train_stream(examples: tf.data.Dataset, pass_size: int, start_step: int, tot
         seed_pair = tf.stack([tf.constant(seed, tf.int64), example["index"]])
         return augment(example["image"], seed_pair, image_size, crop_margin), example["labels"]
 
-    ds = decode(stream, counter, max_pixels).map(prepare, num_parallel_calls=AUTOTUNE,
-                                                 deterministic=True)
+    ds = decode(stream, counter, max_pixels).map(
+        prepare, num_parallel_calls=AUTOTUNE, deterministic=True
+    )
     # drop_remainder: every step sees the same global batch, which tf.distribute needs to split.
     ds = ds.batch(batch_size, drop_remainder=True).take(total_steps - start_step)
     return ds.prefetch(AUTOTUNE)
@@ -160,17 +176,26 @@ def train_stream(examples: tf.data.Dataset, pass_size: int, start_step: int, tot
 def with_ids(examples: tf.data.Dataset) -> tf.data.Dataset:
     """`examples` with an "id" each: its file name where the source keeps one, else
     "position N" (its place in `examples`), so a dropped image can be named afterwards."""
+
     def add_id(position, example):
-        name = (example["name"] if "name" in example else
-                tf.strings.join(["position ", tf.strings.as_string(position)]))
+        name = (
+            example["name"]
+            if "name" in example
+            else tf.strings.join(["position ", tf.strings.as_string(position)])
+        )
         return {**example, "id": name}
 
     return examples.enumerate().map(add_id)
 
 
-def eval_batches(examples: tf.data.Dataset, image_size: int, batch_size: int,
-                 counter: SkipCounter | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 ids: bool = False) -> tf.data.Dataset:
+def eval_batches(
+    examples: tf.data.Dataset,
+    image_size: int,
+    batch_size: int,
+    counter: SkipCounter | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    ids: bool = False,
+) -> tf.data.Dataset:
     """(images [B, N, N, 3] float32, labels [B, C], ignore [B, C] bool), in dataset order;
     with `ids`, a fourth element: the images' ids [B] string (`with_ids`).
 
@@ -178,7 +203,12 @@ def eval_batches(examples: tf.data.Dataset, image_size: int, batch_size: int,
     if ids:
         examples = with_ids(examples)
     ds = decode(examples, counter, max_pixels).map(
-        lambda ex: (resize(ex["image"], image_size), ex["labels"], ex["ignore"],
-                    *((ex["id"],) if ids else ())),
-        num_parallel_calls=AUTOTUNE)
+        lambda ex: (
+            resize(ex["image"], image_size),
+            ex["labels"],
+            ex["ignore"],
+            *((ex["id"],) if ids else ()),
+        ),
+        num_parallel_calls=AUTOTUNE,
+    )
     return ds.batch(batch_size).prefetch(AUTOTUNE)

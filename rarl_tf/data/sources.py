@@ -36,8 +36,9 @@ class Source:
     load: Callable[..., tf.data.Dataset]
 
 
-def _voc_dir(split: str, data_dir: str | None, shuffle_files: bool, seed: int,
-             download: bool = False) -> tf.data.Dataset:
+def _voc_dir(
+    split: str, data_dir: str | None, shuffle_files: bool, seed: int, download: bool = False
+) -> tf.data.Dataset:
     del download  # the files are already on disk
     return voc_dir.load(data_dir, split, shuffle_files, seed)
 
@@ -45,17 +46,19 @@ def _voc_dir(split: str, data_dir: str | None, shuffle_files: bool, seed: int,
 _DIGITS = tuple(str(d) for d in range(10))
 SOURCES: dict[str, Source] = {
     "cluttered_digits": Source(
-        _DIGITS, "train", "test",
-        functools.partial(tfds_sources.load_cluttered_digits, "default")),
+        _DIGITS, "train", "test", functools.partial(tfds_sources.load_cluttered_digits, "default")
+    ),
     "cluttered_digits/small": Source(
-        _DIGITS, "train", "test", functools.partial(tfds_sources.load_cluttered_digits, "small")),
+        _DIGITS, "train", "test", functools.partial(tfds_sources.load_cluttered_digits, "small")
+    ),
     "cluttered_digits/large": Source(
-        _DIGITS, "train", "test", functools.partial(tfds_sources.load_cluttered_digits, "large")),
+        _DIGITS, "train", "test", functools.partial(tfds_sources.load_cluttered_digits, "large")
+    ),
     # Paper: train on VOC07 trainval, test on test; COCO train / val2014.
-    "voc2007": Source(voc_dir.VOC_CLASSES, "train+validation", "test",
-                      tfds_sources.load_voc2007),
-    "coco2014": Source(tfds_sources.COCO_CLASSES, "train", "validation",
-                       tfds_sources.load_coco2014),
+    "voc2007": Source(voc_dir.VOC_CLASSES, "train+validation", "test", tfds_sources.load_voc2007),
+    "coco2014": Source(
+        tfds_sources.COCO_CLASSES, "train", "validation", tfds_sources.load_coco2014
+    ),
     "voc_dir": Source(voc_dir.VOC_CLASSES, "trainval", "test", _voc_dir),
 }
 

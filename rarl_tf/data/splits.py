@@ -27,8 +27,9 @@ def split_name(dataset: str, role: str) -> str:
     raise ValueError(f"split {role!r} is not allowed: expected one of {ROLES}")
 
 
-def load_split(config: ExperimentConfig, split: str, *, shuffle_files: bool = False
-               ) -> tf.data.Dataset:
+def load_split(
+    config: ExperimentConfig, split: str, *, shuffle_files: bool = False
+) -> tf.data.Dataset:
     """The examples of `config`'s dataset in its training or evaluation split.
 
     Args:
@@ -43,9 +44,13 @@ def load_split(config: ExperimentConfig, split: str, *, shuffle_files: bool = Fa
     """
     data = config.data
     source = get_source(data.dataset)
-    return source.load(split_name(data.dataset, split), data.data_dir,
-                       shuffle_files=shuffle_files, seed=config.train.seed,
-                       download=data.download)
+    return source.load(
+        split_name(data.dataset, split),
+        data.data_dir,
+        shuffle_files=shuffle_files,
+        seed=config.train.seed,
+        download=data.download,
+    )
 
 
 def class_names(config: ExperimentConfig) -> tuple[str, ...]:

@@ -29,9 +29,28 @@ from rarl_tf.data.labels import voc_labels
 logger = logging.getLogger(__name__)
 
 # The VOC devkit's class order (VOCinit.m), which tensorflow-datasets' voc/2007 also uses.
-VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
-               "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
-               "sheep", "sofa", "train", "tvmonitor")
+VOC_CLASSES = (
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+)
 
 
 class AnnotationError(ValueError):
@@ -52,8 +71,7 @@ def parse_annotation(path: str) -> list[tuple[str, bool]]:
     for obj in root.iter("object"):
         name = (obj.findtext("name") or "").strip()
         if name not in VOC_CLASSES:
-            raise AnnotationError(f"{path}: object class {name!r} is not one of the 20 VOC "
-                                  f"classes")
+            raise AnnotationError(f"{path}: object class {name!r} is not one of the 20 VOC classes")
         objects.append((name, (obj.findtext("difficult") or "0").strip() == "1"))
     return objects
 
@@ -97,13 +115,16 @@ def read_split(root: str, split: str) -> VocSplit:
     Cached: training reads the split once per pass, and the warnings should appear once.
     """
     if not root or not os.path.isdir(root):
-        raise FileNotFoundError(f"--data_dir={root!r} is not a directory: --dataset=voc_dir needs "
-                                f"the VOC folder holding JPEGImages/, Annotations/ and "
-                                f"ImageSets/Main/ (e.g. VOCdevkit/VOC2007)")
+        raise FileNotFoundError(
+            f"--data_dir={root!r} is not a directory: --dataset=voc_dir needs "
+            f"the VOC folder holding JPEGImages/, Annotations/ and "
+            f"ImageSets/Main/ (e.g. VOCdevkit/VOC2007)"
+        )
     list_file = os.path.join(root, "ImageSets", "Main", f"{split}.txt")
     if not os.path.exists(list_file):
-        raise FileNotFoundError(f"{list_file} not found: a VOC folder lists its {split} images "
-                                f"there, one id per line")
+        raise FileNotFoundError(
+            f"{list_file} not found: a VOC folder lists its {split} images there, one id per line"
+        )
     with open(list_file) as f:
         ids = [line.split()[0] for line in f if line.strip()]
 
@@ -127,8 +148,13 @@ def read_split(root: str, split: str) -> VocSplit:
         labels.append(image_labels)
         ignore.append(image_ignore)
     if skipped:
-        logger.warning("%s/%s: skipped %d of %d images (see the warnings above)", root, split,
-                       len(skipped), len(ids))
+        logger.warning(
+            "%s/%s: skipped %d of %d images (see the warnings above)",
+            root,
+            split,
+            len(skipped),
+            len(ids),
+        )
     if not paths:
         raise FileNotFoundError(f"{list_file}: none of its {len(ids)} images could be read")
     return VocSplit(tuple(paths), np.stack(labels), np.stack(ignore), tuple(skipped))
@@ -145,8 +171,15 @@ def load(root: str, split: str, shuffle_files: bool, seed: int) -> tf.data.Datas
     if shuffle_files:
         order = np.random.default_rng(seed).permutation(order)
     paths = np.asarray(data.image_paths)[order]
-    ds = tf.data.Dataset.from_tensor_slices({"path": paths, "labels": data.labels[order],
-                                             "ignore": data.ignore[order]})
-    return ds.map(lambda ex: {"image": tf.io.read_file(ex["path"]), "labels": ex["labels"],
-                              "ignore": ex["ignore"], "name": ex["path"]},
-                  num_parallel_calls=tf.data.AUTOTUNE)
+    ds = tf.data.Dataset.from_tensor_slices(
+        {"path": paths, "labels": data.labels[order], "ignore": data.ignore[order]}
+    )
+    return ds.map(
+        lambda ex: {
+            "image": tf.io.read_file(ex["path"]),
+            "labels": ex["labels"],
+            "ignore": ex["ignore"],
+            "name": ex["path"],
+        },
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )

@@ -40,8 +40,14 @@ CROP_MODES = ("crop_and_resize", "matmul")
 # Argument defaults are the config's (the paper's), kept in one place: config.py.
 _M = ModelConfig()
 # The `LocationPolicy` arguments a configuration sets (the agent sets the others).
-POLICY_ARGUMENTS = ("loc_std", "locations", "loc_head", "loc_hidden", "loc_grid",
-                    "inhibition_radius")
+POLICY_ARGUMENTS = (
+    "loc_std",
+    "locations",
+    "loc_head",
+    "loc_hidden",
+    "loc_grid",
+    "inhibition_radius",
+)
 
 
 def _repeat_rows(x: tf.Tensor, k: int) -> tf.Tensor:
@@ -91,17 +97,29 @@ class RecurrentAttention(keras.layers.Layer):
         agent's own arguments (configurations written before 2026-11-27) they land here.
     """
 
-    def __init__(self, num_classes: int, anchor_sizes: Sequence[float] = _M.anchor_sizes,
-                 aspect_ratios: Sequence[float] = _M.aspect_ratios,
-                 num_steps: int = _M.num_steps, crop_size: int = _M.crop_size,
-                 embed_dim: int = _M.embed_dim, lstm_units: int = _M.lstm_units,
-                 crop_mode: str = "crop_and_resize", region_pool: str = _M.region_pool,
-                 recurrence: str = _M.recurrence, location_input: bool = _M.location_input,
-                 context_grid: bool = _M.context_grid, seed: int | None = None,
-                 policy: dict | None = None, **kwargs):
+    def __init__(
+        self,
+        num_classes: int,
+        anchor_sizes: Sequence[float] = _M.anchor_sizes,
+        aspect_ratios: Sequence[float] = _M.aspect_ratios,
+        num_steps: int = _M.num_steps,
+        crop_size: int = _M.crop_size,
+        embed_dim: int = _M.embed_dim,
+        lstm_units: int = _M.lstm_units,
+        crop_mode: str = "crop_and_resize",
+        region_pool: str = _M.region_pool,
+        recurrence: str = _M.recurrence,
+        location_input: bool = _M.location_input,
+        context_grid: bool = _M.context_grid,
+        seed: int | None = None,
+        policy: dict | None = None,
+        **kwargs,
+    ):
         # Configurations written before 2026-11-27 give the policy's arguments as the agent's.
-        policy = {**(policy or {}), **{name: kwargs.pop(name) for name in POLICY_ARGUMENTS
-                                       if name in kwargs}}
+        policy = {
+            **(policy or {}),
+            **{name: kwargs.pop(name) for name in POLICY_ARGUMENTS if name in kwargs},
+        }
         super().__init__(**kwargs)
         if crop_mode not in CROP_MODES:
             raise ValueError(f"crop_mode={crop_mode!r}; expected one of {CROP_MODES}")
@@ -126,22 +144,34 @@ class RecurrentAttention(keras.layers.Layer):
         self.anchor_px = anchors_lib.anchor_shapes(self.anchor_sizes, self.aspect_ratios)
         self.num_anchors = len(self.anchor_px)
         self.embed = keras.layers.Dense(embed_dim, activation="relu", name="embed")
-        self.cell = (keras.layers.LSTMCell(lstm_units, name="lstm_cell")
-                     if recurrence != "none" else None)
+        self.cell = (
+            keras.layers.LSTMCell(lstm_units, name="lstm_cell") if recurrence != "none" else None
+        )
         self.cls_head = keras.layers.Dense(num_classes, name="cls_head")
-        self.context_embed = (keras.layers.Dense(embed_dim, activation="relu",
-                                                 name="context_embed")
-                              if self.context_grid else None)
+        self.context_embed = (
+            keras.layers.Dense(embed_dim, activation="relu", name="context_embed")
+            if self.context_grid
+            else None
+        )
         # With recurrence="localisation_only" the LSTM serves the policy alone, so REINFORCE
         # trains it too (its input is cut from the trunk in `_step` instead).
-        self.policy = LocationPolicy(**policy, cell_width=embed_dim,
-                                     train_state=recurrence == "localisation_only",
-                                     name="policy")
+        self.policy = LocationPolicy(
+            **policy,
+            cell_width=embed_dim,
+            train_state=recurrence == "localisation_only",
+            name="policy",
+        )
         # Weight files name these layers as the agent's own (runs before 2026-11-27). Keras
         # saves a layer under the first attribute path it walks, in sorted order, so these
         # names, which sort before "policy", keep every file's paths.
-        for name in ("loc_head", "loc_hidden_layer", "loc_cell", "loc_state", "loc_score",
-                     "baseline_head"):
+        for name in (
+            "loc_head",
+            "loc_hidden_layer",
+            "loc_cell",
+            "loc_state",
+            "loc_score",
+            "baseline_head",
+        ):
             setattr(self, name, getattr(self.policy, name))
         # The agent owns the sampler's state (its path in checkpoints), the policy draws from it.
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -155,8 +185,9 @@ class RecurrentAttention(keras.layers.Layer):
         state = self.embed_dim if self.cell is None else self.lstm_units
         if self.cell is not None:
             self.cell.build((None, self.embed_dim + (2 if self.location_input else 0)))
-        self.cls_head.build((None, self.lstm_units if self.recurrence == "lstm"
-                             else self.embed_dim))
+        self.cls_head.build(
+            (None, self.lstm_units if self.recurrence == "lstm" else self.embed_dim)
+        )
         self.policy.build((None, state), channels)
         self.built = True
 
@@ -176,8 +207,9 @@ class RecurrentAttention(keras.layers.Layer):
         reach the backbone (see `LocationPolicy.call`)."""
         if not self.policy.spatial:
             return None
-        return self.policy.cell_terms(self._crop(tf.stop_gradient(features), pair_views,
-                                                 self.policy.loc_grid))
+        return self.policy.cell_terms(
+            self._crop(tf.stop_gradient(features), pair_views, self.policy.loc_grid)
+        )
 
     def _embed(self, regions, context=False):
         """Region features [R, s, s, F] -> embeddings e [R, D] (iteration 0's whole view, marked
@@ -219,8 +251,13 @@ class RecurrentAttention(keras.layers.Layer):
         shared = tf.matmul(h, self.cell.recurrent_kernel) + self.cell.bias  # [E, 4H]
         if self.location_input:
             shared += tf.matmul(tf.cast(location, h.dtype), kernel[dim:])
-        z = tf.reshape(tf.matmul(tf.reshape(embedded, [-1, dim]), kernel[:dim]),
-                       [-1, embedded.shape[1], shared.shape[-1]]) + shared[:, None]
+        z = (
+            tf.reshape(
+                tf.matmul(tf.reshape(embedded, [-1, dim]), kernel[:dim]),
+                [-1, embedded.shape[1], shared.shape[-1]],
+            )
+            + shared[:, None]
+        )
         i, f, g, o = tf.split(z, 4, axis=-1)
         c_r = tf.sigmoid(f) * c[:, None] + tf.sigmoid(i) * tf.tanh(g)
         return tf.sigmoid(o) * tf.tanh(c_r), c_r
@@ -261,15 +298,24 @@ class RecurrentAttention(keras.layers.Layer):
         cells = self._cell_scores(features, pair_views)
         cells = None if cells is None else _repeat_rows(cells, num_trajectories)
         episode_views = _repeat_rows(pair_views, num_trajectories)
-        outputs = {key: [] for key in ("region_logits", "boxes", "locations", "means",
-                                       "log_probs", "baselines")}
-        memory = self.policy.remember(self.policy.initial_memory(state[0]),
-                                      tf.zeros([tf.shape(state[0])[0], 2]), state[0])
+        outputs = {
+            key: []
+            for key in ("region_logits", "boxes", "locations", "means", "log_probs", "baselines")
+        }
+        memory = self.policy.remember(
+            self.policy.initial_memory(state[0]), tf.zeros([tf.shape(state[0])[0], 2]), state[0]
+        )
         first = self.policy.head_input(state[0], memory)
         for _ in range(self.num_steps):
             used, mean, log_prob, baseline = self.policy(
-                state[0], cells=cells, visited=outputs["locations"], sample=sample,
-                seed=self._seed(sample), memory=memory, first=first)
+                state[0],
+                cells=cells,
+                visited=outputs["locations"],
+                sample=sample,
+                seed=self._seed(sample),
+                memory=memory,
+                first=first,
+            )
             boxes = anchors_lib.anchor_boxes(used, episode_views, shapes)  # [E, k, 4]
             embedded = self._embed(self._crop(features, tf.reshape(boxes, [-1, 4])))
             embedded = tf.reshape(embedded, [-1, k, embedded.shape[-1]])  # [E, k, D]
@@ -278,9 +324,14 @@ class RecurrentAttention(keras.layers.Layer):
             logits = self.cls_head(tf.reshape(scored, [-1, scored.shape[-1]]))  # [E * k, C]
             state = [tf.reduce_mean(h_r, axis=1), tf.reduce_mean(c_r, axis=1)]
             memory = self.policy.remember(memory, used, state[0])
-            for key, value in (("region_logits", tf.reshape(logits, [-1, k, self.num_classes])),
-                               ("boxes", boxes), ("locations", used), ("means", mean),
-                               ("log_probs", log_prob), ("baselines", baseline)):
+            for key, value in (
+                ("region_logits", tf.reshape(logits, [-1, k, self.num_classes])),
+                ("boxes", boxes),
+                ("locations", used),
+                ("means", mean),
+                ("log_probs", log_prob),
+                ("baselines", baseline),
+            ):
                 outputs[key].append(value)
         return _by_image(outputs, batch, views.shape[0] * num_trajectories)
 
@@ -300,11 +351,20 @@ class RecurrentAttention(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_classes=self.num_classes, anchor_sizes=list(self.anchor_sizes),
-                      aspect_ratios=list(self.aspect_ratios), num_steps=self.num_steps,
-                      crop_size=self.crop_size, embed_dim=self.embed_dim,
-                      lstm_units=self.lstm_units, crop_mode=self.crop_mode,
-                      region_pool=self.region_pool, recurrence=self.recurrence,
-                      location_input=self.location_input, context_grid=self.context_grid,
-                      seed=self.seed, policy=dict(self.policy_arguments))
+        config.update(
+            num_classes=self.num_classes,
+            anchor_sizes=list(self.anchor_sizes),
+            aspect_ratios=list(self.aspect_ratios),
+            num_steps=self.num_steps,
+            crop_size=self.crop_size,
+            embed_dim=self.embed_dim,
+            lstm_units=self.lstm_units,
+            crop_mode=self.crop_mode,
+            region_pool=self.region_pool,
+            recurrence=self.recurrence,
+            location_input=self.location_input,
+            context_grid=self.context_grid,
+            seed=self.seed,
+            policy=dict(self.policy_arguments),
+        )
         return config

@@ -35,14 +35,17 @@ def anchor_shapes(sizes: Sequence[float], aspect_ratios: Sequence[float]) -> np.
       area size**2 and width / height equal to its ratio.
     """
     if not sizes or not aspect_ratios:
-        raise ValueError(f"need at least one anchor size and one aspect ratio, got "
-                         f"sizes={list(sizes)} aspect_ratios={list(aspect_ratios)}")
+        raise ValueError(
+            f"need at least one anchor size and one aspect ratio, got "
+            f"sizes={list(sizes)} aspect_ratios={list(aspect_ratios)}"
+        )
     rows = []
     for size in sizes:
         for ratio in aspect_ratios:
             if size <= 0 or ratio <= 0:
-                raise ValueError(f"anchor sizes and aspect ratios must be > 0, got size={size} "
-                                 f"ratio={ratio}")
+                raise ValueError(
+                    f"anchor sizes and aspect ratios must be > 0, got size={size} ratio={ratio}"
+                )
             rows.append((size / math.sqrt(ratio), size * math.sqrt(ratio)))
     return np.asarray(rows, np.float32)
 

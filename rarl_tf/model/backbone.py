@@ -30,15 +30,17 @@ class CaffePreprocess(keras.layers.Layer):
 
     def call(self, images):
         r, g, b = tf.split(tf.cast(images, self.compute_dtype), 3, axis=-1)
-        return tf.concat([b - _VGG_MEAN_BGR[0], g - _VGG_MEAN_BGR[1], r - _VGG_MEAN_BGR[2]],
-                         axis=-1)
+        return tf.concat(
+            [b - _VGG_MEAN_BGR[0], g - _VGG_MEAN_BGR[1], r - _VGG_MEAN_BGR[2]], axis=-1
+        )
 
 
 def vgg16_conv5_3(weights: str | None = "imagenet") -> keras.Model:
     """VGG16 up to conv5_3: [B, H, W, 3] pixels -> [B, H/16, W/16, 512]."""
     keras_weights = weights if weights in ("imagenet", None) else None
-    vgg = keras.applications.VGG16(include_top=False, weights=keras_weights,
-                                   input_shape=(None, None, 3))
+    vgg = keras.applications.VGG16(
+        include_top=False, weights=keras_weights, input_shape=(None, None, 3)
+    )
     if weights not in ("imagenet", None):
         vgg.load_weights(weights)
     inputs = keras.Input((None, None, 3), name="pixels")
@@ -73,8 +75,9 @@ def build_backbone(name: str, weights: str | None, widths: tuple[int, ...]) -> k
         return vgg16_conv5_3(weights)
     if name == "small_vgg":
         if weights is not None:
-            raise ValueError(f"backbone small_vgg is trained from scratch; got backbone_weights="
-                             f"{weights!r}, expected none")
+            raise ValueError(
+                f"backbone small_vgg is trained from scratch; got backbone_weights="
+                f"{weights!r}, expected none"
+            )
         return small_vgg(widths)
     raise ValueError(f"unknown backbone {name!r}; expected one of {BACKBONES}")
-

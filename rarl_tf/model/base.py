@@ -38,9 +38,14 @@ class MultiLabelModel(keras.Model):
     # The per-example terms whose running means are the model's metrics ("loss" first).
     TRACKED: tuple[str, ...] = ("loss",)
 
-    def __init__(self, num_classes: int, backbone: str = _M.backbone,
-                 backbone_weights: str | None = _M.backbone_weights,
-                 backbone_widths: Sequence[int] = _M.backbone_widths, **kwargs):
+    def __init__(
+        self,
+        num_classes: int,
+        backbone: str = _M.backbone,
+        backbone_weights: str | None = _M.backbone_weights,
+        backbone_widths: Sequence[int] = _M.backbone_widths,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.num_classes = int(num_classes)
         # `backbone` is the layer (its weights' path in every saved file), so its name is kept
@@ -48,8 +53,9 @@ class MultiLabelModel(keras.Model):
         self.backbone_name = backbone
         self.backbone_weights = backbone_weights
         self.backbone_widths = tuple(int(w) for w in backbone_widths)
-        self.backbone = backbone_lib.build_backbone(backbone, backbone_weights,
-                                                    self.backbone_widths)
+        self.backbone = backbone_lib.build_backbone(
+            backbone, backbone_weights, self.backbone_widths
+        )
         self.trackers = {name: keras.metrics.Mean(name=name) for name in self.TRACKED}
 
     @property
@@ -79,6 +85,10 @@ class MultiLabelModel(keras.Model):
         return self._update_trackers(self.loss_terms(data[0], data[1], training=False))
 
     def get_config(self):
-        return {"num_classes": self.num_classes, "backbone": self.backbone_name,
-                "backbone_weights": self.backbone_weights,
-                "backbone_widths": list(self.backbone_widths), "name": self.name}
+        return {
+            "num_classes": self.num_classes,
+            "backbone": self.backbone_name,
+            "backbone_weights": self.backbone_weights,
+            "backbone_widths": list(self.backbone_widths),
+            "name": self.name,
+        }

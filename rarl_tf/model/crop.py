@@ -15,8 +15,9 @@ from __future__ import annotations
 import tensorflow as tf
 
 
-def crop_regions(features: tf.Tensor, boxes: tf.Tensor, box_indices: tf.Tensor,
-                 crop_size: int) -> tf.Tensor:
+def crop_regions(
+    features: tf.Tensor, boxes: tf.Tensor, box_indices: tf.Tensor, crop_size: int
+) -> tf.Tensor:
     """Bilinear crop-and-resize of regions of a feature map.
 
     Args:
@@ -29,12 +30,19 @@ def crop_regions(features: tf.Tensor, boxes: tf.Tensor, box_indices: tf.Tensor,
     Returns:
       [K, s, s, C] region features; samples that fall outside the map are 0.
     """
-    return tf.image.crop_and_resize(features, boxes, box_indices, (crop_size, crop_size),
-                                    method="bilinear", extrapolation_value=0.0)
+    return tf.image.crop_and_resize(
+        features,
+        boxes,
+        box_indices,
+        (crop_size, crop_size),
+        method="bilinear",
+        extrapolation_value=0.0,
+    )
 
 
-def _interpolation_weights(start: tf.Tensor, end: tf.Tensor, size: int,
-                           crop_size: int) -> tf.Tensor:
+def _interpolation_weights(
+    start: tf.Tensor, end: tf.Tensor, size: int, crop_size: int
+) -> tf.Tensor:
     """Bilinear weights of `crop_size` samples between `start` and `end` along an axis.
 
     Args:
@@ -59,8 +67,9 @@ def _interpolation_weights(start: tf.Tensor, end: tf.Tensor, size: int,
     return weights * inside[:, :, None]
 
 
-def crop_regions_matmul(features: tf.Tensor, boxes: tf.Tensor, box_indices: tf.Tensor | None,
-                        crop_size: int) -> tf.Tensor:
+def crop_regions_matmul(
+    features: tf.Tensor, boxes: tf.Tensor, box_indices: tf.Tensor | None, crop_size: int
+) -> tf.Tensor:
     """`crop_regions` as two matrix products (TFLite builtins only, XLA-compilable).
 
     Args:
@@ -78,8 +87,9 @@ def crop_regions_matmul(features: tf.Tensor, boxes: tf.Tensor, box_indices: tf.T
     """
     h, w = features.shape[1], features.shape[2]
     if h is None or w is None:
-        raise ValueError(f"crop_regions_matmul needs a static feature-map size, "
-                         f"got {features.shape}")
+        raise ValueError(
+            f"crop_regions_matmul needs a static feature-map size, got {features.shape}"
+        )
     y1, x1, y2, x2 = tf.split(boxes, 4, axis=-1)
     wy = _interpolation_weights(y1, y2, h, crop_size)  # [K, s, h]
     wx = _interpolation_weights(x1, x2, w, crop_size)  # [K, s, w]
@@ -89,8 +99,10 @@ def crop_regions_matmul(features: tf.Tensor, boxes: tf.Tensor, box_indices: tf.T
         rows = tf.einsum("kih,khwc->kiwc", wy, fmap)
     elif features.shape[0] == 1:
         # One image: every box reads the same map, so fold channels into one 2-D product.
-        rows = tf.reshape(tf.matmul(tf.reshape(wy, [-1, h]), tf.reshape(features[0], [h, -1])),
-                          [-1, crop_size, w, c])  # [K, s, w, C]
+        rows = tf.reshape(
+            tf.matmul(tf.reshape(wy, [-1, h]), tf.reshape(features[0], [h, -1])),
+            [-1, crop_size, w, c],
+        )  # [K, s, w, C]
     else:
         batch = tf.shape(features)[0]
         # [B, K/B * s, h] x [B, h, w * C]: one product per image for all of its boxes.

@@ -22,13 +22,16 @@ def _arguments(layer_class, config: ModelConfig) -> dict:
     """The config fields that `layer_class.__init__` takes, by name: a new field reaches the
     layer that declares an argument of its name, with no list of fields to keep here."""
     names = inspect.signature(layer_class.__init__).parameters
-    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
-            if f.name in names}
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name in names}
 
 
-def build_model(config: ModelConfig, num_classes: int, seed: int | None = 0,
-                crop_mode: str = "crop_and_resize", backbone_weights: str | None = None
-                ) -> RARLModel | GlobalPoolingClassifier:
+def build_model(
+    config: ModelConfig,
+    num_classes: int,
+    seed: int | None = 0,
+    crop_mode: str = "crop_and_resize",
+    backbone_weights: str | None = None,
+) -> RARLModel | GlobalPoolingClassifier:
     """The model `config.architecture` names, built on a dummy batch so its variables exist.
 
     Args:
@@ -45,9 +48,12 @@ def build_model(config: ModelConfig, num_classes: int, seed: int | None = 0,
     model_class = GlobalPoolingClassifier if config.architecture == "global" else RARLModel
     kwargs = {**_arguments(model_class, config), "backbone_weights": weights}
     if model_class is RARLModel:
-        kwargs["agent_kwargs"] = {**_arguments(RecurrentAttention, config),
-                                  "policy": _arguments(LocationPolicy, config),
-                                  "crop_mode": crop_mode, "seed": seed}
+        kwargs["agent_kwargs"] = {
+            **_arguments(RecurrentAttention, config),
+            "policy": _arguments(LocationPolicy, config),
+            "crop_mode": crop_mode,
+            "seed": seed,
+        }
     else:
         kwargs["crop_mode"] = crop_mode
     model = model_class(num_classes=num_classes, **kwargs)

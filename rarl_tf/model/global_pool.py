@@ -38,10 +38,15 @@ class GlobalPoolingClassifier(MultiLabelModel):
 
     TRACKED = ("loss", "cls_loss")
 
-    def __init__(self, num_classes: int, backbone: str = _M.backbone,
-                 backbone_weights: str | None = _M.backbone_weights,
-                 backbone_widths: Sequence[int] = _M.backbone_widths,
-                 crop_mode: str = "crop_and_resize", **kwargs):
+    def __init__(
+        self,
+        num_classes: int,
+        backbone: str = _M.backbone,
+        backbone_weights: str | None = _M.backbone_weights,
+        backbone_widths: Sequence[int] = _M.backbone_widths,
+        crop_mode: str = "crop_and_resize",
+        **kwargs,
+    ):
         super().__init__(num_classes, backbone, backbone_weights, backbone_widths, **kwargs)
         self.crop_mode = crop_mode
         self.classifier = keras.layers.Dense(num_classes, name="classifier")
@@ -64,8 +69,11 @@ class GlobalPoolingClassifier(MultiLabelModel):
             regions = crop_lib.crop_regions(features, boxes, owners, features.shape[1] or 7)
         pooled = tf.reduce_mean(regions, axis=[1, 2])  # [B * V, F]
         view_logits = tf.reshape(self.classifier(pooled), [batch, num_views, self.num_classes])
-        return {"view_logits": view_logits, "logits": view_logits[:, 0],
-                "probs": tf.reduce_mean(tf.nn.softmax(view_logits, axis=-1), axis=1)}
+        return {
+            "view_logits": view_logits,
+            "logits": view_logits[:, 0],
+            "probs": tf.reduce_mean(tf.nn.softmax(view_logits, axis=-1), axis=1),
+        }
 
     def loss_terms(self, images, labels, training: bool) -> dict:
         cls = losses.classification_loss(self(images, training=training)["logits"], labels)

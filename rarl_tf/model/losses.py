@@ -28,8 +28,6 @@ def classification_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.square(tf.nn.softmax(logits, axis=-1) - target), axis=-1)
 
 
-
-
 def top_n_reward(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     """r_T = |top-n(a) ∩ g| / n with n = |g| (eq. 5).
 
@@ -77,8 +75,9 @@ def reward(kind: str, logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     raise ValueError(f"reward={kind!r}; expected one of {REWARDS}")
 
 
-def step_rewards(kind: str, step_reward: str, step_logits: tf.Tensor,
-                 labels: tf.Tensor) -> tf.Tensor:
+def step_rewards(
+    kind: str, step_reward: str, step_logits: tf.Tensor, labels: tf.Tensor
+) -> tf.Tensor:
     """r_1..r_T of the T decisions: [..., T].
 
     Args:
@@ -125,8 +124,7 @@ def prefix_rewards(kind: str, step_logits: tf.Tensor, labels: tf.Tensor) -> tf.T
     running = tf.zeros_like(step_logits[..., 0, :])
     rewards = [reward(kind, running, labels)]
     for t in range(step_logits.shape[-2]):
-        running = step_logits[..., t, :] if t == 0 else tf.maximum(running,
-                                                                   step_logits[..., t, :])
+        running = step_logits[..., t, :] if t == 0 else tf.maximum(running, step_logits[..., t, :])
         rewards.append(reward(kind, running, labels))
     return tf.stack(rewards, axis=-1)
 
@@ -147,8 +145,9 @@ def advantages(returns: tf.Tensor, baselines: tf.Tensor) -> tf.Tensor:
     return tf.stop_gradient(returns - others)
 
 
-def reinforce_terms(log_probs: tf.Tensor, baselines: tf.Tensor, returns: tf.Tensor,
-                    valid: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+def reinforce_terms(
+    log_probs: tf.Tensor, baselines: tf.Tensor, returns: tf.Tensor, valid: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
     """REINFORCE surrogate and baseline regression for the T location decisions.
 
     Decision l_t is credited with its return G_t (`step_returns`), less a baseline
@@ -169,8 +168,9 @@ def reinforce_terms(log_probs: tf.Tensor, baselines: tf.Tensor, returns: tf.Tens
     returns = tf.stop_gradient(returns)
     advantage = advantages(returns, baselines)
     surrogate = -tf.reduce_mean(tf.reduce_sum(log_probs * advantage, axis=-1), axis=1) * valid
-    baseline_mse = tf.reduce_mean(tf.reduce_sum(tf.square(returns - baselines), axis=-1),
-                                  axis=1) * valid
+    baseline_mse = (
+        tf.reduce_mean(tf.reduce_sum(tf.square(returns - baselines), axis=-1), axis=1) * valid
+    )
     if returns.shape[1] is not None and returns.shape[1] > 1:
         # At weight 0 rather than left out: b_t still gets a (zero) gradient, so Keras does not
         # warn of variables without one and the optimizer's state keeps its layout.

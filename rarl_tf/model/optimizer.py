@@ -68,8 +68,7 @@ def adam(train: TrainConfig, learning_rate) -> keras.optimizers.Adam:
     """The run's optimizer: Adam with `train`'s betas and clipping at `learning_rate` (a number
     or a schedule); `PolicyRateAdam` when --policy_learning_rate asks for a rate of its own,
     plain Adam otherwise (every recipe without it trains as before, bit for bit)."""
-    kwargs = dict(beta_1=train.beta_1, beta_2=train.beta_2,
-                  global_clipnorm=train.clip_norm or None)
+    kwargs = dict(beta_1=train.beta_1, beta_2=train.beta_2, global_clipnorm=train.clip_norm or None)
     ratio = policy_rate_ratio(train)
     if ratio == 1.0:
         return keras.optimizers.Adam(learning_rate, **kwargs)

@@ -71,8 +71,10 @@ def gru_step(cell: keras.layers.GRUCell, inputs: tf.Tensor, state: tf.Tensor) ->
 
     def gate(i):
         part = slice(i * units, (i + 1) * units)
-        return (tf.matmul(inputs, cell.kernel[:, part]) + bias[0, part],
-                tf.matmul(state, cell.recurrent_kernel[:, part]) + bias[1, part])
+        return (
+            tf.matmul(inputs, cell.kernel[:, part]) + bias[0, part],
+            tf.matmul(state, cell.recurrent_kernel[:, part]) + bias[1, part],
+        )
 
     (x_z, h_z), (x_r, h_r), (x_h, h_h) = gate(0), gate(1), gate(2)
     z, r = tf.sigmoid(x_z + h_z), tf.sigmoid(x_r + h_r)
@@ -102,16 +104,27 @@ class LocationPolicy(keras.layers.Layer):
         model's weights keep the strength it reached.
     """
 
-    def __init__(self, loc_std: float = _M.loc_std, locations: str = _M.locations,
-                 loc_head: str = _M.loc_head, loc_hidden: int = _M.loc_hidden,
-                 loc_grid: int = _M.loc_grid, inhibition_radius: float = _M.inhibition_radius,
-                 cell_width: int = _M.embed_dim, train_state: bool = False,
-                 policy_state: str = _M.policy_state, policy_units: int = _M.policy_units,
-                 inhibition_anneal_epochs: float = _M.inhibition_anneal_epochs, **kwargs):
+    def __init__(
+        self,
+        loc_std: float = _M.loc_std,
+        locations: str = _M.locations,
+        loc_head: str = _M.loc_head,
+        loc_hidden: int = _M.loc_hidden,
+        loc_grid: int = _M.loc_grid,
+        inhibition_radius: float = _M.inhibition_radius,
+        cell_width: int = _M.embed_dim,
+        train_state: bool = False,
+        policy_state: str = _M.policy_state,
+        policy_units: int = _M.policy_units,
+        inhibition_anneal_epochs: float = _M.inhibition_anneal_epochs,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        for name, value, allowed in (("locations", locations, LOCATIONS),
-                                     ("loc_head", loc_head, LOC_HEADS),
-                                     ("policy_state", policy_state, POLICY_STATES)):
+        for name, value, allowed in (
+            ("locations", locations, LOCATIONS),
+            ("loc_head", loc_head, LOC_HEADS),
+            ("policy_state", policy_state, POLICY_STATES),
+        ):
             if value not in allowed:
                 raise ValueError(f"{name}={value!r}; expected one of {allowed}")
         self.loc_std = float(loc_std)
@@ -132,24 +145,31 @@ class LocationPolicy(keras.layers.Layer):
         dense, query = learned and loc_head == "dense", learned and loc_head == "query"
         spatial = learned and loc_head in ("spatial", "query")
         # tanh keeps the Normal's mean inside the view frame [-1, 1].
-        self.loc_head = (keras.layers.Dense(2, activation="tanh", name="loc_head")
-                         if dense else None)
-        self.loc_hidden_layer = (keras.layers.Dense(self.loc_hidden, activation="relu",
-                                                    name="loc_hidden")
-                                 if dense and self.loc_hidden else None)
+        self.loc_head = keras.layers.Dense(2, activation="tanh", name="loc_head") if dense else None
+        self.loc_hidden_layer = (
+            keras.layers.Dense(self.loc_hidden, activation="relu", name="loc_hidden")
+            if dense and self.loc_hidden
+            else None
+        )
         width = self.loc_hidden or self.cell_width
         self.loc_cell = keras.layers.Dense(width, name="loc_cell") if spatial else None
-        self.loc_state = (keras.layers.Dense(width, use_bias=False, name="loc_state")
-                          if spatial and not query else None)
-        self.loc_score = (keras.layers.Dense(1, name="loc_score")
-                          if spatial and not query else None)
+        self.loc_state = (
+            keras.layers.Dense(width, use_bias=False, name="loc_state")
+            if spatial and not query
+            else None
+        )
+        self.loc_score = keras.layers.Dense(1, name="loc_score") if spatial and not query else None
         # The query head: cell keys carry their position; the state (its bias: a saliency
         # shared by every step) is the query.
-        self.loc_position = (keras.layers.Dense(width, use_bias=False, name="loc_position")
-                             if query else None)
+        self.loc_position = (
+            keras.layers.Dense(width, use_bias=False, name="loc_position") if query else None
+        )
         self.loc_query = keras.layers.Dense(width, name="loc_query") if query else None
-        self.loc_memory = (keras.layers.GRUCell(self.policy_units, name="loc_memory")
-                           if learned and policy_state == "own" else None)
+        self.loc_memory = (
+            keras.layers.GRUCell(self.policy_units, name="loc_memory")
+            if learned and policy_state == "own"
+            else None
+        )
         self.baseline_head = keras.layers.Dense(1, name="baseline_head")
         # Test-time interventions on the state the head reads (tools.policy_report), never
         # saved: None, "zero", "other_image", "batch_mean" or "first".
@@ -192,7 +212,8 @@ class LocationPolicy(keras.layers.Layer):
             self.loc_query.build((None, state))
         if self.inhibition_anneal_epochs > 0:
             self.inhibition_strength = self.add_weight(
-                shape=(), initializer="ones", trainable=False, name="inhibition_strength")
+                shape=(), initializer="ones", trainable=False, name="inhibition_strength"
+            )
         self.built = True
 
     def strength(self):
@@ -203,13 +224,12 @@ class LocationPolicy(keras.layers.Layer):
 
     def inhibits(self) -> bool:
         """Whether the inhibition of return acts now (eagerly: radius and strength > 0)."""
-        return self.inhibition_radius > 0 and float(keras.ops.convert_to_numpy(
-            self.strength())) > 0
+        return self.inhibition_radius > 0 and float(keras.ops.convert_to_numpy(self.strength())) > 0
 
     def cell_terms(self, grid: tf.Tensor) -> tf.Tensor:
         """The spatial head's W_f F_g (query head: plus W_p pos(p_g)): [P, G * G, A] from the
         view's grid [P, G, G, F]."""
-        terms = self.loc_cell(tf.reshape(grid, [-1, self.loc_grid ** 2, grid.shape[-1]]))
+        terms = self.loc_cell(tf.reshape(grid, [-1, self.loc_grid**2, grid.shape[-1]]))
         if self.loc_position is not None:
             terms += self.loc_position(position_features(self.cell_positions(terms.dtype)))
         return terms
@@ -225,8 +245,7 @@ class LocationPolicy(keras.layers.Layer):
         The trunk's h_t enters through a stop-gradient: REINFORCE trains this state only."""
         if self.loc_memory is None:
             return memory
-        inputs = tf.concat([position_features(tf.cast(location, h.dtype)),
-                            tf.stop_gradient(h)], -1)
+        inputs = tf.concat([position_features(tf.cast(location, h.dtype)), tf.stop_gradient(h)], -1)
         return gru_step(self.loc_memory, inputs, memory)
 
     def intervene(self, state, first):
@@ -258,21 +277,22 @@ class LocationPolicy(keras.layers.Layer):
             query = self.loc_query(state)  # [E, A]
             logits = tf.reduce_sum(tf.nn.relu(cells) * query[:, None], -1)
         elif self.loc_score is not None:
-            logits = tf.squeeze(self.loc_score(tf.nn.relu(cells + self.loc_state(state)[:, None])),
-                                -1)
+            logits = tf.squeeze(
+                self.loc_score(tf.nn.relu(cells + self.loc_state(state)[:, None])), -1
+            )
         else:  # random_inhibited: every cell alike but for the inhibition
-            logits = tf.zeros([tf.shape(state)[0], self.loc_grid ** 2], state.dtype)
+            logits = tf.zeros([tf.shape(state)[0], self.loc_grid**2], state.dtype)
         return logits + self.inhibition(logits.dtype, visited)
 
     def inhibition(self, dtype, visited):
         """sum_s log(1 - exp(-|p_g - l_s|^2 / (2 rho^2))) over `visited` ([E, 2] each): the
         inhibition of return's term of the cells' log-weights, [E, G * G] (0 without)."""
-        total = tf.zeros([1, self.loc_grid ** 2], dtype)
+        total = tf.zeros([1, self.loc_grid**2], dtype)
         if self.inhibition_radius > 0:
             positions = self.cell_positions(dtype)
             for location in visited:
                 distance2 = tf.reduce_sum(tf.square(positions[None] - location[:, None]), -1)
-                near = tf.exp(-distance2 / (2.0 * self.inhibition_radius ** 2))
+                near = tf.exp(-distance2 / (2.0 * self.inhibition_radius**2))
                 # log(1 - near): the weight is multiplied by (1 - near), exactly 0 at l_s
                 # (at full strength; an annealed strength s multiplies it by 1 - s * near).
                 total += tf.math.log(1.0 - tf.cast(self.strength(), dtype) * near + 1e-20)
@@ -288,11 +308,13 @@ class LocationPolicy(keras.layers.Layer):
             return tfd.Independent(tfd.Normal(loc=mean, scale=self.loc_std), 1), mean
         logits = self.cell_logits(state, cells, visited)
         positions = self.cell_positions(logits.dtype)
-        components = tfd.Independent(tfd.Normal(
-            loc=positions[None] + tf.zeros_like(logits)[..., None], scale=self.loc_std), 1)
+        components = tfd.Independent(
+            tfd.Normal(loc=positions[None] + tf.zeros_like(logits)[..., None], scale=self.loc_std),
+            1,
+        )
         policy = tfd.MixtureSameFamily(tfd.Categorical(logits=logits), components)
         # The most likely cell, as a one-hot product (no gather, for the TFLite GPU delegate).
-        best = tf.one_hot(tf.argmax(logits, axis=-1), self.loc_grid ** 2, dtype=logits.dtype)
+        best = tf.one_hot(tf.argmax(logits, axis=-1), self.loc_grid**2, dtype=logits.dtype)
         return policy, tf.matmul(best, positions)
 
     def head_input(self, h, memory=None):
@@ -306,8 +328,7 @@ class LocationPolicy(keras.layers.Layer):
         state = h if self.train_state else tf.stop_gradient(h)
         return tf.zeros_like(state) if self.policy_state == "none" else state
 
-    def call(self, h, cells=None, visited=(), sample=False, seed=None, memory=None,
-             first=None):
+    def call(self, h, cells=None, visited=(), sample=False, seed=None, memory=None, first=None):
         """The next location from state h [E, H].
 
         Args:
@@ -354,10 +375,17 @@ class LocationPolicy(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(loc_std=self.loc_std, locations=self.locations,
-                      loc_head=self.loc_head_kind, loc_hidden=self.loc_hidden,
-                      loc_grid=self.loc_grid, inhibition_radius=self.inhibition_radius,
-                      cell_width=self.cell_width, train_state=self.train_state,
-                      policy_state=self.policy_state, policy_units=self.policy_units,
-                      inhibition_anneal_epochs=self.inhibition_anneal_epochs)
+        config.update(
+            loc_std=self.loc_std,
+            locations=self.locations,
+            loc_head=self.loc_head_kind,
+            loc_hidden=self.loc_hidden,
+            loc_grid=self.loc_grid,
+            inhibition_radius=self.inhibition_radius,
+            cell_width=self.cell_width,
+            train_state=self.train_state,
+            policy_state=self.policy_state,
+            policy_units=self.policy_units,
+            inhibition_anneal_epochs=self.inhibition_anneal_epochs,
+        )
         return config

@@ -47,15 +47,30 @@ class RARLModel(MultiLabelModel):
         crop_size, embed_dim, lstm_units, loc_std, crop_mode, seed).
     """
 
-    TRACKED = ("loss", "cls_loss", "reward", "reinforce_loss", "baseline_loss", "reward_spread",
-               "step_distance")
+    TRACKED = (
+        "loss",
+        "cls_loss",
+        "reward",
+        "reinforce_loss",
+        "baseline_loss",
+        "reward_spread",
+        "step_distance",
+    )
 
-    def __init__(self, num_classes: int, backbone: str = _M.backbone,
-                 backbone_weights: str | None = _M.backbone_weights,
-                 backbone_widths: Sequence[int] = _M.backbone_widths,
-                 discount: float = _M.discount, trajectories: int = _M.trajectories,
-                 reward: str = _M.reward, step_reward: str = _M.step_reward,
-                 sample_locations: bool = True, agent_kwargs: dict | None = None, **kwargs):
+    def __init__(
+        self,
+        num_classes: int,
+        backbone: str = _M.backbone,
+        backbone_weights: str | None = _M.backbone_weights,
+        backbone_widths: Sequence[int] = _M.backbone_widths,
+        discount: float = _M.discount,
+        trajectories: int = _M.trajectories,
+        reward: str = _M.reward,
+        step_reward: str = _M.step_reward,
+        sample_locations: bool = True,
+        agent_kwargs: dict | None = None,
+        **kwargs,
+    ):
         super().__init__(num_classes, backbone, backbone_weights, backbone_widths, **kwargs)
         self.discount = float(discount)
         self.trajectories = int(trajectories)
@@ -95,8 +110,9 @@ class RARLModel(MultiLabelModel):
             # Anchor sizes are in pixels, so the image size must be known; take it at run time.
             shape = tf.cast(tf.shape(images)[1:3], tf.float32)
             image_size = (shape[0], shape[1])
-        out = self.agent(features, views, image_size=image_size, sample=bool(sample),
-                         trajectories=trajectories)
+        out = self.agent(
+            features, views, image_size=image_size, sample=bool(sample), trajectories=trajectories
+        )
         view_logits = tf.reduce_max(out["region_logits"], axis=[2, 3])
         out["view_logits"] = view_logits
         out["logits"] = view_logits[:, 0]
@@ -119,31 +135,44 @@ class RARLModel(MultiLabelModel):
         rewards = losses.step_rewards(self.reward, self.step_reward, step_logits, labels)
         returns = losses.step_returns(rewards, self.discount)  # [B, K, T]
         valid = tf.cast(tf.reduce_sum(labels[:, 0], -1) > 0, tf.float32)
-        surrogate, baseline_mse = losses.reinforce_terms(out["log_probs"], out["baselines"],
-                                                         returns, valid)
+        surrogate, baseline_mse = losses.reinforce_terms(
+            out["log_probs"], out["baselines"], returns, valid
+        )
         steps = out["locations"]  # [B, K, T, 2]
         # With T = 1 there is no pair of steps: 0 rather than the NaN mean of nothing.
-        distance = tf.norm(tf.concat([steps[:, :, 1:] - steps[:, :, :-1],
-                                      tf.zeros_like(steps[:, :, :1])], axis=2), axis=-1)
-        return {"loss": cls + surrogate + baseline_mse, "cls_loss": cls,
-                "reward": tf.reduce_mean(reward, axis=1),
-                "reinforce_loss": surrogate, "baseline_loss": baseline_mse,
-                "reward_spread": tf.math.reduce_std(reward, axis=1),
-                "step_distance": tf.reduce_mean(tf.reduce_sum(distance, axis=2), axis=1)
-                / max(steps.shape[2] - 1, 1)}
+        distance = tf.norm(
+            tf.concat([steps[:, :, 1:] - steps[:, :, :-1], tf.zeros_like(steps[:, :, :1])], axis=2),
+            axis=-1,
+        )
+        return {
+            "loss": cls + surrogate + baseline_mse,
+            "cls_loss": cls,
+            "reward": tf.reduce_mean(reward, axis=1),
+            "reinforce_loss": surrogate,
+            "baseline_loss": baseline_mse,
+            "reward_spread": tf.math.reduce_std(reward, axis=1),
+            "step_distance": tf.reduce_mean(tf.reduce_sum(distance, axis=2), axis=1)
+            / max(steps.shape[2] - 1, 1),
+        }
 
     def loss_terms(self, images, labels, training: bool) -> dict:
         """`compute_terms` of a training pass (K sampled trajectories per image) or, with
         training False, of the policy's mode through the whole view."""
         if training:
-            out = self(images, training=True, sample=self.sample_locations,
-                       trajectories=self.trajectories)
+            out = self(
+                images, training=True, sample=self.sample_locations, trajectories=self.trajectories
+            )
         else:
             out = self(images, training=False)
         return self.compute_terms(out, labels)
 
     def get_config(self):
-        return {**super().get_config(), "discount": self.discount,
-                "trajectories": self.trajectories, "reward": self.reward,
-                "step_reward": self.step_reward, "sample_locations": self.sample_locations,
-                "agent_kwargs": self.agent_kwargs}
+        return {
+            **super().get_config(),
+            "discount": self.discount,
+            "trajectories": self.trajectories,
+            "reward": self.reward,
+            "step_reward": self.step_reward,
+            "sample_locations": self.sample_locations,
+            "agent_kwargs": self.agent_kwargs,
+        }

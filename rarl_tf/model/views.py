@@ -20,12 +20,12 @@ def ten_views(image_size: int, crop_margin: int) -> np.ndarray:
     Order: top-left, top-right, bottom-left, bottom-right, centre, then the same five mirrored.
     """
     if not 0 <= crop_margin < image_size:
-        raise ValueError(f"crop_margin must be in [0, image_size), got {crop_margin} for "
-                         f"image_size {image_size}")
+        raise ValueError(
+            f"crop_margin must be in [0, image_size), got {crop_margin} for image_size {image_size}"
+        )
     side = (image_size - crop_margin) / image_size
     margin = crop_margin / image_size
-    corners = [(0.0, 0.0), (0.0, margin), (margin, 0.0), (margin, margin),
-               (margin / 2, margin / 2)]
+    corners = [(0.0, 0.0), (0.0, margin), (margin, 0.0), (margin, margin), (margin / 2, margin / 2)]
     boxes = [(y, x, y + side, x + side) for y, x in corners]
     boxes += [(y1, x2, y2, x1) for y1, x1, y2, x2 in boxes]
     return np.asarray(boxes, np.float32)

@@ -13,6 +13,7 @@ coco640.flags (issue 21: the policy that learns, and --policy_learning_rate). Th
 entries were added as copies of the voc/coco entries taken at 8f2e9b4: the paper's recipe moved
 to those files unchanged.
 """
+
 import json
 
 from rarl_tf import flags as f
@@ -29,9 +30,13 @@ for name in ["(defaults)"] + FLAGFILES:
 table = {}
 for flag in f.FLAGS.flags_by_module_dict()["rarl_tf.flags"]:
     if flag.name != "model_dir":
-        table[flag.name] = {"type": flag.flag_type(), "default": flag.default,
-                            "default_as_str": flag.default_as_str, "help": flag.help,
-                            "enum_values": getattr(flag.parser, "enum_values", None)}
+        table[flag.name] = {
+            "type": flag.flag_type(),
+            "default": flag.default,
+            "default_as_str": flag.default_as_str,
+            "help": flag.help,
+            "enum_values": getattr(flag.parser, "enum_values", None),
+        }
 with open("tests/data/flagfile_configs.json", "w") as out:
     json.dump({"configs": configs}, out, indent=1, sort_keys=True)
 with open("tests/data/flags_before.json", "w") as out:
