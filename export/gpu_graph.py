@@ -37,7 +37,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from rarl_tf import serving
+from rarl_tf.inference import outputs
 from rarl_tf.model.policy import position_features
 from rarl_tf.model.views import FULL_VIEW
 
@@ -272,11 +272,11 @@ class GpuInference:
             locations.append(used)
         steps = agent.num_steps
         view_logits = tf.reduce_max(tf.concat(logits, axis=1), axis=1)  # [1, C]
-        return serving.to_exported(
+        return outputs.to_exported(
             {
                 "probs": tf.nn.softmax(view_logits, axis=-1),
                 "boxes": tf.reshape(tf.concat(boxes, axis=0), [1, steps, k, 4]),
-                "centres": tf.reshape(serving.centres(tf.concat(locations, axis=0)), [1, steps, 2]),
+                "centres": tf.reshape(outputs.centres(tf.concat(locations, axis=0)), [1, steps, 2]),
             }
         )
 

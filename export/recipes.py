@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from rarl_tf.config import ModelConfig
-from rarl_tf.flags import experiment_config_from_flagfile
+from rarl_tf.config.experiment import ModelConfig
+from rarl_tf.config.flags import experiment_config_from_flagfile
 
 
 def model_config_from_flagfile(path: str, **changes) -> ModelConfig:

@@ -16,7 +16,7 @@ Signatures:
       decoded (InvalidArgument "image refused: more than N pixels"), as in training and
       `rarl_tf.predict` (rarl_tf/data/image_header.py).
   predict_pixels(pixels: uint8 [B, H, W, 3])
-Both return (`scores` are the Python side's `probs`: rarl_tf/serving.py holds the mapping)
+Both return (`scores` are the Python side's `probs`: rarl_tf/inference/outputs.py holds the mapping)
   scores       float [B, C]     class probabilities (softmax of the max-pooled region scores)
   top_classes  int32 [B, K]     the top-K classes scoring >= threshold, -1 where fewer pass
   top_scores   float [B, K]     their probabilities, 0 where padded
@@ -34,8 +34,8 @@ import tempfile
 from absl import flags
 
 from rarl_tf import cli
-from rarl_tf import flags as rarl_flags
-from rarl_tf.config import DEFAULT_MAX_PIXELS, DataConfig, EvalConfig
+from rarl_tf.config import flags as rarl_flags
+from rarl_tf.config.experiment import DEFAULT_MAX_PIXELS, DataConfig, EvalConfig
 
 FLAGS = flags.FLAGS
 
@@ -56,10 +56,10 @@ def publish_version(staging: str, export_base: str, attempts: int = 100) -> str:
     rename cannot leave a version whose files are empty; the version folder gets the umask's
     permissions (mkdtemp made it 0700, which TF Serving running as another user cannot read).
     """
-    from rarl_tf import run_files
+    from rarl_tf import model_folder
 
-    os.chmod(staging, run_files.folder_mode())
-    run_files.fsync_tree(staging)
+    os.chmod(staging, model_folder.folder_mode())
+    model_folder.fsync_tree(staging)
     for _ in range(attempts):
         target = next_version_dir(export_base)
         try:
@@ -68,7 +68,7 @@ def publish_version(staging: str, export_base: str, attempts: int = 100) -> str:
             if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
             continue  # another export took this version meanwhile
-        run_files.fsync_folder(export_base)
+        model_folder.fsync_folder(export_base)
         return target
     raise RuntimeError(
         f"could not claim a version folder under {export_base} after "
@@ -87,9 +87,9 @@ def build_serving_module(
     """A tf.Module with the two serving signatures around a trained RARLModel."""
     import tensorflow as tf
 
-    from rarl_tf import serving
     from rarl_tf.data import image_header
     from rarl_tf.data.pipeline import resize
+    from rarl_tf.inference import outputs
 
     class ServingModule(tf.Module):
         def __init__(self):
@@ -110,11 +110,11 @@ def build_serving_module(
             return resize(image, image_size)
 
         def _outputs(self, images):
-            out = serving.predict(self.model, images)
+            out = outputs.predict(self.model, images)
             top_scores, top_classes = tf.math.top_k(out["probs"], k=top_k)
             keep = top_scores >= threshold
             return {
-                **serving.to_exported({"probs": out["probs"], "boxes": out["boxes"]}),
+                **outputs.to_exported({"probs": out["probs"], "boxes": out["boxes"]}),
                 "top_classes": tf.where(keep, top_classes, -1),
                 "top_scores": tf.where(keep, top_scores, 0.0),
                 "top_names": tf.where(keep, tf.gather(self.class_names, top_classes), ""),
@@ -196,7 +196,7 @@ def export(
     import keras
     import tensorflow as tf
 
-    from rarl_tf.run_files import load_trained
+    from rarl_tf.model_folder import load_trained
 
     progress = keras.utils.Progbar(3, unit_name="stage")
     model, config = load_trained(model_dir)

@@ -9,7 +9,7 @@ locations are the policy's mode, so the graph holds no random op. The model take
   signature "serving_default": pixels float32 [1, N, N, 3] (RGB in [0, 255], already resized)
     -> scores [1, C], boxes [1, T, k, 4] (normalised y1, x1, y2, x2), centres [1, T, 2]
        (the attended locations (y, x), normalised); `scores` are the Python side's `probs`
-       (rarl_tf/serving.py holds the one mapping)
+       (rarl_tf/inference/outputs.py holds the one mapping)
 
 The class names go beside it, one per line, in FILE.labels.txt (the classic TFLite labels file).
 
@@ -31,8 +31,8 @@ import tempfile
 from absl import flags
 
 from rarl_tf import cli
-from rarl_tf import flags as rarl_flags
-from rarl_tf.serving import labels_path
+from rarl_tf.config import flags as rarl_flags
+from rarl_tf.inference.outputs import labels_path
 
 FLAGS = flags.FLAGS
 QUANTIZATIONS = ("none", "float16", "int8")
@@ -44,13 +44,13 @@ def keras_inference_function(model, image_size: int):
     model's own call (the graph before the GPU-delegate rewrite of `export/gpu_graph.py`)."""
     import tensorflow as tf
 
-    from rarl_tf import serving
+    from rarl_tf.inference import outputs
 
     @tf.function(
         input_signature=[tf.TensorSpec([1, image_size, image_size, 3], tf.float32, name="pixels")]
     )
     def infer(pixels):
-        return serving.to_exported(serving.predict(model, pixels))
+        return outputs.to_exported(outputs.predict(model, pixels))
 
     return infer
 
@@ -74,7 +74,7 @@ def convert(model_dir: str, quantization: str = "none", representative_images=No
     Args:
       representative_images: for int8, an iterable of float32 [1, N, N, 3] training images.
     """
-    from rarl_tf.run_files import load_trained
+    from rarl_tf.model_folder import load_trained
 
     if quantization not in QUANTIZATIONS:
         raise ValueError(
@@ -132,7 +132,7 @@ def training_images(model_dir: str, count: int = 100, split: str = "train"):
     [1, N, N, 3] float32 each."""
     from rarl_tf.data import pipeline
     from rarl_tf.data.splits import load_split
-    from rarl_tf.run_files import load_config
+    from rarl_tf.model_folder import load_config
 
     config = load_config(model_dir)
     examples = load_split(config, split)
@@ -162,7 +162,7 @@ def gpu_check(content: bytes, allow_cpu_fallback: bool = False):
 def check_output(output: str, overwrite: bool = False) -> None:
     """Raises ValueError (before any work) if `output` or its labels file exists and
     `overwrite` is False, or PermissionError if its folder cannot be written."""
-    from rarl_tf import run_files
+    from rarl_tf import model_folder
 
     for path in (output, labels_path(output)):
         if os.path.lexists(path) and not overwrite:
@@ -171,17 +171,17 @@ def check_output(output: str, overwrite: bool = False) -> None:
                 f"it, or choose another --output"
             )
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    run_files.check_writable_file(output, f"--output={output}")
+    model_folder.check_writable_file(output, f"--output={output}")
 
 
 def write_pair(output: str, content: bytes, class_names, overwrite: bool = False) -> None:
     """Writes FILE.tflite and FILE.labels.txt as a pair: both are written whole to temporary
-    files first, so a failure leaves any earlier export as it was (`run_files.replacing_all`)."""
-    from rarl_tf import run_files
+    files first, so a failure leaves any earlier export as it was (`model_folder.replacing_all`)."""
+    from rarl_tf import model_folder
 
     labels = labels_path(output)
     try:
-        with run_files.replacing_all([labels, output], overwrite=overwrite) as (
+        with model_folder.replacing_all([labels, output], overwrite=overwrite) as (
             labels_temporary,
             model_temporary,
         ):
@@ -210,7 +210,7 @@ def export(
     `allow_cpu_fallback`."""
     import keras
 
-    from rarl_tf.run_files import load_config
+    from rarl_tf.model_folder import load_config
 
     check_output(output, overwrite)
     progress = keras.utils.Progbar(3, unit_name="stage")

@@ -23,8 +23,9 @@ import os
 
 from absl import flags
 
-from rarl_tf import cli, report, run_files
-from rarl_tf import flags as rarl_flags
+from rarl_tf import cli, model_folder
+from rarl_tf.config import flags as rarl_flags
+from rarl_tf.evaluation import tables
 
 FLAGS = flags.FLAGS
 
@@ -37,9 +38,9 @@ def main(argv):
     cli.no_arguments(argv)
     eval_config = rarl_flags.eval_config_from_flags()
     if FLAGS.output:  # before the scoring, not after it
-        run_files.check_writable_file(FLAGS.output, f"--output={FLAGS.output}")
-    from rarl_tf import evaluation
-    from rarl_tf.run_files import load_trained
+        model_folder.check_writable_file(FLAGS.output, f"--output={FLAGS.output}")
+    from rarl_tf.evaluation import scoring
+    from rarl_tf.model_folder import load_trained
 
     per_model, scored = {}, []
     for model_dir in FLAGS.model_dir:
@@ -59,8 +60,8 @@ def main(argv):
                 f"in one evaluation must share the dataset and classes"
             )
         print(f"Scoring {model_dir} (N = {config.model.image_size}, {eval_config.views} views)")
-        scores, labels, ignore, skipped = evaluation.evaluate_scores(
-            evaluation.model_scorer(model, evaluation.eval_views(config)), config
+        scores, labels, ignore, skipped = scoring.evaluate_scores(
+            scoring.model_scorer(model, scoring.eval_views(config)), config
         )
         if scored and scores.shape != scored[0][0][0].shape:
             raise ValueError(
@@ -68,8 +69,8 @@ def main(argv):
                 f"{len(scored[0][0][0])}: the evaluation data differ"
             )
         scored.append(((scores, labels, ignore), config))
-        per_model[_name(model_dir, config.model.image_size)] = evaluation.with_skipped(
-            evaluation.compute_metrics(scores, labels, ignore, eval_config, config.class_names),
+        per_model[_name(model_dir, config.model.image_size)] = scoring.with_skipped(
+            scoring.compute_metrics(scores, labels, ignore, eval_config, config.class_names),
             skipped,
         )
 
@@ -80,10 +81,8 @@ def main(argv):
     else:
         # The paper's two-scale result: the mean of the models' view-averaged probabilities.
         mean_scores = sum(s[0][0] for s in scored) / len(scored)
-        results = evaluation.with_skipped(
-            evaluation.compute_metrics(
-                mean_scores, labels, ignore, eval_config, config.class_names
-            ),
+        results = scoring.with_skipped(
+            scoring.compute_metrics(mean_scores, labels, ignore, eval_config, config.class_names),
             next(iter(per_model.values()))["skipped"],
         )
         results["per_model"] = per_model
@@ -91,9 +90,9 @@ def main(argv):
     results["model_dirs"] = list(FLAGS.model_dir)
 
     text = json.dumps(results, indent=2)
-    print(report.results_tables(named) if FLAGS.format == "markdown" else text)
+    print(tables.results_tables(named) if FLAGS.format == "markdown" else text)
     if FLAGS.output:
-        run_files.write_text(FLAGS.output, text)
+        model_folder.write_text(FLAGS.output, text)
 
 
 def run():

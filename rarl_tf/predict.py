@@ -27,8 +27,8 @@ import sys
 from absl import flags
 
 from rarl_tf import cli
-from rarl_tf import flags as rarl_flags
-from rarl_tf.config import DataConfig, EvalConfig
+from rarl_tf.config import flags as rarl_flags
+from rarl_tf.config.experiment import DataConfig, EvalConfig
 
 FLAGS = flags.FLAGS
 
@@ -42,9 +42,10 @@ def main(argv):
             f"--max_pixels={FLAGS.max_pixels} is not allowed: expected an integer "
             f">= 1 (pixels per image)"
         )
-    from rarl_tf import prediction, run_files
-    from rarl_tf.run_files import load_trained
-    from rarl_tf.serving import labels_path
+    from rarl_tf import model_folder
+    from rarl_tf.inference import prediction
+    from rarl_tf.inference.outputs import labels_path
+    from rarl_tf.model_folder import load_trained
 
     if FLAGS.tflite:
         predict_fn = prediction.LiteRTPredictor(
@@ -59,7 +60,7 @@ def main(argv):
         raise ValueError("give --model_dir=DIR (Keras) or --tflite=FILE.tflite (LiteRT)")
     if FLAGS.output_dir:
         os.makedirs(FLAGS.output_dir, exist_ok=True)
-        run_files.check_writable_folder(FLAGS.output_dir, f"--output_dir={FLAGS.output_dir}")
+        model_folder.check_writable_folder(FLAGS.output_dir, f"--output_dir={FLAGS.output_dir}")
     failed = 0
     for path in paths:
         try:

@@ -15,9 +15,9 @@ import time
 
 from absl import flags
 
-from rarl_tf import cli, run_files
-from rarl_tf import flags as rarl_flags
-from rarl_tf.config import STRATEGIES
+from rarl_tf import cli, model_folder
+from rarl_tf.config import flags as rarl_flags
+from rarl_tf.config.experiment import STRATEGIES
 
 FLAGS = flags.FLAGS
 
@@ -45,7 +45,8 @@ def main(argv):
         )
 
     # Imported after the flags are checked so a bad flag fails before TensorFlow starts.
-    from rarl_tf import checkpoints, distribute, evaluation, training
+    from rarl_tf.evaluation import scoring
+    from rarl_tf.training import checkpoints, distribute, trainer
 
     distribute.split_cpu(FLAGS.num_cpu_devices)
     strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.num_cpu_devices, FLAGS.tpu)
@@ -58,16 +59,16 @@ def main(argv):
 
     start = time.time()
     try:
-        model, config = training.train(config, model_dir, strategy)
-    except (run_files.ModelDirBusy, checkpoints.CheckpointWriteFailed) as err:
+        model, config = trainer.train(config, model_dir, strategy)
+    except (model_folder.ModelDirBusy, checkpoints.CheckpointWriteFailed) as err:
         raise cli.RunFailed(str(err)) from None
     if not distribute.is_chief():
         return
-    results = evaluation.evaluate(model, config)
-    results["steps"] = training.global_step(model)
+    results = scoring.evaluate(model, config)
+    results["steps"] = trainer.global_step(model)
     results["train_and_eval_seconds"] = round(time.time() - start, 1)
     # Whole or not at all: a reader never sees half of it (train.py still holds the lock).
-    run_files.write_json(os.path.join(model_dir, "metrics.json"), results)
+    model_folder.write_json(os.path.join(model_dir, "metrics.json"), results)
     print(json.dumps({k: v for k, v in results.items() if k != "per_class_ap"}))
 
 

@@ -1,14 +1,20 @@
-"""Shared test set-up: quiet TensorFlow, the repo on sys.path, a tiny model config."""
+"""Shared test set-up: quiet TensorFlow, the repository's paths, a tiny model config.
+
+The repository root and tests/ are on sys.path through pyproject.toml's pytest `pythonpath`, so
+tests in the sub-folders import `conftest`, `fake_tfds` and the project alike.
+"""
 
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import pytest  # noqa: E402
 
-from rarl_tf.config import ModelConfig  # noqa: E402
+from rarl_tf.config.experiment import ModelConfig  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Files the tests read: config snapshots, weight files of older runs.
+FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 
 
 def tiny_model_config(**changes) -> ModelConfig:
@@ -38,9 +44,9 @@ def tiny_config():
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A model_dir as `rarl_tf.train` leaves it (config.json + weights), for a tiny random model."""
-    from rarl_tf.config import DataConfig, ExperimentConfig
+    from rarl_tf.config.experiment import DataConfig, ExperimentConfig
     from rarl_tf.model.factory import WEIGHTS_FILE, build_model
-    from rarl_tf.run_files import save_config
+    from rarl_tf.model_folder import save_config
 
     model_dir = tmp_path_factory.mktemp("tiny_model")
     config = ExperimentConfig(

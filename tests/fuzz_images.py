@@ -137,7 +137,7 @@ def inputs(seed: int = 0) -> list[tuple[str, bytes]]:
 
 
 def through_load_image(cases, work_dir: str) -> dict:
-    from rarl_tf import prediction
+    from rarl_tf.inference import prediction
 
     counts = {"decoded": 0, "refused": 0, "crashes": 0}
     for index, (category, data) in enumerate(cases):

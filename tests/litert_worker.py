@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from rarl_tf.litert import CompiledRunner, compile_on  # noqa: E402
+from rarl_tf.inference.litert import CompiledRunner, compile_on  # noqa: E402
 
 
 def run_all(runner, images) -> dict:

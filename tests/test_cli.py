@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import ROOT
+
 TINY = [
     "--dataset=cluttered_digits/small",
     "--backbone=small_vgg",
@@ -171,7 +172,7 @@ def test_voc_recipe_without_data_says_how_to_get_it(tmp_path):
 
 
 def test_recipe_flagfiles_hold_the_papers_settings():
-    from rarl_tf.flags import experiment_config_from_flagfile
+    from rarl_tf.config.flags import experiment_config_from_flagfile
 
     got = {}
     for name in ["voc.flags", "voc640.flags", "coco.flags", "coco640.flags"]:
@@ -194,7 +195,7 @@ def test_two_scale_evaluation_averages_models_and_prints_tables(trained, tmp_pat
     import dataclasses
 
     from rarl_tf.model.factory import WEIGHTS_FILE, build_model
-    from rarl_tf.run_files import load_config, save_config
+    from rarl_tf.model_folder import load_config, save_config
 
     base, model_dir, _ = trained
     config = load_config(str(model_dir))

@@ -12,7 +12,8 @@ import tomllib
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import ROOT
+
 SCRIPT_DIR = os.path.dirname(sys.executable)
 
 

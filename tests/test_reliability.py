@@ -21,8 +21,8 @@ from PIL import Image
 
 from conftest import tiny_model_config
 from fake_tfds import as_dataset_fn
-from rarl_tf import cli, run_files
-from rarl_tf.config import DataConfig, ExperimentConfig, TrainConfig
+from rarl_tf import cli, model_folder
+from rarl_tf.config.experiment import DataConfig, ExperimentConfig, TrainConfig
 from test_cli import ROOT, run
 from test_voc_dir import write_voc
 
@@ -156,7 +156,7 @@ def test_2_5_6_9_predict_keeps_every_picture_reads_16_bit_skips_a_fifo_caps_the_
 
 
 def test_2_9_predict_files_never_overwrite_a_picture_and_skip_a_fifo(tmp_path):
-    from rarl_tf import prediction
+    from rarl_tf.inference import prediction
 
     for folder in ("a", "b", "out"):
         (tmp_path / folder).mkdir()
@@ -194,8 +194,8 @@ def test_2_9_predict_files_never_overwrite_a_picture_and_skip_a_fifo(tmp_path):
 
 
 def test_5_one_reader_16_bit_palette_alpha_and_cmyk_as_the_pipeline_decodes_them(tmp_path):
-    from rarl_tf import prediction
     from rarl_tf.data import image_header
+    from rarl_tf.inference import prediction
 
     rng = np.random.default_rng(1)
     rgb = rng.integers(0, 256, (20, 30, 3), np.uint8)
@@ -217,7 +217,7 @@ def test_5_one_reader_16_bit_palette_alpha_and_cmyk_as_the_pipeline_decodes_them
 
 
 def test_6_drawing_fails_inside_the_per_image_handling(tiny_model_dir, tmp_path, monkeypatch):
-    from rarl_tf import prediction, visualize
+    from rarl_tf.inference import prediction, visualize
 
     def out_of_memory(*args, **kwargs):
         raise MemoryError()
@@ -239,7 +239,7 @@ def test_6_drawing_fails_inside_the_per_image_handling(tiny_model_dir, tmp_path,
 
 # 3. A training stream that runs out fails, naming how many steps ran; nothing final written.
 def test_3_a_run_whose_data_runs_out_fails_naming_the_steps_and_writes_no_model(tmp_path):
-    from rarl_tf import training
+    from rarl_tf.training import trainer
 
     config = ExperimentConfig(
         model=tiny_model_config(),
@@ -250,8 +250,8 @@ def test_3_a_run_whose_data_runs_out_fails_naming_the_steps_and_writes_no_model(
     )
     # 8 of 12 images do not decode: two passes hold 8 good images, 2 batches of the 3 steps.
     with tfds.testing.mock_data(as_dataset_fn=as_dataset_fn(12, undecodable=tuple(range(8)))):
-        with pytest.raises(training.TrainingIncomplete) as err:
-            training.train(config, str(tmp_path), verbose=0)
+        with pytest.raises(trainer.TrainingIncomplete) as err:
+            trainer.train(config, str(tmp_path), verbose=0)
     message = str(err.value)
     assert "made 2 of its 3 remaining steps" in message and "16 images" in message
     assert isinstance(err.value, cli.RunFailed)  # exit status 1, one line
@@ -274,7 +274,7 @@ def _voc_model_dir(tmp_path, images, max_pixels):
         data=DataConfig(dataset="voc_dir", data_dir=str(root), max_pixels=max_pixels),
         class_names=tuple(voc_dir.VOC_CLASSES),
     )
-    run_files.save_config(config, str(model_dir))
+    model_folder.save_config(config, str(model_dir))
     build_model(config.model, 20, seed=0).save_weights(str(model_dir / WEIGHTS_FILE))
     return model_dir
 
@@ -296,11 +296,11 @@ def _skipping_voc_model_dir(tmp_path):
 
 # 4. evaluate counts and names what it skipped (and train's metrics.json, same function).
 def test_4_evaluation_counts_and_names_the_skipped_images(tmp_path, capfd):
-    from rarl_tf import evaluation
-    from rarl_tf.run_files import load_trained
+    from rarl_tf.evaluation import scoring
+    from rarl_tf.model_folder import load_trained
 
     model, config = load_trained(str(_skipping_voc_model_dir(tmp_path)))
-    metrics = evaluation.evaluate(model, config)
+    metrics = scoring.evaluate(model, config)
     assert metrics["num_images"] == 4 and metrics["skipped_images"] == 2
     assert [os.path.basename(name) for name in metrics["skipped"]] == ["000002.jpg", "000005.jpg"]
     assert "2 of 6 evaluation images" in capfd.readouterr().err
@@ -343,15 +343,15 @@ def test_7_run_files_get_the_umask_permissions_and_are_fsynced(tmp_path, monkeyp
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
     model = build_model(tiny_model_config(), 10, seed=0)
-    run_files.write_json(str(tmp_path / "metrics.json"), {"mAP": 1.0})
-    run_files.save_weights(model, str(tmp_path / "model.weights.h5"))
-    run_files.save_keras(model, str(tmp_path / "model.keras"))
-    run_files.save_config(ExperimentConfig(), str(tmp_path))
+    model_folder.write_json(str(tmp_path / "metrics.json"), {"mAP": 1.0})
+    model_folder.save_weights(model, str(tmp_path / "model.weights.h5"))
+    model_folder.save_keras(model, str(tmp_path / "model.keras"))
+    model_folder.save_config(ExperimentConfig(), str(tmp_path))
     for name in ("metrics.json", "model.weights.h5", "model.keras", "config.json"):
         assert _mode(tmp_path / name) == 0o644, name
     assert len(synced) >= 8  # each file, and the folder after each rename
     os.umask(0o027)
-    run_files.write_json(str(tmp_path / "private.json"), {})
+    model_folder.write_json(str(tmp_path / "private.json"), {})
     assert _mode(tmp_path / "private.json") == 0o640
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "config.json",
@@ -429,7 +429,7 @@ def test_10_a_lock_symlink_is_refused_and_its_target_untouched(tmp_path, capsys)
     model_dir.mkdir()
     os.symlink(victim, model_dir / ".lock")
     with pytest.raises(SystemExit) as exit_info:
-        cli.user_errors_exit(lambda argv: run_files.acquire(str(model_dir)))([""])
+        cli.user_errors_exit(lambda argv: model_folder.acquire(str(model_dir)))([""])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and ".lock is a symbolic link" in err[0]
@@ -459,7 +459,7 @@ def test_11_config_values_are_typed_and_validated_on_load(
 ):
     import shutil
 
-    from rarl_tf.run_files import load_config
+    from rarl_tf.model_folder import load_config
 
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model_dir)
@@ -470,7 +470,7 @@ def test_11_config_values_are_typed_and_validated_on_load(
     else:
         raw[section][key] = value
     (model_dir / "config.json").write_text(json.dumps(raw))
-    with pytest.raises(run_files.CorruptFile) as err:
+    with pytest.raises(model_folder.CorruptFile) as err:
         load_config(str(model_dir))
     assert expected in str(err.value) and "config.json" in str(err.value)
     assert "\n" not in str(err.value)
@@ -495,7 +495,8 @@ def test_11_a_string_image_size_is_one_error_line_through_predict(tiny_model_dir
 # Multi-worker: workers that restored different steps stop instead of training out of step.
 SAME_STEP = r"""
 import sys
-from rarl_tf import cli, distribute
+from rarl_tf import cli
+from rarl_tf.training import distribute
 distribute.split_cpu(2)
 strategy = distribute.make_strategy("mirrored", 2)
 distribute.check_same_step(strategy, 5)

@@ -6,7 +6,7 @@
 Every variant trains with the same backbone, budget (the flagfile's) and seed (seed + r for
 repeat r), on the same data, then is evaluated with the flagfile's views. On cluttered_digits,
 where every digit's box is known, `rarl` and `random_locations` also get an object-discovery
-score (`rarl_tf/discovery.py`). Runs live under --work_dir/VARIANT/seed_S and resume like
+score (`rarl_tf/evaluation/discovery.py`). Runs live under --work_dir/VARIANT/seed_S and resume like
 `rarl_tf.train`; the JSON is rewritten after every run, with a markdown table next to it.
 """
 
@@ -19,8 +19,9 @@ import time
 
 from absl import app, flags
 
-from rarl_tf import cli, report
-from rarl_tf import flags as rarl_flags
+from rarl_tf import cli
+from rarl_tf.config import flags as rarl_flags
+from rarl_tf.evaluation import tables
 
 FLAGS = flags.FLAGS
 
@@ -123,7 +124,7 @@ def _mean_and_std(stat, scale=100) -> str:
 
 
 def markdown(results: dict) -> str:
-    """One row per variant: mean ± std over its runs, in % (`report.markdown_table`)."""
+    """One row per variant: mean ± std over its runs, in % (`tables.markdown_table`)."""
     rows = []
     for name, entry in results["variants"].items():
         s = entry["summary"]
@@ -143,7 +144,7 @@ def markdown(results: dict) -> str:
             )
         ]
         rows.append([name, *stats, "-" if minutes is None else f"{minutes:.1f}", entry["paper"]])
-    return report.markdown_table(MARKDOWN_HEADER, rows)
+    return tables.markdown_table(MARKDOWN_HEADER, rows)
 
 
 def main(argv):
@@ -187,8 +188,9 @@ def main(argv):
 
 def run_variant(name: str, config, digits: bool) -> dict:
     """Trains and evaluates `config` --repeats times; {"paper", "runs", "summary"}."""
-    from rarl_tf import evaluation, training
-    from rarl_tf.policy_report import policy_report
+    from rarl_tf.evaluation import scoring
+    from rarl_tf.evaluation.policy_report import policy_report
+    from rarl_tf.training import trainer
 
     runs = []
     for repeat in range(FLAGS.repeats):
@@ -197,14 +199,14 @@ def run_variant(name: str, config, digits: bool) -> dict:
         model_dir = os.path.join(FLAGS.work_dir, name.replace("=", ""), f"seed_{seed}")
         print(f"== {name}, seed {seed}: {model_dir}", flush=True)
         start = time.time()
-        model, saved = training.train(run_config, model_dir, verbose=FLAGS.verbose)
+        model, saved = trainer.train(run_config, model_dir, verbose=FLAGS.verbose)
         train_seconds = time.time() - start
-        metrics = evaluation.evaluate(model, saved)
+        metrics = scoring.evaluate(model, saved)
         run = {
             "seed": seed,
             "model_dir": model_dir,
             "train_seconds": train_seconds,
-            **{k: metrics[k] for k in ("mAP", *report.PRF_KEYS)},
+            **{k: metrics[k] for k in ("mAP", *tables.PRF_KEYS)},
         }
         if digits and name in DISCOVERY_VARIANTS:
             # The same weights with the policy's locations and with random centres.

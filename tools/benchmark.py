@@ -44,8 +44,8 @@ import time
 
 from absl import app, flags
 
-from rarl_tf import cli, run_files
-from rarl_tf import flags as rarl_flags
+from rarl_tf import cli, model_folder
+from rarl_tf.config import flags as rarl_flags
 
 FLAGS = flags.FLAGS
 SIZES = ("vgg16_448", "config")
@@ -68,7 +68,7 @@ def median_seconds(fn, repeats: int, warmup: int) -> float:
 
 def vgg16_448_config():
     """The paper's model at N = 448 (anchors 80/160/320 scaled by 448 / 512), VOC's 20 classes."""
-    from rarl_tf.config import ModelConfig
+    from rarl_tf.config.experiment import ModelConfig
 
     return ModelConfig(
         backbone="vgg16",
@@ -190,7 +190,7 @@ def tflite_times(matmul_model, m, image, timed) -> dict:
     from ai_edge_litert.interpreter import Interpreter
 
     from export.tflite import convert_model
-    from rarl_tf import serving
+    from rarl_tf.inference import outputs
     from rarl_tf.model.views import FULL_VIEW
 
     interpreter = Interpreter(
@@ -199,7 +199,7 @@ def tflite_times(matmul_model, m, image, timed) -> dict:
     runner = interpreter.get_signature_runner("serving_default")
     pixels = image.numpy()
     keras_probs = matmul_model(pixels, training=False, views=FULL_VIEW)["probs"].numpy()
-    tflite_probs = serving.from_exported(runner(pixels=pixels))["probs"]
+    tflite_probs = outputs.from_exported(runner(pixels=pixels))["probs"]
     return {
         "tflite_max_abs_diff": float(np.abs(tflite_probs - keras_probs).max()),
         "tflite_one_view_s": timed(lambda: runner(pixels=pixels)),
@@ -295,7 +295,7 @@ def _cell(value, unit: str) -> str:
 def markdown(results: dict) -> str:
     """The measures and ratios, a column per size, then the per-part breakdown of a training
     step (where measured)."""
-    from rarl_tf.report import markdown_table
+    from rarl_tf.evaluation.tables import markdown_table
 
     sizes = results["sizes"]
     rows = [["image size N"] + [str(r["image_size"]) for r in sizes.values()]]
@@ -388,7 +388,7 @@ def main(argv):
             results["sizes"][size] = measure_size(config.model, num_classes, here, progress)
     results["markdown"] = markdown(results)
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-    run_files.write_json(FLAGS.output, results)
+    model_folder.write_json(FLAGS.output, results)
     print(results["markdown"])
 
 

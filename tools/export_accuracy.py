@@ -14,8 +14,9 @@ import os
 
 from absl import app, flags
 
-from rarl_tf import cli, report, run_files
-from rarl_tf import flags as rarl_flags
+from rarl_tf import cli, model_folder
+from rarl_tf.config import flags as rarl_flags
+from rarl_tf.evaluation import tables
 
 FLAGS = flags.FLAGS
 
@@ -32,10 +33,11 @@ def main(argv):
     import tensorflow as tf
 
     from export import saved_model, tflite
-    from rarl_tf import evaluation, prediction, serving
+    from rarl_tf.evaluation import scoring
+    from rarl_tf.inference import outputs, prediction
     from rarl_tf.model.factory import WEIGHTS_FILE
     from rarl_tf.model.views import FULL_VIEW
-    from rarl_tf.run_files import load_trained
+    from rarl_tf.model_folder import load_trained
 
     model, config = load_trained(FLAGS.model_dir)
     work = FLAGS.work_dir or os.path.join(FLAGS.model_dir, "exports")
@@ -43,7 +45,7 @@ def main(argv):
 
     scorers = {
         "keras": (
-            evaluation.model_scorer(model, FULL_VIEW),
+            scoring.model_scorer(model, FULL_VIEW),
             os.path.join(FLAGS.model_dir, WEIGHTS_FILE),
         )
     }
@@ -51,7 +53,7 @@ def main(argv):
     signature = tf.saved_model.load(served).signatures["predict_pixels"]
     # predict_pixels resizes uint8 input itself; feed it the same N x N pixels, rounded.
     scorers["saved_model"] = (
-        lambda images: serving.from_exported(signature(pixels=tf.cast(tf.round(images), tf.uint8)))[
+        lambda images: outputs.from_exported(signature(pixels=tf.cast(tf.round(images), tf.uint8)))[
             "probs"
         ].numpy(),
         served,
@@ -59,7 +61,7 @@ def main(argv):
     for quantization in ("none", "float16", "int8"):
         path = os.path.join(work, f"rarl_{quantization}.tflite")
         tflite.export(FLAGS.model_dir, path, quantization, FLAGS.calibration_images)
-        run = prediction.LiteRTPredictor(path, serving.labels_path(path))
+        run = prediction.LiteRTPredictor(path, outputs.labels_path(path))
         scorers[f"tflite_{'float32' if quantization == 'none' else quantization}"] = (
             lambda images, run=run: np.concatenate(
                 [run(image[None])["probs"] for image in images.numpy()]
@@ -70,10 +72,8 @@ def main(argv):
     results = {}
     for name, (score, path) in scorers.items():
         print(f"scoring {name}")
-        scores, labels, ignore, _ = evaluation.evaluate_scores(score, config)
-        metrics = evaluation.compute_metrics(
-            scores, labels, ignore, config.eval, config.class_names
-        )
+        scores, labels, ignore, _ = scoring.evaluate_scores(score, config)
+        metrics = scoring.compute_metrics(scores, labels, ignore, config.eval, config.class_names)
         results[name] = {
             "mAP": metrics["mAP"],
             "bytes": _size(path),
@@ -85,9 +85,9 @@ def main(argv):
     for name, r in results.items():
         r["delta_vs_keras"] = r["mAP"] - keras_map
         rows.append([name, f"{r['mAP']:.4f}", f"{r['delta_vs_keras']:+.4f}", r["bytes"]])
-    print(report.markdown_table(["model", "mAP", "mAP - Keras", "size (bytes)"], rows))
+    print(tables.markdown_table(["model", "mAP", "mAP - Keras", "size (bytes)"], rows))
     if FLAGS.output:
-        run_files.write_json(
+        model_folder.write_json(
             FLAGS.output, {"dataset": config.data.dataset, "views": 1, "results": results}
         )
 

@@ -18,7 +18,8 @@ import json
 
 from absl import app, flags
 
-from rarl_tf import cli, report, run_files
+from rarl_tf import cli, model_folder
+from rarl_tf.evaluation import tables
 from tools.ablate import summarize
 
 FLAGS = flags.FLAGS
@@ -77,10 +78,10 @@ def markdown(result: dict, names: tuple[str, str]) -> str:
         for s, x, y in zip(p["seeds"], p["a"]["values"], p["b"]["values"])
     ]
     rows.append(["mean ± std", _text(p["a"]), _text(p["b"]), _text(p["a_minus_b"], signed=True)])
-    tables = [report.markdown_table(("", *names, "A − B"), rows)]
+    parts = [tables.markdown_table(("", *names, "A − B"), rows)]
     if result["placements"]:
-        tables.append(
-            report.markdown_table(
+        parts.append(
+            tables.markdown_table(
                 (f"{names[0]}, same weights", "mAP", "centre inside, union", "visited cells kept"),
                 [
                     [
@@ -93,7 +94,7 @@ def markdown(result: dict, names: tuple[str, str]) -> str:
                 ],
             )
         )
-    return "\n\n".join(tables)
+    return "\n\n".join(parts)
 
 
 def main(argv):
@@ -103,7 +104,7 @@ def main(argv):
     result = {"a": FLAGS.a, "b": FLAGS.b, "paired": paired(a, b), "placements": placements(a)}
     result["markdown"] = markdown(result, names)
     if FLAGS.output:
-        run_files.write_json(FLAGS.output, result)
+        model_folder.write_json(FLAGS.output, result)
     print(result["markdown"])
 
 

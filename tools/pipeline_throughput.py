@@ -16,8 +16,9 @@ import time
 
 from absl import app, flags
 
-from rarl_tf import cli, report, run_files
-from rarl_tf import flags as rarl_flags
+from rarl_tf import cli, model_folder
+from rarl_tf.config import flags as rarl_flags
+from rarl_tf.evaluation import tables
 
 FLAGS = flags.FLAGS
 
@@ -35,13 +36,13 @@ def main(argv):
     import keras
     import tensorflow as tf
 
-    from rarl_tf import training
     from rarl_tf.data import pipeline
     from rarl_tf.data.splits import class_names
     from rarl_tf.model.factory import build_model
+    from rarl_tf.training import trainer
 
     m, t = config.model, config.train
-    examples, pass_size = training.training_examples(config)
+    examples, pass_size = trainer.training_examples(config)
     needed = FLAGS.warmup + FLAGS.batches
     stream = pipeline.train_stream(
         examples,
@@ -110,9 +111,9 @@ def main(argv):
             ]
         )
         rows.append(["pipeline / model", f"{result['pipeline_over_model']:.2f}x"])
-    print(report.markdown_table(["what", "images / s"], rows))
+    print(tables.markdown_table(["what", "images / s"], rows))
     if FLAGS.output:
-        run_files.write_json(FLAGS.output, result)
+        model_folder.write_json(FLAGS.output, result)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ inhibition of return off (or on), and against random centres, uniform and inhibi
 the same weights (mAP, visited cells kept, object
 discovery per step and over the union of steps, distance between consecutive locations), how
 often the reward depends on placement over --samples sampled trajectories, and the batch
-signal-to-noise of the location head's REINFORCE gradient (`rarl_tf/policy_report.py`). Writes
-the JSON and a markdown file next to it, and prints the table.
+signal-to-noise of the location head's REINFORCE gradient
+(`rarl_tf/evaluation/policy_report.py`). Writes the JSON and a markdown file next to it, and
+prints the table.
 
     python -m tools.policy_report \
         --compare=results/levers/recipe.json,results/levers/dense_head.json
@@ -24,14 +25,14 @@ import os
 
 from absl import app, flags
 
-from rarl_tf import cli, run_files
-from rarl_tf import flags as rarl_flags
+from rarl_tf import cli, model_folder
+from rarl_tf.config import flags as rarl_flags
 
 FLAGS = flags.FLAGS
 
 
 def compare(paths) -> None:
-    from rarl_tf.policy_report import comparison_markdown
+    from rarl_tf.evaluation.policy_report import comparison_markdown
 
     reports = {}
     for path in paths:
@@ -53,8 +54,8 @@ def main(argv):
             f"--max_images={FLAGS.max_images} / --samples={FLAGS.samples}: expected "
             f"at least 1 image and 2 samples"
         )
-    from rarl_tf.policy_report import markdown, policy_report
-    from rarl_tf.run_files import load_trained
+    from rarl_tf.evaluation.policy_report import markdown, policy_report
+    from rarl_tf.model_folder import load_trained
 
     model, config = load_trained(FLAGS.model_dir)
     if config.model.architecture != "rarl":
@@ -72,8 +73,8 @@ def main(argv):
     table = markdown(result)
     output = FLAGS.output or os.path.join(FLAGS.model_dir, "policy_report.json")
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    run_files.write_json(output, {**result, "markdown": table})
-    run_files.write_text(os.path.splitext(output)[0] + ".md", table + "\n")
+    model_folder.write_json(output, {**result, "markdown": table})
+    model_folder.write_text(os.path.splitext(output)[0] + ".md", table + "\n")
     print(table)
 
 

@@ -27,7 +27,7 @@ import time
 
 from absl import app, flags
 
-from rarl_tf import cli, run_files
+from rarl_tf import cli, model_folder
 
 FLAGS = flags.FLAGS
 MB = 2.0**20
@@ -41,7 +41,7 @@ def measure_recipe(path: str, batch: int, repeats: int, warmup: int) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from rarl_tf.flags import experiment_config_from_flagfile
+    from rarl_tf.config.flags import experiment_config_from_flagfile
     from rarl_tf.model import optimizer as optimizer_lib
     from rarl_tf.model.factory import build_model
     from tools.step_breakdown import train_breakdown
@@ -176,7 +176,7 @@ def main(argv):
                 if complete
                 else None,
             }
-            run_files.write_json(FLAGS.output, results, 1)
+            model_folder.write_json(FLAGS.output, results, 1)
     print(json.dumps(results["ratios_to_first"], indent=1))
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from rarl_tf.config import DEFAULT_MAX_PIXELS
+from rarl_tf.config.experiment import DEFAULT_MAX_PIXELS
 from rarl_tf.data import image_header
 
 AUTOTUNE = tf.data.AUTOTUNE

@@ -15,7 +15,7 @@ from typing import Callable
 
 import tensorflow as tf
 
-from rarl_tf.config import DATASETS
+from rarl_tf.config.experiment import DATASETS
 from rarl_tf.data import tfds_sources, voc_dir
 
 

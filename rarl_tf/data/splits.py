@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from rarl_tf.config import ExperimentConfig
+from rarl_tf.config.experiment import ExperimentConfig
 from rarl_tf.data.sources import get_source
 
 ROLES = ("train", "eval")

@@ -31,7 +31,7 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
-from rarl_tf.config import RECURRENCES, REGION_POOLS, ModelConfig
+from rarl_tf.config.experiment import RECURRENCES, REGION_POOLS, ModelConfig
 from rarl_tf.model import anchors as anchors_lib
 from rarl_tf.model import crop as crop_lib
 from rarl_tf.model.policy import LocationPolicy

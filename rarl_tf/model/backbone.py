@@ -15,7 +15,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from rarl_tf.config import BACKBONES
+from rarl_tf.config.experiment import BACKBONES
 
 # ImageNet channel means of the Caffe VGG16 weights (keras.applications.vgg16.preprocess_input).
 _VGG_MEAN_BGR = (103.939, 116.779, 123.68)

@@ -15,7 +15,7 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
-from rarl_tf.config import ModelConfig
+from rarl_tf.config.experiment import ModelConfig
 from rarl_tf.model import backbone as backbone_lib
 
 # Registers PolicyRateAdam: `keras.saving.load_model` rebuilds a model.keras's optimizer too.

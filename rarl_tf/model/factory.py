@@ -7,7 +7,7 @@ import inspect
 
 import numpy as np
 
-from rarl_tf.config import ModelConfig
+from rarl_tf.config.experiment import ModelConfig
 from rarl_tf.model.agent import RecurrentAttention
 from rarl_tf.model.global_pool import GlobalPoolingClassifier
 from rarl_tf.model.policy import LocationPolicy

@@ -16,7 +16,7 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
-from rarl_tf.config import ModelConfig
+from rarl_tf.config.experiment import ModelConfig
 from rarl_tf.model import crop as crop_lib
 from rarl_tf.model import losses
 from rarl_tf.model.base import MultiLabelModel

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from rarl_tf.config import REWARDS, STEP_REWARDS
+from rarl_tf.config.experiment import REWARDS, STEP_REWARDS
 
 
 def classification_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:

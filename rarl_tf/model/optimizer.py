@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import keras
 
-from rarl_tf.config import TrainConfig
+from rarl_tf.config.experiment import TrainConfig
 
 # Variables whose path holds this are the policy's (`RecurrentAttention` names its policy layer
 # "policy"; weight files already depend on that name).

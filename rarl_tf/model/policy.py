@@ -36,7 +36,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from rarl_tf.config import LOC_HEADS, LOCATIONS, POLICY_STATES, ModelConfig
+from rarl_tf.config.experiment import LOC_HEADS, LOCATIONS, POLICY_STATES, ModelConfig
 
 tfd = tfp.distributions
 # Argument defaults are the config's (the paper's), kept in one place: config.py.

@@ -18,7 +18,7 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
-from rarl_tf.config import REWARDS, STEP_REWARDS, ModelConfig
+from rarl_tf.config.experiment import REWARDS, STEP_REWARDS, ModelConfig
 from rarl_tf.model import losses
 from rarl_tf.model.agent import RecurrentAttention
 from rarl_tf.model.base import MultiLabelModel

@@ -1,0 +1,433 @@
+"""Training: data, model, optimizer and callbacks for one `ExperimentConfig`, resumable.
+
+Everything a run writes lives under `model_dir` (only the chief writes under multi-worker):
+
+    config.json           the frozen config (evaluation, prediction and export rebuild from it)
+    data_stats.json       images per training pass, and how many were skipped for having no label
+    checkpoints/          tf.train checkpoints (model and optimizer, whose `iterations` is the
+                          global step) every `checkpoint_every_steps` steps and at each epoch end
+    logs/                 TensorBoard
+    history.csv           one row per epoch
+    model.weights.h5      the final weights
+
+A run killed at any moment and started again with the same flags continues from its newest
+checkpoint: same step, same learning rate, and the data stream resumes at that step's position
+(`pipeline.train_stream`), so the run ends after exactly `epochs x steps_per_epoch` steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from rarl_tf import cli, model_folder
+from rarl_tf.config.experiment import ExperimentConfig
+from rarl_tf.data import pipeline
+from rarl_tf.data.splits import class_names, load_split
+from rarl_tf.inference import outputs
+from rarl_tf.model import optimizer as optimizer_lib
+from rarl_tf.model.factory import KERAS_FILE, WEIGHTS_FILE, build_model
+from rarl_tf.training import checkpoints, distribute, loop
+
+CHECKPOINT_DIR = "checkpoints"
+DATA_STATS_FILE = "data_stats.json"
+
+
+class TrainingDiverged(cli.RunFailed):
+    """The loss became NaN or infinite; the last good checkpoint was kept (a `cli.RunFailed`:
+    the entry point prints it and exits with 1)."""
+
+
+class TrainingIncomplete(cli.RunFailed):
+    """The run made fewer steps than configured (its data ran out); no final model files were
+    written (a `cli.RunFailed`: exit 1)."""
+
+
+def global_step(model: keras.Model) -> int:
+    """The optimizer's step count (a mirrored variable under tf.distribute)."""
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
+class StepCheckpoint(keras.callbacks.Callback):
+    """Saves model and optimizer every `every_steps` steps and at each epoch's end.
+
+    Keras's BackupAndRestore resumes only from the start of an epoch; a step-level
+    `tf.train.CheckpointManager` loses at most `every_steps` steps to a kill. A checkpoint is
+    only written while every weight is finite (the loop stops on a non-finite loss first), so
+    a diverged run keeps its last good state. An unreadable newest checkpoint is skipped for
+    the one before it; a failed write stops the run (`checkpoints` module).
+    """
+
+    def __init__(self, directory: str, restore_from: str, every_steps: int, max_to_keep: int = 3):
+        super().__init__()
+        self.directory = directory
+        self.restore_from = restore_from
+        self.every_steps = every_steps
+        self.max_to_keep = max_to_keep
+        self.manager = None
+
+    def attach(self, model: keras.Model) -> int:
+        """Binds to `model`, restores the newest checkpoint if any; returns the global step."""
+        # Optimizer slots must exist before a restore can fill them.
+        model.optimizer.build(model.trainable_variables)
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+        latest = checkpoints.restore_newest_readable(
+            checkpoint, self.restore_from, owner=self.restore_from == self.directory
+        )
+        if latest:
+            print(f"Resuming from {latest} (step {global_step(model)})", flush=True)
+        # After the restore: it may have rewritten the folder's index of checkpoints.
+        self.manager = tf.train.CheckpointManager(checkpoint, self.directory, self.max_to_keep)
+        return global_step(model)
+
+    def _save(self):
+        step = global_step(self.model)
+        if not all(
+            bool(tf.reduce_all(tf.math.is_finite(v)))
+            for v in self.model.weights
+            if "float" in str(v.dtype)
+        ):
+            raise loop.NonFiniteStep(step, "a weight")
+        if self.manager.latest_checkpoint != os.path.join(self.directory, f"ckpt-{step}"):
+            checkpoints.save(self.manager, step)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if global_step(self.model) % self.every_steps == 0:
+            self._save()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._save()
+
+
+class InhibitionAnneal(keras.callbacks.Callback):
+    """Sets the policy's inhibition strength to 1 - step / `steps` (not below 0) before each
+    training step, from the optimizer's step count (so a resumed run continues the schedule)."""
+
+    def __init__(self, strength, steps: int):
+        super().__init__()
+        self.strength, self.steps = strength, max(int(steps), 1)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        done = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        self.strength.assign(max(0.0, 1.0 - done / self.steps))
+
+
+def anneal_callbacks(
+    model: keras.Model, config: ExperimentConfig, steps_per_epoch: int
+) -> list[keras.callbacks.Callback]:
+    """[InhibitionAnneal] for a model whose inhibition of return is annealed, else []."""
+    strength = getattr(
+        getattr(getattr(model, "agent", None), "policy", None), "inhibition_strength", None
+    )
+    if strength is None:
+        return []
+    return [
+        InhibitionAnneal(strength, round(config.model.inhibition_anneal_epochs * steps_per_epoch))
+    ]
+
+
+class SkippedImages(keras.callbacks.Callback):
+    """Reports images skipped because they did not decode, in the logs and on the console."""
+
+    def __init__(self, counter: pipeline.SkipCounter):
+        super().__init__()
+        self.counter = counter
+        self.reported = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        skipped = self.counter.undecodable
+        if logs is not None:
+            logs["skipped_undecodable"] = skipped
+        if skipped > self.reported:
+            print(
+                f"warning: {skipped} training images could not be decoded and were skipped so "
+                f"far (not a readable image, or over --max_pixels)",
+                flush=True,
+            )
+            self.reported = skipped
+
+
+class AttentionPictures(keras.callbacks.Callback):
+    """At each epoch's end, writes the attended regions on a few fixed evaluation images to
+    TensorBoard (`logs/attention`, `tf.summary.image`), drawn as `rarl_tf.predict` draws them.
+
+    Args:
+      images: [n, N, N, 3] float pixels (the evaluation pipeline's), the same every epoch.
+    """
+
+    def __init__(self, log_dir: str, images: np.ndarray):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(log_dir)
+        self.images = images
+
+    def on_epoch_end(self, epoch, logs=None):
+        from PIL import Image
+
+        from rarl_tf.inference.visualize import draw_attention
+
+        out = outputs.predict(self.model, self.images)
+        boxes = out["boxes"].numpy()  # [n, T, k, 4]
+        centres = out["centres"].numpy()  # [n, T, 2], normalised to the image
+        pictures = [
+            np.asarray(draw_attention(Image.fromarray(np.uint8(image)), b, c, 192))
+            for image, b, c in zip(self.images, boxes, centres)
+        ]
+        with self.writer.as_default():
+            tf.summary.image(
+                "attention", np.stack(pictures), step=epoch + 1, max_outputs=len(pictures)
+            )
+        self.writer.flush()
+
+
+def attention_sample(config: ExperimentConfig, count: int = 4) -> np.ndarray:
+    """The first `count` evaluation images that decode, resized to N x N: [n <= count, N, N, 3]
+    float32."""
+    # The first `count` that decode (lazily: only as many are read as needed); an image that
+    # does not decode must not end the run. None decode: no pictures.
+    examples = load_split(config, "eval")
+    batch = next(iter(pipeline.eval_batches(examples, config.model.image_size, count)), None)
+    if batch is None:
+        size = config.model.image_size
+        return np.zeros((0, size, size, 3), np.float32)
+    return batch[0].numpy()
+
+
+def learning_rate(config: ExperimentConfig, steps_per_epoch: int):
+    """The configured schedule: constant, or linear warm-up then cosine decay to 0."""
+    t = config.train
+    if t.lr_schedule == "constant":
+        return t.learning_rate
+    total = t.epochs * steps_per_epoch
+    warmup = int(t.warmup_epochs * steps_per_epoch)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else t.learning_rate,
+        decay_steps=total - warmup,
+        warmup_target=t.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def prepare_model_dir(
+    config: ExperimentConfig, model_dir: str, write: bool = True
+) -> ExperimentConfig:
+    """Writes config.json, or checks that a resumed run asks for the same experiment."""
+    path = os.path.join(model_dir, "config.json")
+    if os.path.exists(path):
+        saved = model_folder.load_config(model_dir)
+        if dataclasses.replace(saved, class_names=config.class_names) != config:
+            raise ValueError(
+                f"{model_dir} holds a run with a different configuration; use a new "
+                f"--model_dir, or the same flags to resume (saved config: {path})"
+            )
+    if write:
+        model_folder.save_config(config, model_dir)
+    return config
+
+
+def count_labeled(
+    examples: tf.data.Dataset, cache_dir: str | None = None, write: bool = True
+) -> tuple[int, int]:
+    """(images with at least one label, images without) in `examples`.
+
+    Counting reads the split once (labels only, images stay encoded); with `cache_dir` the
+    counts are kept in `cache_dir/data_stats.json`, so a resumed run reads them instead.
+    """
+    path = os.path.join(cache_dir, DATA_STATS_FILE) if cache_dir else None
+    if path and os.path.exists(path):
+        try:
+            with open(path, "rb") as f:
+                stats = json.loads(f.read())
+            return int(stats["labeled"]), int(stats["unlabeled"])
+        except (ValueError, TypeError, KeyError):
+            # Only a cache: counting again is cheap and exact.
+            print(f"warning: {path} is unreadable; counting the training split again", flush=True)
+    flags = examples.map(pipeline.is_labeled, num_parallel_calls=pipeline.AUTOTUNE)
+    labeled, total = flags.reduce(
+        (np.int64(0), np.int64(0)), lambda acc, ok: (acc[0] + tf.cast(ok, tf.int64), acc[1] + 1)
+    )
+    labeled, total = int(labeled), int(total)
+    if path and write:
+        model_folder.write_json(path, {"labeled": labeled, "unlabeled": total - labeled}, None)
+    return labeled, total - labeled
+
+
+def training_examples(
+    config: ExperimentConfig, cache_dir: str | None = None, write: bool = True
+) -> tuple[tf.data.Dataset, int]:
+    """The training split's labeled examples (encoded) and their number per pass.
+
+    Images without any label are left out of training (they carry no signal for the hybrid
+    loss and would divide by zero in eq. 9); how many is printed once.
+    """
+    examples = load_split(config, "train", shuffle_files=True)
+    pass_size, unlabeled = count_labeled(examples, cache_dir, write)
+    if unlabeled:
+        print(
+            f"Skipping {unlabeled} training images that have no label ({pass_size} used per pass)",
+            flush=True,
+        )
+    return examples.filter(pipeline.is_labeled), pass_size
+
+
+def steps_per_epoch_of(config: ExperimentConfig, pass_size: int) -> int:
+    """--steps_per_epoch, or one pass of `pass_size` images; ValueError if under one batch."""
+    t = config.train
+    steps_per_epoch = t.steps_per_epoch or pass_size // t.batch_size
+    if steps_per_epoch <= 0:
+        raise ValueError(
+            f"the training split of {config.data.dataset} has {pass_size} usable "
+            f"images, fewer than one batch (--batch_size={t.batch_size})"
+        )
+    return steps_per_epoch
+
+
+def compiled_model(
+    config: ExperimentConfig,
+    strategy: tf.distribute.Strategy,
+    steps_per_epoch: int,
+    num_classes: int,
+) -> keras.Model:
+    """The configured model with its Adam optimizer (`optimizer.adam`), seeded and built under
+    `strategy`."""
+    m, t = config.model, config.train
+    keras.utils.set_random_seed(t.seed)
+    with strategy.scope():
+        # crop_and_resize has no XLA kernel: an XLA step crops with matrix products instead.
+        model = build_model(
+            m, num_classes, seed=t.seed, crop_mode="matmul" if t.jit_compile else "crop_and_resize"
+        )
+        optimizer = optimizer_lib.adam(t, learning_rate(config, steps_per_epoch))
+        model.compile(optimizer=optimizer, jit_compile=t.jit_compile)
+    return model
+
+
+def chief_callbacks(
+    config: ExperimentConfig, model_dir: str, resumed: bool
+) -> list[keras.callbacks.Callback]:
+    """What only the chief writes: TensorBoard logs, history.csv (appended to when `resumed`)
+    and, for RARL, the attention pictures."""
+    callbacks = [
+        keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
+        keras.callbacks.CSVLogger(os.path.join(model_dir, "history.csv"), append=resumed),
+    ]
+    sample = attention_sample(config) if config.model.architecture == "rarl" else []
+    if len(sample):
+        callbacks.append(AttentionPictures(os.path.join(model_dir, "logs", "attention"), sample))
+    return callbacks
+
+
+def _train_stream(
+    config: ExperimentConfig,
+    examples: tf.data.Dataset,
+    pass_size: int,
+    step: int,
+    total_steps: int,
+    counter: pipeline.SkipCounter,
+) -> tf.data.Dataset:
+    """The training batches from global step `step` (mid-epoch included) to `total_steps`."""
+    m, t, d = config.model, config.train, config.data
+    return pipeline.train_stream(
+        examples,
+        pass_size,
+        step,
+        total_steps,
+        t.batch_size,
+        m.image_size,
+        m.crop_margin,
+        t.seed,
+        d.shuffle_buffer,
+        counter,
+        d.max_pixels,
+    )
+
+
+def check_complete(
+    reached: int, start: int, total_steps: int, counter: pipeline.SkipCounter, kept: str | None
+) -> None:
+    """Raises TrainingIncomplete unless the run reached `total_steps`: a model trained on fewer
+    steps than asked for must not look finished (no final files are written after this)."""
+    if reached >= total_steps:
+        return
+    raise TrainingIncomplete(
+        f"training made {reached - start} of its {total_steps - start} remaining steps (global "
+        f"step {reached} of {total_steps}): the training data ran out, {counter.undecodable} "
+        f"images could not be decoded or were over --max_pixels (see the warnings naming "
+        f"them). No model.weights.h5 / model.keras was written; the checkpoint "
+        f"{kept or '(none)'} is kept. Remove or fix those images (or lower --steps_per_epoch) "
+        f"and rerun the same command"
+    )
+
+
+def train(
+    config: ExperimentConfig,
+    model_dir: str,
+    strategy: tf.distribute.Strategy | None = None,
+    verbose: int = 1,
+) -> tuple[keras.Model, ExperimentConfig]:
+    """Trains (or resumes) the experiment in `model_dir` and writes its final weights.
+
+    Args:
+      strategy: a tf.distribute strategy (`distribute.make_strategy`); default one device.
+
+    Returns:
+      The model and the config as saved (with the dataset's class names).
+
+    Raises:
+      TrainingDiverged: the loss became NaN or infinite (the last good checkpoint is kept).
+      TrainingIncomplete: the data ran out before the configured steps (nothing final written).
+      model_folder.ModelDirBusy: another process is training in `model_dir`. This process keeps
+        the folder's lock until it ends (`model_folder.release` gives it up earlier).
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    config = dataclasses.replace(config, class_names=class_names(config))
+    chief = distribute.is_chief()
+    # Data first: a dataset that is missing stops the run before anything is written.
+    load_split(config, "train")
+    os.makedirs(model_dir, exist_ok=True)
+    # One run per folder, before anything is written; each worker locks the folder it writes.
+    model_folder.acquire(distribute.worker_dir(model_dir))
+    prepare_model_dir(config, model_dir, write=chief)
+    examples, pass_size = training_examples(config, model_dir, write=chief)
+    steps_per_epoch = steps_per_epoch_of(config, pass_size)
+    total_steps = config.train.epochs * steps_per_epoch
+    model = compiled_model(config, strategy, steps_per_epoch, len(config.class_names))
+
+    checkpoint = StepCheckpoint(
+        os.path.join(distribute.worker_dir(model_dir), CHECKPOINT_DIR),
+        os.path.join(model_dir, CHECKPOINT_DIR),
+        config.train.checkpoint_every_steps,
+    )
+    with strategy.scope():
+        step = checkpoint.attach(model)
+    # Every worker must start from the same step, or their collectives stop pairing up.
+    distribute.check_same_step(strategy, step)
+    counter = pipeline.SkipCounter()
+    callbacks = [
+        checkpoint,
+        SkippedImages(counter),
+        *anneal_callbacks(model, config, steps_per_epoch),
+    ]
+    if chief:
+        callbacks += chief_callbacks(config, model_dir, resumed=step > 0)
+    if step < total_steps:
+        stream = _train_stream(config, examples, pass_size, step, total_steps, counter)
+        try:
+            reached = loop.train_steps(
+                model, strategy, stream, step, total_steps, steps_per_epoch, callbacks, verbose
+            )
+        except loop.NonFiniteStep as err:
+            raise TrainingDiverged(
+                f"{err}; training stopped and kept the last good checkpoint "
+                f"{checkpoint.manager.latest_checkpoint} (lower --learning_rate, or check the "
+                f"data; rerunning resumes from that checkpoint)"
+            ) from None
+        check_complete(reached, step, total_steps, counter, checkpoint.manager.latest_checkpoint)
+    if chief:
+        model_folder.save_weights(model, os.path.join(model_dir, WEIGHTS_FILE))
+        model_folder.save_keras(model, os.path.join(model_dir, KERAS_FILE))
+    return model, config

@@ -1,0 +1,95 @@
+"""Each VOC / COCO recipe trains two steps on fake data and exports to TFLite and SavedModel.
+
+The recipe's flagfile as `rarl_tf.train` reads it, shrunk to a tiny N (a small backbone, narrow
+layers, T = 2) so a run takes seconds; everything the recipe chooses for the location policy
+(head, own state, K, reward, grid, the policy's own Adam rate) is kept. The VGG16 form (N = 64,
+the recipe's T = 5) is slow-marked.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from ai_edge_litert.interpreter import Interpreter
+
+from conftest import ROOT
+from export import saved_model, tflite
+from fake_tfds import as_dataset_fn
+from rarl_tf.config.flags import experiment_config_from_flagfile
+from rarl_tf.inference.prediction import keras_predict
+from rarl_tf.model import optimizer as optimizer_lib
+from rarl_tf.model_folder import load_trained
+from rarl_tf.training import trainer
+
+RECIPES = ("voc.flags", "voc_paper.flags", "coco.flags", "coco_paper.flags")
+# N = 40: 32 px training crops; anchors the recipe's fractions of N (80/160/320 of 512);
+# T = 2 steps (the graph, traced and converted, grows with T; what is smoke-tested does not).
+TINY = dict(
+    backbone="small_vgg",
+    backbone_weights="none",
+    backbone_widths=(8, 16),
+    image_size=40,
+    crop_margin=8,
+    anchor_sizes=(6.25, 12.5, 25.0),
+    embed_dim=16,
+    lstm_units=16,
+    num_steps=2,
+)
+VGG16 = dict(backbone_weights="none", image_size=64, crop_margin=8, anchor_sizes=(10.0, 20.0, 40.0))
+
+
+def _tiny_config(recipe: str, model_changes: dict):
+    config = experiment_config_from_flagfile(os.path.join(ROOT, recipe))
+    model = dataclasses.replace(config.model, **model_changes)
+    if model.loc_hidden:  # the cell width, narrowed with the rest
+        model = dataclasses.replace(model, loc_hidden=8, policy_units=8)
+    return dataclasses.replace(
+        config,
+        model=model,
+        data=dataclasses.replace(config.data, download=True, shuffle_buffer=8),
+        train=dataclasses.replace(
+            config.train, batch_size=2, epochs=1, steps_per_epoch=2, checkpoint_every_steps=1
+        ),
+        eval=dataclasses.replace(config.eval, batch_size=2),
+    )
+
+
+def _train_and_export(recipe: str, model_changes: dict, tmp_path):
+    config = _tiny_config(recipe, model_changes)
+    model_dir = str(tmp_path / "run")
+    with tfds.testing.mock_data(as_dataset_fn=as_dataset_fn(8)):
+        model, saved = trainer.train(config, model_dir, verbose=0)
+    assert trainer.global_step(model) == 2
+    scaled = isinstance(model.optimizer, optimizer_lib.PolicyRateAdam)
+    assert scaled == (config.train.policy_learning_rate > 0)
+    num_classes = len(saved.class_names)
+    side = config.model.image_size
+    image = np.random.default_rng(0).integers(0, 256, (1, side, side, 3), dtype=np.uint8)
+    pixels = image.astype(np.float32)
+    model, _ = load_trained(model_dir)
+    want = keras_predict(model, pixels)["probs"]
+
+    path = tmp_path / "model.tflite"
+    tflite.export(model_dir, str(path), "none")
+    runner = Interpreter(model_path=str(path)).get_signature_runner(tflite.SIGNATURE)
+    np.testing.assert_allclose(runner(pixels=pixels)["scores"], want, atol=1e-4)
+
+    version = saved_model.export(model_dir, str(tmp_path / "serving"))
+    served = tf.saved_model.load(version).signatures["predict_pixels"]
+    scores = served(pixels=tf.constant(image))["scores"].numpy()
+    assert scores.shape == (1, num_classes)
+    np.testing.assert_allclose(scores, want, atol=1e-4)
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_recipe_trains_two_steps_and_exports(recipe, tmp_path):
+    _train_and_export(recipe, TINY, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_recipe_with_vgg16_trains_two_steps_and_exports(recipe, tmp_path):
+    _train_and_export(recipe, VGG16, tmp_path)
