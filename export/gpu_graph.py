@@ -181,9 +181,9 @@ class GpuInference:
         agent, policy = self.agent, self.agent.policy
         state = policy.head_input(h, memory)
         if cells is None:
-            if agent.loc_hidden_layer is not None:
-                state = agent.loc_hidden_layer(state)
-            mean = agent.loc_head(state)
+            if policy.loc_hidden_layer is not None:
+                state = policy.loc_hidden_layer(state)
+            mean = policy.mean_head(state)
         else:
             grid = policy.loc_grid**2
             if policy.query:
@@ -191,7 +191,7 @@ class GpuInference:
                 scores = tf.reduce_sum(tf.nn.relu(cells) * policy.loc_query(state), axis=-1)
             else:
                 # [G*G, A] + [1, A]: equal ranks (the delegate refuses [G*G, A] + [1, 1, A]).
-                scores = agent.loc_score(tf.nn.relu(cells + agent.loc_state(state)))
+                scores = policy.loc_score(tf.nn.relu(cells + policy.loc_state(state)))
             logits = tf.reshape(scores, [1, grid])
             with tf.init_scope():  # the (annealed) strength the trained model holds
                 inhibits = policy.inhibits()

@@ -32,7 +32,20 @@ ai-edge-litert 2.3 is built from this tree):
 
 from __future__ import annotations
 
-from export.tflite_graph import BOOL, FLOAT32, FLOATS, INT8, INT32, TYPE_NAMES, UINT8
+import dataclasses
+from collections.abc import Callable
+
+from export.tflite_graph import (
+    BOOL,
+    FLOAT32,
+    FLOATS,
+    INT8,
+    INT32,
+    TYPE_NAMES,
+    UINT8,
+    Graph,
+    OpInfo,
+)
 
 # Ops with a parser in `NewOperationParser` and the highest version the parser takes
 # (`CheckMaxSupportedOpVersion`; None: the parser does not check the version).
@@ -653,7 +666,26 @@ def build_failures(op, graph) -> list[str]:
     return reasons
 
 
-def batched_constant(op) -> list[str]:
+@dataclasses.dataclass(frozen=True)
+class Miscompute:
+    """A pattern that a rule set takes and computes wrong: `find(op, graph)` returns the fields
+    that fill in `why` (a str.format template) where the op is of the pattern, else None."""
+
+    find: Callable[[OpInfo, Graph], dict | None]
+    why: str
+
+    def reasons(self, op, graph) -> list[str]:
+        """[`why` filled in] where `op` is of this pattern, else []."""
+        fields = self.find(op, graph)
+        return [] if fields is None else [self.why.format(**fields)]
+
+
+def miscompute_reasons(patterns, op, graph) -> list[str]:
+    """The reasons of every pattern in `patterns` (Miscompute) that `op` is of, in their order."""
+    return [reason for pattern in patterns for reason in pattern.reasons(op, graph)]
+
+
+def _batched_constant(op, graph) -> dict | None:
     """A two-input elementwise op whose constant operand has rank 2 or 3, a first dim > 1, and
     is neither a scalar nor a per-channel vector. The classic parser reads such a constant as
     an HWC tensor (ParseInputsWithConstTensorImpl: [h, w] as HWC(1, h, w), [d0, d1, d2] as
@@ -661,20 +693,25 @@ def batched_constant(op) -> list[str]:
     up, whatever the shapes. ML Drift computes the same pattern wrong on the real accelerator
     (probes of issue 19 on SwiftShader: [1,4] + const[9,4] gave 9 copies of row 0, [3,4] *
     const[3,4] and [2,1,4] * const[2,1,4] were wrong; const [1,196,2], [1,3,4] and [2,1,3,4]
-    were right)."""
+    were right). Returns the two operands described and the constant's rank, or None."""
     if op.name not in ELEMENTWISE_TWO or len(op.inputs) != 2 or op.counts() != (1, 1):
-        return []
+        return None
     (runtime,), (const,) = op.runtime_inputs(), op.const_inputs()
     if const.rank not in (2, 3) or const.shape[0] == 1 or const.size == 1:
-        return []
-    return [
-        f"constant {const.describe()} with {runtime.describe()}: a rank-{const.rank} "
-        f"constant whose first dim is > 1 is read without its batch, at the runtime "
-        f"tensor's own coordinates (on the real accelerator [1,4] + const[9,4] gave 9 "
-        f"copies of row 0); give it a leading 1 (e.g. [1, 9*4]) or rank 4"
-    ]
+        return None
+    return {"const": const.describe(), "runtime": runtime.describe(), "rank": const.rank}
+
+
+BATCHED_CONSTANT = Miscompute(
+    _batched_constant,
+    "constant {const} with {runtime}: a rank-{rank} constant whose first dim is > 1 is read "
+    "without its batch, at the runtime tensor's own coordinates (on the real accelerator "
+    "[1,4] + const[9,4] gave 9 copies of row 0); give it a leading 1 (e.g. [1, 9*4]) or rank 4",
+)
+# What the delegate takes and computes wrong (ML Drift's list extends it).
+MISCOMPUTED = (BATCHED_CONSTANT,)
 
 
 def miscomputed(op, graph) -> list[str]:
     """Why the delegate would take this op and compute it wrong."""
-    return batched_constant(op)
+    return miscompute_reasons(MISCOMPUTED, op, graph)

@@ -45,7 +45,7 @@ tensors are taken, as the real runs of issue 19 took the exports' comparison -> 
 
 Beyond the sources, two patterns the real accelerator takes and computes wrong, found by
 one-op probe models run on SwiftShader against the CPU (issue 19): an elementwise op with a
-rank-2/3 constant whose first dim is > 1 (`gpu_rules_classic.batched_constant`, the classic
+rank-2/3 constant whose first dim is > 1 (`gpu_rules_classic.BATCHED_CONSTANT`, the classic
 parser's HWC reading), and a two-input op reading two outputs of one SPLIT (`_split_siblings`;
 the quick-start export's `DIV [1,2] / [1,1]` was of that kind: a DIV by a [1,1] graph input
 alone computes right).
@@ -54,7 +54,9 @@ alone computes right).
 from __future__ import annotations
 
 from export.gpu_rules_classic import (
-    batched_constant,
+    BATCHED_CONSTANT,
+    Miscompute,
+    miscompute_reasons,
     select_shape_rules,
     strided_slice_mask_reasons,
 )
@@ -214,18 +216,28 @@ def _binary_rules(op, graph) -> list[str]:
     return reasons
 
 
-def _arg_max_rules(op, graph) -> list[str]:
+def _data_and_axis_rules(op, axis_name: str, scalar: bool, max_rank: int | None) -> list[str]:
+    """The reasons an op of (data, axis) is refused, where the data must be a runtime tensor
+    (of rank <= `max_rank` where given) and the axis operand, named `axis_name` in the reason, a
+    constant int32 tensor, a scalar where `scalar` ([] when it passes)."""
     if len(op.inputs) != 2:
         return ["expected 2 inputs"]
     data, axis = op.inputs
     reasons = []
     if data.is_const:
         reasons.append("constant input")
-    if data.rank > 4:
-        reasons.append(f"input of rank {data.rank} (at most 4)")
-    if not axis.is_const or axis.type != INT32 or axis.size != 1:
-        reasons.append("the axis must be a constant int32 scalar")
+    if max_rank is not None and data.rank > max_rank:
+        reasons.append(f"input of rank {data.rank} (at most {max_rank})")
+    if not axis.is_const or axis.type != INT32 or (scalar and axis.size != 1):
+        reasons.append(
+            f"the {axis_name} must be a constant int32 {'scalar' if scalar else 'tensor'}"
+        )
     return reasons
+
+
+def _arg_max_rules(op, graph) -> list[str]:
+    # support_argmax.cc: a scalar axis and an input of rank <= 4.
+    return _data_and_axis_rules(op, "axis", scalar=True, max_rank=4)
 
 
 def _batch_matmul_rules(op, graph) -> list[str]:
@@ -256,15 +268,8 @@ def _fully_connected_rules(op, graph) -> list[str]:
 
 
 def _reduction_rules(op, graph) -> list[str]:
-    if len(op.inputs) != 2:
-        return ["expected 2 inputs"]
-    data, axes = op.inputs
-    reasons = []
-    if data.is_const:
-        reasons.append("constant input")
-    if not axes.is_const or axes.type != INT32:
-        reasons.append("the axes must be a constant int32 tensor")
-    return reasons
+    # support_reduce.cc: axes of any shape, no rank limit of its own on the input.
+    return _data_and_axis_rules(op, "axes", scalar=False, max_rank=None)
 
 
 def _split_rules(op, graph) -> list[str]:
@@ -369,7 +374,7 @@ def build_failures(op, graph) -> list[str]:
     return []
 
 
-def _split_siblings(op, graph) -> list[str]:
+def _split_siblings(op, graph) -> dict | None:
     """A two-input op reading two outputs of one SPLIT / SPLIT_V: on SwiftShader Dawn rejects
     the command buffer ("Texture ... usage (TextureBinding|Storage(write-only)) includes
     writable usage and another usage in the same synchronization scope") and the outputs are
@@ -379,23 +384,28 @@ def _split_siblings(op, graph) -> list[str]:
     Not yet explained: in the whole digits-recipe export (gpu_graph.py of 2026-11-30, five
     SUBs of the halves of a [1,392] SPLIT) the accelerator's outputs matched the CPU's
     (max |GPU - CPU| <= 1.5e-8 on two random inputs): this rule can over-predict in a larger
-    graph; a run decides."""
+    graph; a run decides. Returns the split op's name and index, or None."""
     if op.name not in BINARY or len(op.inputs) != 2 or op.counts() != (2, 0):
-        return []
+        return None
     makers = [graph.producers.get(t.index) for t in op.inputs]
     if makers[0] is None or makers[0] != makers[1] or op.inputs[0].index == op.inputs[1].index:
-        return []
+        return None
     maker = graph.ops[makers[0]]
     if maker.name not in ("SPLIT", "SPLIT_V"):
-        return []
-    return [
-        f"reads two outputs of one {maker.name} (op {maker.index}): Dawn rejects the "
-        f"command buffer (a texture written and read in one pass) and the result is "
-        f"garbage; compute the parts with separate ops (e.g. a product with constant "
-        f"selectors) instead"
-    ]
+        return None
+    return {"split": maker.name, "index": maker.index}
+
+
+SPLIT_SIBLINGS = Miscompute(
+    _split_siblings,
+    "reads two outputs of one {split} (op {index}): Dawn rejects the command buffer (a texture "
+    "written and read in one pass) and the result is garbage; compute the parts with separate "
+    "ops (e.g. a product with constant selectors) instead",
+)
+# Seen on real runs (issue 19): the classic parser's pattern, and one of ML Drift's own.
+MISCOMPUTED = (BATCHED_CONSTANT, SPLIT_SIBLINGS)
 
 
 def miscomputed(op, graph) -> list[str]:
     """Why ML Drift would take this op and compute it wrong (seen on real runs, issue 19)."""
-    return batched_constant(op) + _split_siblings(op, graph)
+    return miscompute_reasons(MISCOMPUTED, op, graph)

@@ -76,6 +76,44 @@ def publish_version(staging: str, export_base: str, attempts: int = 100) -> str:
     )
 
 
+def _decode_image(data, image_size: int, max_pixels: int):
+    """The float RGB image, resized to `image_size` x `image_size`, of one JPEG or PNG string;
+    raises InvalidArgument for bytes that are neither or that declare more than `max_pixels`."""
+    import tensorflow as tf
+
+    from rarl_tf.data import image_header
+    from rarl_tf.data.pipeline import resize
+
+    # Serving takes JPEG and PNG only; the size check is the pipeline's (one rule).
+    is_png = tf.equal(tf.strings.substr(data, 0, 8), image_header.PNG_SIGNATURE)
+    check = tf.debugging.Assert(
+        tf.io.is_jpeg(data) | is_png,
+        ["image could not be decoded: expected JPEG or PNG bytes"],
+        summarize=1,
+    )
+    with tf.control_dependencies([check]):
+        image = image_header.decode(data, max_pixels)
+    return resize(image, image_size)
+
+
+def _serving_outputs(model, class_names, images, top_k: int, threshold: float) -> dict:
+    """Both signatures' outputs for a batch of float images: the exported `scores` and `boxes`,
+    and the top-K classes, probabilities and names scoring >= `threshold` (padded below K)."""
+    import tensorflow as tf
+
+    from rarl_tf.inference import outputs
+
+    out = outputs.predict(model, images)
+    top_scores, top_classes = tf.math.top_k(out["probs"], k=top_k)
+    keep = top_scores >= threshold
+    return {
+        **outputs.to_exported({"probs": out["probs"], "boxes": out["boxes"]}),
+        "top_classes": tf.where(keep, top_classes, -1),
+        "top_scores": tf.where(keep, top_scores, 0.0),
+        "top_names": tf.where(keep, tf.gather(class_names, top_classes), ""),
+    }
+
+
 def build_serving_module(
     model,
     image_size: int,
@@ -87,9 +125,7 @@ def build_serving_module(
     """A tf.Module with the two serving signatures around a trained RARLModel."""
     import tensorflow as tf
 
-    from rarl_tf.data import image_header
     from rarl_tf.data.pipeline import resize
-    from rarl_tf.inference import outputs
 
     class ServingModule(tf.Module):
         def __init__(self):
@@ -97,33 +133,13 @@ def build_serving_module(
             self.model = model
             self.class_names = tf.constant(list(class_names))
 
-        def _decode(self, data):
-            # Serving takes JPEG and PNG only; the size check is the pipeline's (one rule).
-            is_png = tf.equal(tf.strings.substr(data, 0, 8), image_header.PNG_SIGNATURE)
-            check = tf.debugging.Assert(
-                tf.io.is_jpeg(data) | is_png,
-                ["image could not be decoded: expected JPEG or PNG bytes"],
-                summarize=1,
-            )
-            with tf.control_dependencies([check]):
-                image = image_header.decode(data, max_pixels)
-            return resize(image, image_size)
-
         def _outputs(self, images):
-            out = outputs.predict(self.model, images)
-            top_scores, top_classes = tf.math.top_k(out["probs"], k=top_k)
-            keep = top_scores >= threshold
-            return {
-                **outputs.to_exported({"probs": out["probs"], "boxes": out["boxes"]}),
-                "top_classes": tf.where(keep, top_classes, -1),
-                "top_scores": tf.where(keep, top_scores, 0.0),
-                "top_names": tf.where(keep, tf.gather(self.class_names, top_classes), ""),
-            }
+            return _serving_outputs(self.model, self.class_names, images, top_k, threshold)
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
         def serve_bytes(self, image_bytes):
             images = tf.map_fn(
-                self._decode,
+                lambda data: _decode_image(data, image_size, max_pixels),
                 image_bytes,
                 fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32),
             )

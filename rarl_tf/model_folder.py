@@ -31,6 +31,10 @@ import time
 from rarl_tf.config.experiment import ExperimentConfig
 
 LOCK_FILE = ".lock"
+# The trained weights, read by `load_trained`.
+WEIGHTS_FILE = "model.weights.h5"
+# The whole model (architecture and weights) for `keras.saving.load_model`, written by training.
+KERAS_FILE = "model.keras"
 # Folders this process has locked: realpath -> the open lock file's descriptor. Locks are kept
 # until the process ends (or `release`): train.py evaluates and writes metrics.json under it.
 _held: dict[str, int] = {}
@@ -359,7 +363,7 @@ def load_trained(model_dir: str, crop_mode: str = "crop_and_resize"):
     """The model trained in `model_dir` and its config: (RARLModel, ExperimentConfig). A missing
     or corrupt config.json or weights file is named (FileNotFoundError, CorruptFile) before
     TensorFlow reads anything."""
-    from rarl_tf.model.factory import WEIGHTS_FILE, build_model
+    from rarl_tf.model.factory import build_model
 
     config = load_config(model_dir)
     path = os.path.join(model_dir, WEIGHTS_FILE)

@@ -328,9 +328,8 @@ def markdown(results: dict) -> str:
     )
 
 
-def main(argv):
-    cli.no_arguments(argv)
-    config = rarl_flags.experiment_config_from_flags()
+def _check_flags() -> None:
+    """Returns nothing; raises ValueError naming the first flag whose value cannot be measured."""
     unknown = [s for s in FLAGS.sizes if s not in SIZES]
     if unknown:
         raise ValueError(
@@ -345,8 +344,26 @@ def main(argv):
             f"--warmup={FLAGS.warmup} / --train_batch={FLAGS.train_batch} is not "
             f"allowed: expected >= 0"
         )
-    import keras
+
+
+def _machine() -> dict:
+    """What the figures were measured on: CPU count, platform, GPUs and software versions."""
     import tensorflow as tf
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "gpus": len(tf.config.list_physical_devices("GPU")),
+        "tensorflow": tf.__version__,
+        "python": sys.version.split()[0],
+    }
+
+
+def main(argv):
+    cli.no_arguments(argv)
+    config = rarl_flags.experiment_config_from_flags()
+    _check_flags()
+    import keras
 
     from rarl_tf.data.splits import class_names
 
@@ -362,13 +379,7 @@ def main(argv):
     }
     results = {
         "command": " ".join(sys.argv[1:]),
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-            "gpus": len(tf.config.list_physical_devices("GPU")),
-            "tensorflow": tf.__version__,
-            "python": sys.version.split()[0],
-        },
+        "machine": _machine(),
         "knobs": knobs,
         "num_classes": num_classes,
         "sizes": {},

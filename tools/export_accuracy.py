@@ -27,21 +27,17 @@ def _size(path: str) -> int:
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
 
-def main(argv):
-    cli.no_arguments(argv)
+def _scorers(model, work: str) -> dict:
+    """Each export's name mapped to (a function from a batch of images to probabilities, the
+    path whose size is reported); exports the SavedModel and the three TFLite files into `work`."""
     import numpy as np
     import tensorflow as tf
 
     from export import saved_model, tflite
     from rarl_tf.evaluation import scoring
     from rarl_tf.inference import outputs, prediction
-    from rarl_tf.model.factory import WEIGHTS_FILE
     from rarl_tf.model.views import FULL_VIEW
-    from rarl_tf.model_folder import load_trained
-
-    model, config = load_trained(FLAGS.model_dir)
-    work = FLAGS.work_dir or os.path.join(FLAGS.model_dir, "exports")
-    os.makedirs(work, exist_ok=True)
+    from rarl_tf.model_folder import WEIGHTS_FILE
 
     scorers = {
         "keras": (
@@ -68,6 +64,13 @@ def main(argv):
             ),
             path,
         )
+    return scorers
+
+
+def _score_all(scorers: dict, config) -> dict:
+    """Each export's name mapped to its mAP, file size, path and image count on the evaluation
+    split."""
+    from rarl_tf.evaluation import scoring
 
     results = {}
     for name, (score, path) in scorers.items():
@@ -80,6 +83,18 @@ def main(argv):
             "path": path,
             "num_images": metrics["num_images"],
         }
+    return results
+
+
+def main(argv):
+    cli.no_arguments(argv)
+    from rarl_tf.model_folder import load_trained
+
+    model, config = load_trained(FLAGS.model_dir)
+    work = FLAGS.work_dir or os.path.join(FLAGS.model_dir, "exports")
+    os.makedirs(work, exist_ok=True)
+
+    results = _score_all(_scorers(model, work), config)
     keras_map = results["keras"]["mAP"]
     rows = []
     for name, r in results.items():

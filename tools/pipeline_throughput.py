@@ -30,38 +30,83 @@ def _rate(iterator, count: int, batch_size: int) -> float:
     return count * batch_size / (time.perf_counter() - start)
 
 
-def main(argv):
-    cli.no_arguments(argv)
-    config = rarl_flags.experiment_config_from_flags()
-    import keras
-    import tensorflow as tf
-
+def _train_stream(config, examples, pass_size: int, batches: int):
+    """The training stream of `batches` batches, built with the settings `rarl_tf.train` uses."""
     from rarl_tf.data import pipeline
-    from rarl_tf.data.splits import class_names
-    from rarl_tf.model.factory import build_model
-    from rarl_tf.training import trainer
 
     m, t = config.model, config.train
-    examples, pass_size = trainer.training_examples(config)
-    needed = FLAGS.warmup + FLAGS.batches
-    stream = pipeline.train_stream(
+    return pipeline.train_stream(
         examples,
         pass_size,
         0,
-        needed,
+        batches,
         t.batch_size,
         m.image_size,
         m.crop_margin,
         t.seed,
         config.data.shuffle_buffer,
     )
-    iterator = iter(stream)
+
+
+def _pipeline_rate(config, examples, pass_size: int) -> float:
+    """Images per second the training stream delivers over `--batches` after `--warmup` batches."""
+    import keras
+
+    needed = FLAGS.warmup + FLAGS.batches
+    iterator = iter(_train_stream(config, examples, pass_size, needed))
     bar = keras.utils.Progbar(needed, unit_name="batch")
     for _ in range(FLAGS.warmup):
         next(iterator)
         bar.add(1)
-    pipeline_rate = _rate(iterator, FLAGS.batches, t.batch_size)
+    pipeline_rate = _rate(iterator, FLAGS.batches, config.train.batch_size)
     bar.add(FLAGS.batches)
+    return pipeline_rate
+
+
+def _model_rate(config, examples, pass_size: int) -> float:
+    """Images per second of `--model_steps` training steps of the configured model, fed one batch
+    already in memory so that the input pipeline takes no part in the figure."""
+    import keras
+    import tensorflow as tf
+
+    from rarl_tf.data.splits import class_names
+    from rarl_tf.model.factory import build_model
+
+    m, t = config.model, config.train
+    model = build_model(m, len(class_names(config)), seed=t.seed)
+    model.compile(optimizer=keras.optimizers.Adam(t.learning_rate), jit_compile=False)
+    batch = next(iter(_train_stream(config, examples, pass_size, 1)))
+    step = tf.function(model.train_step)
+    step(batch)  # trace and warm up
+    start = time.perf_counter()
+    for _ in range(FLAGS.model_steps):
+        logs = step(batch)
+    float(logs["loss"])  # wait for the last step
+    return FLAGS.model_steps * t.batch_size / (time.perf_counter() - start)
+
+
+def _rates_table(pipeline_rate: float, result: dict) -> str:
+    """The markdown table of the pipeline's rate, and the model's and their ratio when timed."""
+    rows = [["input pipeline alone", f"{pipeline_rate:.1f}"]]
+    if FLAGS.model_steps:
+        rows.append(
+            [
+                "model training step (data in memory)",
+                f"{result['model_train_images_per_second']:.1f}",
+            ]
+        )
+        rows.append(["pipeline / model", f"{result['pipeline_over_model']:.2f}x"])
+    return tables.markdown_table(["what", "images / s"], rows)
+
+
+def main(argv):
+    cli.no_arguments(argv)
+    config = rarl_flags.experiment_config_from_flags()
+    from rarl_tf.training import trainer
+
+    m, t = config.model, config.train
+    examples, pass_size = trainer.training_examples(config)
+    pipeline_rate = _pipeline_rate(config, examples, pass_size)
     result = {
         "dataset": config.data.dataset,
         "image_size": m.image_size,
@@ -72,46 +117,14 @@ def main(argv):
     }
 
     if FLAGS.model_steps:
-        model = build_model(m, len(class_names(config)), seed=t.seed)
-        model.compile(optimizer=keras.optimizers.Adam(t.learning_rate), jit_compile=False)
-        batch = next(
-            iter(
-                pipeline.train_stream(
-                    examples,
-                    pass_size,
-                    0,
-                    1,
-                    t.batch_size,
-                    m.image_size,
-                    m.crop_margin,
-                    t.seed,
-                    config.data.shuffle_buffer,
-                )
-            )
-        )
-        step = tf.function(model.train_step)
-        step(batch)  # trace and warm up
-        start = time.perf_counter()
-        for _ in range(FLAGS.model_steps):
-            logs = step(batch)
-        float(logs["loss"])  # wait for the last step
-        model_rate = FLAGS.model_steps * t.batch_size / (time.perf_counter() - start)
+        model_rate = _model_rate(config, examples, pass_size)
         result.update(
             model_train_images_per_second=round(model_rate, 1),
             model_steps_timed=FLAGS.model_steps,
             pipeline_over_model=round(pipeline_rate / model_rate, 2),
         )
 
-    rows = [["input pipeline alone", f"{pipeline_rate:.1f}"]]
-    if FLAGS.model_steps:
-        rows.append(
-            [
-                "model training step (data in memory)",
-                f"{result['model_train_images_per_second']:.1f}",
-            ]
-        )
-        rows.append(["pipeline / model", f"{result['pipeline_over_model']:.2f}x"])
-    print(tables.markdown_table(["what", "images / s"], rows))
+    print(_rates_table(pipeline_rate, result))
     if FLAGS.output:
         model_folder.write_json(FLAGS.output, result)
 

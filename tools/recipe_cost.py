@@ -33,56 +33,82 @@ FLAGS = flags.FLAGS
 MB = 2.0**20
 
 
-def measure_recipe(path: str, batch: int, repeats: int, warmup: int) -> dict:
-    """One recipe's step, in this process: {"parts": {part: {"seconds", "peak_mb"}}, ...}."""
-    import dataclasses
-
+def _built_model(config, m, num_classes: int):
+    """The recipe's model (config `m`) with seeded random weights, compiled with the recipe's
+    optimizer and that optimizer's slots already built, so the timed steps do not create them."""
     import keras
-    import numpy as np
-    import tensorflow as tf
 
-    from rarl_tf.config.flags import experiment_config_from_flagfile
     from rarl_tf.model import optimizer as optimizer_lib
     from rarl_tf.model.factory import build_model
-    from tools.step_breakdown import train_breakdown
 
-    config = experiment_config_from_flagfile(path)
-    m = dataclasses.replace(config.model, backbone_weights="none")
-    num_classes = 20
     keras.utils.set_random_seed(0)
     model = build_model(m, num_classes, seed=0)
     model.compile(
         optimizer=optimizer_lib.adam(config.train, config.train.learning_rate), jit_compile=False
     )
     model.optimizer.build(model.trainable_variables)
-    side = m.image_size - m.crop_margin
+    return model
+
+
+def _random_batch(batch: int, side: int, num_classes: int):
+    """Seeded random training crops (a float32 tensor, `batch` x `side` x `side` x 3) and a
+    multi-hot label array for them."""
+    import numpy as np
+    import tensorflow as tf
+
     rng = np.random.default_rng(0)
     images = tf.constant(rng.uniform(0, 255, (batch, side, side, 3)).astype(np.float32))
     # One or two labels per image, as most VOC images have.
     labels = np.zeros((batch, num_classes), np.float32)
     for row in labels:
         row[rng.choice(num_classes, int(rng.integers(1, 3)), replace=False)] = 1.0
+    return images, labels
+
+
+def _timed(fn, repeats: int, warmup: int) -> dict:
+    """The median wall and CPU seconds of `repeats` runs of fn() after `warmup` untimed ones,
+    and the peak MB that TensorFlow's CPU allocator reached above what it held before."""
+    import tensorflow as tf
+
+    tf.config.experimental.reset_memory_stats("CPU:0")
+    before = tf.config.experimental.get_memory_info("CPU:0")["current"]
+    for _ in range(warmup):
+        fn()
+    wall, cpu = [], []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    peak = tf.config.experimental.get_memory_info("CPU:0")["peak"]
+    return {
+        "seconds": statistics.median(wall),
+        "cpu_seconds": statistics.median(cpu),
+        "peak_mb": (peak - before) / MB,
+    }
+
+
+def measure_recipe(path: str, batch: int, repeats: int, warmup: int) -> dict:
+    """One recipe's step, in this process: {"parts": {part: {"seconds", "peak_mb"}}, ...}."""
+    import dataclasses
+
+    import numpy as np
+    import tensorflow as tf
+
+    from rarl_tf.config.flags import experiment_config_from_flagfile
+    from tools.step_breakdown import train_breakdown
+
+    config = experiment_config_from_flagfile(path)
+    m = dataclasses.replace(config.model, backbone_weights="none")
+    num_classes = 20
+    model = _built_model(config, m, num_classes)
+    side = m.image_size - m.crop_margin
+    images, labels = _random_batch(batch, side, num_classes)
     built_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    def timed(fn) -> dict:
-        tf.config.experimental.reset_memory_stats("CPU:0")
-        before = tf.config.experimental.get_memory_info("CPU:0")["current"]
-        for _ in range(warmup):
-            fn()
-        wall, cpu = [], []
-        for _ in range(repeats):
-            start, start_cpu = time.perf_counter(), time.process_time()
-            fn()
-            wall.append(time.perf_counter() - start)
-            cpu.append(time.process_time() - start_cpu)
-        peak = tf.config.experimental.get_memory_info("CPU:0")["peak"]
-        return {
-            "seconds": statistics.median(wall),
-            "cpu_seconds": statistics.median(cpu),
-            "peak_mb": (peak - before) / MB,
-        }
-
-    parts = train_breakdown(model, images, tf.constant(labels), timed)
+    parts = train_breakdown(
+        model, images, tf.constant(labels), lambda fn: _timed(fn, repeats, warmup)
+    )
     return {
         "recipe": path,
         "image_size": m.image_size,

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import typing
 from typing import Any, Iterator
+
+from rarl_tf.config import compat
 
 BACKBONES = ("vgg16", "small_vgg")
 LR_SCHEDULES = ("constant", "cosine")
@@ -47,10 +48,17 @@ DATASETS = (
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
-REMOVED_MODEL_KEYS = ("reinforce_weight", "baseline_weight")
 # --max_pixels: images whose header declares more are refused before decoding (a 180-byte PNG
 # can declare 60,000 x 60,000 pixels). 50 M is about 7,000 x 7,000, far above any dataset here.
 DEFAULT_MAX_PIXELS = 50_000_000
+
+
+def check_choices(**arguments: tuple[Any, tuple]) -> None:
+    """Raises ValueError naming the first argument whose value is not one of those allowed:
+    `check_choices(reward=(reward, REWARDS))`, the check of every layer's string arguments."""
+    for name, (value, allowed) in arguments.items():
+        if value not in allowed:
+            raise ValueError(f"{name}={value!r}; expected one of {allowed}")
 
 
 def option(
@@ -131,19 +139,17 @@ class ModelConfig:
         "rarl, or global (backbone + global pooling + dense: the baseline).",
         choices=ARCHITECTURES,
     )
-    # policy (the paper) | random: uniform random centres, same anchors (Table 3's "random").
     locations: str = option(
         "policy",
         "policy (learned), random (uniform centres: the paper's Table 3), or "
         "random_inhibited (random centres with --inhibition_radius's inhibition of return).",
         choices=LOCATIONS,
     )
-    # lstm (Ours-C) | localisation_only: LSTM places regions, an independent classifier scores
-    # them (Ours-B) | none: no LSTM, locations from the regions' mean embedding (Ours-A).
     recurrence: str = option(
         "lstm",
-        "lstm (paper), localisation_only (an independent region classifier), or none "
-        "(no LSTM): the paper's Table 4.",
+        "lstm (paper, Ours-C), localisation_only (the LSTM only places regions, an independent "
+        "region classifier scores them: Ours-B), or none (no LSTM: locations from the regions' "
+        "mean embedding, Ours-A): the paper's Table 4.",
         choices=RECURRENCES,
     )
 
@@ -176,9 +182,7 @@ class ModelConfig:
         "Embed the whole view of iteration 0 from its flattened s x s grid (keeps where "
         "things are).",
     )
-    # dense (paper: f_loc = FC(h_t)) | spatial: cells of a G x G grid of the view score
-    # themselves from (F_g, h_t); the mean is their softmax-weighted position
-    loc_head: str = option(
+    loc_head: str = option(  # the heads' equations: rarl_tf/model/policy.py
         "dense",
         "dense (the paper's f_loc(h_t)), spatial (cells of a G x G grid of the view "
         "score themselves; the mean is their weighted position) or query (the state is a "
@@ -199,12 +203,11 @@ class ModelConfig:
         "training epochs (0: constant); the trained model keeps none of it.",
         minimum=0.0,
     )
-    # lstm: f_loc reads h_t | own: a GRU state s_t = GRU([pos(l_t), h_t], s_(t-1)) of the
-    # policy's own, trained by REINFORCE | none: the head reads no state (saliency only)
     policy_state: str = option(
         "lstm",
-        "What the location head reads: lstm (the trunk's h_t, the paper), own (a "
-        "recurrent state of the policy's own, trained by REINFORCE) or none.",
+        "What the location head reads: lstm (the trunk's h_t, the paper), own (a state of the "
+        "policy's own, s_t = GRU([pos(l_t), h_t], s_t-1), trained by REINFORCE) or none (the "
+        "head reads no state: saliency only).",
         choices=POLICY_STATES,
     )
     policy_units: int = option(64, "Width of the policy's own state (--policy_state=own).")
@@ -261,8 +264,7 @@ class TrainConfig:
     )
     checkpoint_every_steps: int = option(500, "Save a resumable checkpoint every this many steps.")
     seed: int = option(0, "Seed of data order, augmentation, init and sampling.")
-    # Compile the training step with XLA (the crop becomes `crop_regions_matmul`, which XLA
-    # compiles; crop_and_resize has no XLA kernel). Off: slower on the CPUs measured (README).
+    # crop_and_resize has no XLA kernel. Off by default: slower on the CPUs measured (README).
     jit_compile: bool = option(
         False,
         "Compile the training step with XLA (the crop becomes the "
@@ -296,101 +298,20 @@ class ExperimentConfig:
     eval: EvalConfig = EvalConfig()
     class_names: tuple[str, ...] = ()
 
-    def validate(self, check_files: bool = True) -> None:
+    def validate(self) -> None:
         """Raises ValueError naming the flag, its value and what is allowed.
 
-        Args:
-          check_files: also require --backbone_weights's file to exist (off when a saved run is
-            loaded: its own weights replace the backbone's, so the file is no longer needed).
+        Checks the values alone: whether a named file exists is the entry point's check
+        (`rarl_tf.config.flags`), as a saved run no longer needs its --backbone_weights file.
         """
-        m, t, e = self.model, self.train, self.eval
-        weights_ok = m.backbone_weights in ("imagenet", "none") or (
-            m.backbone_weights.endswith(".weights.h5")
-            and (not check_files or os.path.isfile(m.backbone_weights))
-        )
         checks = [
-            (
-                self.data.dataset != "voc_dir" or bool(self.data.data_dir),
-                "data_dir",
-                self.data.data_dir,
-                "the VOC folder (holding JPEGImages/, Annotations/, "
-                "ImageSets/Main/) when --dataset=voc_dir",
-            ),
-            (
-                self.data.shuffle_buffer >= 1,
-                "shuffle_buffer",
-                self.data.shuffle_buffer,
-                "an integer >= 1",
-            ),
-            (
-                self.data.max_pixels >= 1,
-                "max_pixels",
-                self.data.max_pixels,
-                "an integer >= 1 (pixels per image)",
-            ),
-            (
-                weights_ok,
-                "backbone_weights",
-                m.backbone_weights,
-                "imagenet, none, or the path of an existing .weights.h5 file",
-            ),
-            (
-                m.backbone != "small_vgg" or m.backbone_weights == "none",
-                "backbone_weights",
-                m.backbone_weights,
-                "none for backbone small_vgg (it is trained from scratch)",
-            ),
-            (m.image_size > 0, "image_size", m.image_size, "a positive number of pixels"),
-            (
-                0 <= m.crop_margin < m.image_size,
-                "crop_margin",
-                m.crop_margin,
-                f"0 <= m < image_size ({m.image_size})",
-            ),
-            (
-                len(m.anchor_sizes) > 0 and min(m.anchor_sizes) > 0,
-                "anchor_sizes",
-                list(m.anchor_sizes),
-                "one or more positive pixel sizes",
-            ),
-            (
-                len(m.aspect_ratios) > 0 and min(m.aspect_ratios) > 0,
-                "aspect_ratios",
-                list(m.aspect_ratios),
-                "one or more positive width/height ratios",
-            ),
-            # The paper pairs 3 scales with 3 ratios (k = 9); lists of different lengths are
-            # almost always a typo in one of them.
-            (
-                len(m.aspect_ratios) == len(m.anchor_sizes),
-                "aspect_ratios",
-                list(m.aspect_ratios),
-                f"as many ratios as --anchor_sizes has sizes "
-                f"({len(m.anchor_sizes)}: {list(m.anchor_sizes)})",
-            ),
-            (m.crop_size >= 1, "crop_size", m.crop_size, "an integer >= 1"),
-            (m.num_steps >= 1, "num_steps", m.num_steps, "T >= 1"),
-            (m.loc_std > 0, "loc_std", m.loc_std, "sigma > 0"),
-            (0 <= m.discount <= 1, "discount", m.discount, "0 <= gamma <= 1"),
-            (t.batch_size >= 1, "batch_size", t.batch_size, "an integer >= 1"),
-            (t.epochs >= 1, "epochs", t.epochs, "an integer >= 1"),
-            (t.learning_rate > 0, "learning_rate", t.learning_rate, "> 0"),
-            (
-                t.steps_per_epoch is None or t.steps_per_epoch >= 1,
-                "steps_per_epoch",
-                t.steps_per_epoch,
-                "an integer >= 1",
-            ),
-            (
-                t.checkpoint_every_steps >= 1,
-                "checkpoint_every_steps",
-                t.checkpoint_every_steps,
-                "an integer >= 1",
-            ),
-            (e.top_k >= 1, "top_k", e.top_k, "an integer >= 1"),
-            (0 <= e.threshold <= 1, "threshold", e.threshold, "a probability in [0, 1]"),
+            *self._choice_checks(),
+            *_data_checks(self.data),
+            *_model_checks(self.model),
+            *_policy_checks(self.model),
+            *_train_eval_checks(self.train, self.eval),
         ]
-        for ok, flag, value, allowed in [*self._choice_checks(), *checks, *_policy_checks(m)]:
+        for ok, flag, value, allowed in checks:
             if not ok:
                 raise ValueError(f"--{flag}={value} is not allowed: expected {allowed}")
 
@@ -439,7 +360,7 @@ class ExperimentConfig:
             },
             class_names=tuple(names),
         )
-        config.validate(check_files=False)
+        config.validate()
         return config
 
 
@@ -451,9 +372,7 @@ def _section_from_dict(name: str, kind: type, values) -> Any:
             f"a JSON object of {kind.__name__} fields"
         )
     if kind is ModelConfig:
-        # Written by runs before 2026-11-26; under Adam they had no effect (each scaled the
-        # only loss of its head), so such runs load as if they were never set.
-        values = {k: v for k, v in values.items() if k not in REMOVED_MODEL_KEYS}
+        values = compat.model_section(values)
     typed = {field.name: (field, base, is_list) for field, base, is_list in typed_fields(kind)}
     unknown = set(values) - set(typed)
     if unknown:
@@ -524,6 +443,95 @@ def typed_fields(kind: type) -> list[tuple[dataclasses.Field, type, bool]]:
             )
         out.append((field, base, is_list))
     return out
+
+
+def _data_checks(d: DataConfig) -> list[tuple]:
+    """(ok, flag, value, allowed) for the data fields."""
+    return [
+        (
+            d.dataset != "voc_dir" or bool(d.data_dir),
+            "data_dir",
+            d.data_dir,
+            "the VOC folder (holding JPEGImages/, Annotations/, "
+            "ImageSets/Main/) when --dataset=voc_dir",
+        ),
+        (d.shuffle_buffer >= 1, "shuffle_buffer", d.shuffle_buffer, "an integer >= 1"),
+        (d.max_pixels >= 1, "max_pixels", d.max_pixels, "an integer >= 1 (pixels per image)"),
+    ]
+
+
+def _model_checks(m: ModelConfig) -> list[tuple]:
+    """(ok, flag, value, allowed) for the backbone, anchor and agent fields."""
+    return [
+        (
+            m.backbone_weights in ("imagenet", "none")
+            or m.backbone_weights.endswith(".weights.h5"),
+            "backbone_weights",
+            m.backbone_weights,
+            "imagenet, none, or the path of an existing .weights.h5 file",
+        ),
+        (
+            m.backbone != "small_vgg" or m.backbone_weights == "none",
+            "backbone_weights",
+            m.backbone_weights,
+            "none for backbone small_vgg (it is trained from scratch)",
+        ),
+        (m.image_size > 0, "image_size", m.image_size, "a positive number of pixels"),
+        (
+            0 <= m.crop_margin < m.image_size,
+            "crop_margin",
+            m.crop_margin,
+            f"0 <= m < image_size ({m.image_size})",
+        ),
+        (
+            len(m.anchor_sizes) > 0 and min(m.anchor_sizes) > 0,
+            "anchor_sizes",
+            list(m.anchor_sizes),
+            "one or more positive pixel sizes",
+        ),
+        (
+            len(m.aspect_ratios) > 0 and min(m.aspect_ratios) > 0,
+            "aspect_ratios",
+            list(m.aspect_ratios),
+            "one or more positive width/height ratios",
+        ),
+        # The paper pairs 3 scales with 3 ratios (k = 9); lists of different lengths are
+        # almost always a typo in one of them.
+        (
+            len(m.aspect_ratios) == len(m.anchor_sizes),
+            "aspect_ratios",
+            list(m.aspect_ratios),
+            f"as many ratios as --anchor_sizes has sizes "
+            f"({len(m.anchor_sizes)}: {list(m.anchor_sizes)})",
+        ),
+        (m.crop_size >= 1, "crop_size", m.crop_size, "an integer >= 1"),
+        (m.num_steps >= 1, "num_steps", m.num_steps, "T >= 1"),
+        (m.loc_std > 0, "loc_std", m.loc_std, "sigma > 0"),
+        (0 <= m.discount <= 1, "discount", m.discount, "0 <= gamma <= 1"),
+    ]
+
+
+def _train_eval_checks(t: TrainConfig, e: EvalConfig) -> list[tuple]:
+    """(ok, flag, value, allowed) for the training and evaluation fields."""
+    return [
+        (t.batch_size >= 1, "batch_size", t.batch_size, "an integer >= 1"),
+        (t.epochs >= 1, "epochs", t.epochs, "an integer >= 1"),
+        (t.learning_rate > 0, "learning_rate", t.learning_rate, "> 0"),
+        (
+            t.steps_per_epoch is None or t.steps_per_epoch >= 1,
+            "steps_per_epoch",
+            t.steps_per_epoch,
+            "an integer >= 1",
+        ),
+        (
+            t.checkpoint_every_steps >= 1,
+            "checkpoint_every_steps",
+            t.checkpoint_every_steps,
+            "an integer >= 1",
+        ),
+        (e.top_k >= 1, "top_k", e.top_k, "an integer >= 1"),
+        (0 <= e.threshold <= 1, "threshold", e.threshold, "a probability in [0, 1]"),
+    ]
 
 
 def _policy_checks(m: ModelConfig) -> list[tuple]:

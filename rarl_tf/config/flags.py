@@ -12,6 +12,8 @@ and `EvalConfig` is one flag, named, typed and explained by the field (`config.o
 
 from __future__ import annotations
 
+import os
+
 from absl import flags
 
 from rarl_tf.config.experiment import (
@@ -86,7 +88,19 @@ def experiment_config_from_flags(values: flags.FlagValues = FLAGS) -> Experiment
         **{name: section_from_flags(kind, values) for name, kind in sections().items()}
     )
     config.validate()
+    _check_files(config)
     return config
+
+
+def _check_files(config: ExperimentConfig) -> None:
+    """The files the flags name exist: checked here, before any work, as the config's own
+    `validate` checks values alone."""
+    weights = config.model.backbone_weights
+    if weights not in ("imagenet", "none") and not os.path.isfile(weights):
+        raise ValueError(
+            f"--backbone_weights={weights} is not allowed: expected imagenet, none, or the path "
+            f"of an existing .weights.h5 file"
+        )
 
 
 def experiment_config_from_flagfile(path: str) -> ExperimentConfig:

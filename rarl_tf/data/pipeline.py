@@ -107,6 +107,34 @@ def augment(image: tf.Tensor, seed: tf.Tensor, image_size: int, crop_margin: int
     return tf.image.stateless_random_flip_left_right(image, seed=seed[::-1])
 
 
+def _indexed_stream(
+    examples: tf.data.Dataset,
+    pass_size: int,
+    first: int,
+    last: int,
+    shuffle_buffer: int,
+    seed: int,
+) -> tf.data.Dataset:
+    """(stream index, example) pairs for stream positions `first` up to `last` (exclusive),
+    each pass over `examples` reshuffled with a seed of its own, and one pass more than the
+    positions need: it stands in for images that fail to decode."""
+
+    def one_pass(pass_index: int) -> tf.data.Dataset:
+        # A Python int seed: tf.data's shuffle does not take a tensor seed.
+        shuffled = examples.shuffle(
+            shuffle_buffer, seed=seed * 1_000_003 + pass_index, reshuffle_each_iteration=False
+        )
+        # Stream indices: an image's augmentation depends only on where in the stream it is.
+        indices = tf.data.Dataset.range(pass_index * pass_size, (pass_index + 1) * pass_size)
+        return tf.data.Dataset.zip(indices, shuffled)
+
+    passes = [one_pass(p) for p in range(first // pass_size, (last - 1) // pass_size + 2)]
+    stream = passes[0]
+    for more in passes[1:]:
+        stream = stream.concatenate(more)
+    return stream.skip(first % pass_size)
+
+
 def train_stream(
     examples: tf.data.Dataset,
     pass_size: int,
@@ -142,23 +170,9 @@ def train_stream(
             f"(--batch_size={batch_size})"
         )
     first = start_step * batch_size
-    last = total_steps * batch_size  # exclusive
-
-    def one_pass(pass_index: int) -> tf.data.Dataset:
-        # A Python int seed: tf.data's shuffle does not take a tensor seed.
-        shuffled = examples.shuffle(
-            shuffle_buffer, seed=seed * 1_000_003 + pass_index, reshuffle_each_iteration=False
-        )
-        # Stream indices: an image's augmentation depends only on where in the stream it is.
-        indices = tf.data.Dataset.range(pass_index * pass_size, (pass_index + 1) * pass_size)
-        return tf.data.Dataset.zip(indices, shuffled)
-
-    # One pass more than the steps need: it stands in for images that fail to decode.
-    passes = [one_pass(p) for p in range(first // pass_size, (last - 1) // pass_size + 2)]
-    stream = passes[0]
-    for more in passes[1:]:
-        stream = stream.concatenate(more)
-    stream = stream.skip(first % pass_size)
+    stream = _indexed_stream(
+        examples, pass_size, first, total_steps * batch_size, shuffle_buffer, seed
+    )
     stream = stream.map(lambda index, example: {**example, "index": index})
 
     def prepare(example):

@@ -222,7 +222,7 @@ def gradient_snr(model: keras.Model, batches: tf.data.Dataset) -> dict | None:
         v
         for layer in (
             policy.loc_hidden_layer,
-            policy.loc_head,
+            policy.mean_head,
             policy.loc_cell,
             policy.loc_state,
             policy.loc_score,
@@ -287,7 +287,7 @@ def policy_report(
             "locations": model.agent.policy.locations,
             "trajectories": model.trajectories,
             "reward": model.reward,
-            "loc_head": model.agent.policy.loc_head_kind,
+            "loc_head": model.agent.policy.loc_head,
             "policy_state": model.agent.policy.policy_state,
         },
         "images": first["images"],

@@ -31,23 +31,17 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
-from rarl_tf.config.experiment import RECURRENCES, REGION_POOLS, ModelConfig
+from rarl_tf.config import compat
+from rarl_tf.config.experiment import RECURRENCES, REGION_POOLS, ModelConfig, check_choices
 from rarl_tf.model import anchors as anchors_lib
 from rarl_tf.model import crop as crop_lib
 from rarl_tf.model.policy import LocationPolicy
 
 CROP_MODES = ("crop_and_resize", "matmul")
+# The per-step outputs of `RecurrentAttention.call`, in the order each step yields them.
+OUTPUTS = ("region_logits", "boxes", "locations", "means", "log_probs", "baselines")
 # Argument defaults are the config's (the paper's), kept in one place: config.py.
 _M = ModelConfig()
-# The `LocationPolicy` arguments a configuration sets (the agent sets the others).
-POLICY_ARGUMENTS = (
-    "loc_std",
-    "locations",
-    "loc_head",
-    "loc_hidden",
-    "loc_grid",
-    "inhibition_radius",
-)
 
 
 def _repeat_rows(x: tf.Tensor, k: int) -> tf.Tensor:
@@ -115,18 +109,13 @@ class RecurrentAttention(keras.layers.Layer):
         policy: dict | None = None,
         **kwargs,
     ):
-        # Configurations written before 2026-11-27 give the policy's arguments as the agent's.
-        policy = {
-            **(policy or {}),
-            **{name: kwargs.pop(name) for name in POLICY_ARGUMENTS if name in kwargs},
-        }
+        check_choices(
+            crop_mode=(crop_mode, CROP_MODES),
+            region_pool=(region_pool, REGION_POOLS),
+            recurrence=(recurrence, RECURRENCES),
+        )
+        policy = compat.policy_arguments(policy, kwargs)
         super().__init__(**kwargs)
-        if crop_mode not in CROP_MODES:
-            raise ValueError(f"crop_mode={crop_mode!r}; expected one of {CROP_MODES}")
-        if region_pool not in REGION_POOLS:
-            raise ValueError(f"region_pool={region_pool!r}; expected one of {REGION_POOLS}")
-        if recurrence not in RECURRENCES:
-            raise ValueError(f"recurrence={recurrence!r}; expected one of {RECURRENCES}")
         self.num_classes = int(num_classes)
         self.anchor_sizes = tuple(float(s) for s in anchor_sizes)
         self.aspect_ratios = tuple(float(r) for r in aspect_ratios)
@@ -143,13 +132,22 @@ class RecurrentAttention(keras.layers.Layer):
         self.policy_arguments = policy
         self.anchor_px = anchors_lib.anchor_shapes(self.anchor_sizes, self.aspect_ratios)
         self.num_anchors = len(self.anchor_px)
-        self.embed = keras.layers.Dense(embed_dim, activation="relu", name="embed")
+        self._make_layers(policy)
+        compat.keep_weight_paths(self, self.policy)
+        # The agent owns the sampler's state (its path in checkpoints), the policy draws from it.
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def _make_layers(self, policy: dict) -> None:
+        """The agent's layers and its `LocationPolicy` (built later, in `build`)."""
+        self.embed = keras.layers.Dense(self.embed_dim, activation="relu", name="embed")
         self.cell = (
-            keras.layers.LSTMCell(lstm_units, name="lstm_cell") if recurrence != "none" else None
+            keras.layers.LSTMCell(self.lstm_units, name="lstm_cell")
+            if self.recurrence != "none"
+            else None
         )
-        self.cls_head = keras.layers.Dense(num_classes, name="cls_head")
+        self.cls_head = keras.layers.Dense(self.num_classes, name="cls_head")
         self.context_embed = (
-            keras.layers.Dense(embed_dim, activation="relu", name="context_embed")
+            keras.layers.Dense(self.embed_dim, activation="relu", name="context_embed")
             if self.context_grid
             else None
         )
@@ -157,24 +155,10 @@ class RecurrentAttention(keras.layers.Layer):
         # trains it too (its input is cut from the trunk in `_step` instead).
         self.policy = LocationPolicy(
             **policy,
-            cell_width=embed_dim,
-            train_state=recurrence == "localisation_only",
+            cell_width=self.embed_dim,
+            train_state=self.recurrence == "localisation_only",
             name="policy",
         )
-        # Weight files name these layers as the agent's own (runs before 2026-11-27). Keras
-        # saves a layer under the first attribute path it walks, in sorted order, so these
-        # names, which sort before "policy", keep every file's paths.
-        for name in (
-            "loc_head",
-            "loc_hidden_layer",
-            "loc_cell",
-            "loc_state",
-            "loc_score",
-            "baseline_head",
-        ):
-            setattr(self, name, getattr(self.policy, name))
-        # The agent owns the sampler's state (its path in checkpoints), the policy draws from it.
-        self.seed_generator = keras.random.SeedGenerator(seed)
 
     def build(self, features_shape, views_shape=None):
         channels = features_shape[-1]
@@ -288,7 +272,7 @@ class RecurrentAttention(keras.layers.Layer):
         """
         views = tf.convert_to_tensor(views, tf.float32)
         batch = tf.shape(features)[0]
-        k, num_trajectories = self.num_anchors, int(trajectories)
+        num_trajectories = int(trajectories)
         pair_views = tf.reshape(views[None] + tf.zeros([batch, 1, 1]), [-1, 4])  # [B * V, 4]
         size = tf.cast(tf.reshape(tf.stack([image_size[0], image_size[1]]), [1, 2]), tf.float32)
         shapes = tf.constant(self.anchor_px) / size
@@ -298,10 +282,7 @@ class RecurrentAttention(keras.layers.Layer):
         cells = self._cell_scores(features, pair_views)
         cells = None if cells is None else _repeat_rows(cells, num_trajectories)
         episode_views = _repeat_rows(pair_views, num_trajectories)
-        outputs = {
-            key: []
-            for key in ("region_logits", "boxes", "locations", "means", "log_probs", "baselines")
-        }
+        outputs = {key: [] for key in OUTPUTS}
         memory = self.policy.remember(
             self.policy.initial_memory(state[0]), tf.zeros([tf.shape(state[0])[0], 2]), state[0]
         )
@@ -316,24 +297,24 @@ class RecurrentAttention(keras.layers.Layer):
                 memory=memory,
                 first=first,
             )
-            boxes = anchors_lib.anchor_boxes(used, episode_views, shapes)  # [E, k, 4]
-            embedded = self._embed(self._crop(features, tf.reshape(boxes, [-1, 4])))
-            embedded = tf.reshape(embedded, [-1, k, embedded.shape[-1]])  # [E, k, D]
-            h_r, c_r = self._step(embedded, used, state)  # [E, k, H] each
-            scored = h_r if self.recurrence == "lstm" else embedded
-            logits = self.cls_head(tf.reshape(scored, [-1, scored.shape[-1]]))  # [E * k, C]
-            state = [tf.reduce_mean(h_r, axis=1), tf.reduce_mean(c_r, axis=1)]
+            boxes, logits, state = self._regions(features, used, episode_views, shapes, state)
             memory = self.policy.remember(memory, used, state[0])
-            for key, value in (
-                ("region_logits", tf.reshape(logits, [-1, k, self.num_classes])),
-                ("boxes", boxes),
-                ("locations", used),
-                ("means", mean),
-                ("log_probs", log_prob),
-                ("baselines", baseline),
-            ):
+            for key, value in zip(OUTPUTS, (logits, boxes, used, mean, log_prob, baseline)):
                 outputs[key].append(value)
         return _by_image(outputs, batch, views.shape[0] * num_trajectories)
+
+    def _regions(self, features, used, episode_views, shapes, state):
+        """One iteration's k regions around l_t = `used` [E, 2]: their boxes [E, k, 4] on the
+        map, their scores a_tr [E, k, C] and the episodes' next state [h_t, c_t] ([E, H] each)."""
+        k = self.num_anchors
+        boxes = anchors_lib.anchor_boxes(used, episode_views, shapes)  # [E, k, 4]
+        embedded = self._embed(self._crop(features, tf.reshape(boxes, [-1, 4])))
+        embedded = tf.reshape(embedded, [-1, k, embedded.shape[-1]])  # [E, k, D]
+        h_r, c_r = self._step(embedded, used, state)  # [E, k, H] each
+        scored = h_r if self.recurrence == "lstm" else embedded
+        logits = self.cls_head(tf.reshape(scored, [-1, scored.shape[-1]]))  # [E * k, C]
+        state = [tf.reduce_mean(h_r, axis=1), tf.reduce_mean(c_r, axis=1)]
+        return boxes, tf.reshape(logits, [-1, k, self.num_classes]), state
 
     def _start(self, features, pair_views):
         """Iteration 0: each pair's whole view [P, 4] as its one region, from a zero state at

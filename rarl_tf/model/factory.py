@@ -1,4 +1,4 @@
-"""Builds an `RARLModel` from a `ModelConfig` (`run_files.load_trained` loads a trained one)."""
+"""Builds an `RARLModel` from a `ModelConfig` (`model_folder.load_trained` loads a trained one)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,17 @@ from rarl_tf.model.global_pool import GlobalPoolingClassifier
 from rarl_tf.model.policy import LocationPolicy
 from rarl_tf.model.rarl import RARLModel
 
-WEIGHTS_FILE = "model.weights.h5"
-# The whole model (architecture and weights) for `keras.saving.load_model`, written by training.
-KERAS_FILE = "model.keras"
-
 
 def _arguments(layer_class, config: ModelConfig) -> dict:
-    """The config fields that `layer_class.__init__` takes, by name: a new field reaches the
-    layer that declares an argument of its name, with no list of fields to keep here."""
-    names = inspect.signature(layer_class.__init__).parameters
+    """The config fields that `layer_class.__init__` takes, or the `__init__` of a class it
+    derives from (which receives them through **kwargs), by name: a new field reaches the layer
+    that declares an argument of its name, with no list of fields to keep here."""
+    names = {
+        name
+        for base in layer_class.__mro__
+        if "__init__" in vars(base)
+        for name in inspect.signature(base.__init__).parameters
+    }
     return {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name in names}
 
 

@@ -11,19 +11,13 @@ trained with the same eq. 9 loss as RARL so the two differ only in the attention
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import keras
 import tensorflow as tf
 
-from rarl_tf.config.experiment import ModelConfig
 from rarl_tf.model import crop as crop_lib
 from rarl_tf.model import losses
 from rarl_tf.model.base import MultiLabelModel
 from rarl_tf.model.views import FULL_VIEW
-
-# Argument defaults are the config's (the paper's), kept in one place: config.py.
-_M = ModelConfig()
 
 
 @keras.saving.register_keras_serializable(package="rarl_tf")
@@ -32,8 +26,8 @@ class GlobalPoolingClassifier(MultiLabelModel):
 
     Args:
       num_classes: C.
-      backbone, backbone_weights, backbone_widths: as `MultiLabelModel`.
       crop_mode: "crop_and_resize" or "matmul" (XLA), as `RecurrentAttention`.
+      **kwargs: `MultiLabelModel`'s (backbone, backbone_weights, backbone_widths) and Keras's.
     """
 
     TRACKED = ("loss", "cls_loss")
@@ -41,13 +35,10 @@ class GlobalPoolingClassifier(MultiLabelModel):
     def __init__(
         self,
         num_classes: int,
-        backbone: str = _M.backbone,
-        backbone_weights: str | None = _M.backbone_weights,
-        backbone_widths: Sequence[int] = _M.backbone_widths,
         crop_mode: str = "crop_and_resize",
         **kwargs,
     ):
-        super().__init__(num_classes, backbone, backbone_weights, backbone_widths, **kwargs)
+        super().__init__(num_classes, **kwargs)
         self.crop_mode = crop_mode
         self.classifier = keras.layers.Dense(num_classes, name="classifier")
 

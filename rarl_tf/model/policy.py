@@ -36,7 +36,13 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from rarl_tf.config.experiment import LOC_HEADS, LOCATIONS, POLICY_STATES, ModelConfig
+from rarl_tf.config.experiment import (
+    LOC_HEADS,
+    LOCATIONS,
+    POLICY_STATES,
+    ModelConfig,
+    check_choices,
+)
 
 tfd = tfp.distributions
 # Argument defaults are the config's (the paper's), kept in one place: config.py.
@@ -120,16 +126,14 @@ class LocationPolicy(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for name, value, allowed in (
-            ("locations", locations, LOCATIONS),
-            ("loc_head", loc_head, LOC_HEADS),
-            ("policy_state", policy_state, POLICY_STATES),
-        ):
-            if value not in allowed:
-                raise ValueError(f"{name}={value!r}; expected one of {allowed}")
+        check_choices(
+            locations=(locations, LOCATIONS),
+            loc_head=(loc_head, LOC_HEADS),
+            policy_state=(policy_state, POLICY_STATES),
+        )
         self.loc_std = float(loc_std)
         self.locations = locations
-        self.loc_head_kind = loc_head
+        self.loc_head = loc_head
         self.loc_hidden = int(loc_hidden)
         self.loc_grid = int(loc_grid)
         self.inhibition_radius = float(inhibition_radius)
@@ -142,10 +146,26 @@ class LocationPolicy(keras.layers.Layer):
         # A test-time strength that replaces the weight's (tools.policy_report); never saved.
         self.strength_override = None
         learned = locations == "policy"
-        dense, query = learned and loc_head == "dense", learned and loc_head == "query"
-        spatial = learned and loc_head in ("spatial", "query")
-        # tanh keeps the Normal's mean inside the view frame [-1, 1].
-        self.loc_head = keras.layers.Dense(2, activation="tanh", name="loc_head") if dense else None
+        self._make_head_layers(loc_head if learned else None)
+        self.loc_memory = (
+            keras.layers.GRUCell(self.policy_units, name="loc_memory")
+            if learned and policy_state == "own"
+            else None
+        )
+        self.baseline_head = keras.layers.Dense(1, name="baseline_head")
+        # Test-time interventions on the state the head reads (tools.policy_report), never
+        # saved: None, "zero", "other_image", "batch_mean" or "first".
+        self.intervention = None
+
+    def _make_head_layers(self, head: str | None) -> None:
+        """The layers of the learned head `head` ("dense", "spatial" or "query"; None: random
+        centres, no head); those of the other heads stay None."""
+        dense, query = head == "dense", head == "query"
+        spatial = head in ("spatial", "query")
+        # f_loc of the dense head, the Normal's mean; tanh keeps it inside the view frame [-1, 1].
+        self.mean_head = (
+            keras.layers.Dense(2, activation="tanh", name="loc_head") if dense else None
+        )
         self.loc_hidden_layer = (
             keras.layers.Dense(self.loc_hidden, activation="relu", name="loc_hidden")
             if dense and self.loc_hidden
@@ -165,22 +185,13 @@ class LocationPolicy(keras.layers.Layer):
             keras.layers.Dense(width, use_bias=False, name="loc_position") if query else None
         )
         self.loc_query = keras.layers.Dense(width, name="loc_query") if query else None
-        self.loc_memory = (
-            keras.layers.GRUCell(self.policy_units, name="loc_memory")
-            if learned and policy_state == "own"
-            else None
-        )
-        self.baseline_head = keras.layers.Dense(1, name="baseline_head")
-        # Test-time interventions on the state the head reads (tools.policy_report), never
-        # saved: None, "zero", "other_image", "batch_mean" or "first".
-        self.intervention = None
 
     @property
     def uniform(self) -> bool:
         """Whether locations are drawn at random: `locations="random"` or "random_inhibited",
         or a model built with random centres (no head) switched to "policy"
         (`policy_report.altered_policy`)."""
-        return self.locations != "policy" or (self.loc_head is None and self.loc_cell is None)
+        return self.locations != "policy" or (self.mean_head is None and self.loc_cell is None)
 
     @property
     def query(self) -> bool:
@@ -200,8 +211,8 @@ class LocationPolicy(keras.layers.Layer):
             state = self.policy_units
         if self.loc_hidden_layer is not None:
             self.loc_hidden_layer.build((None, state))
-        if self.loc_head is not None:
-            self.loc_head.build((None, self.loc_hidden or state))
+        if self.mean_head is not None:
+            self.mean_head.build((None, self.loc_hidden or state))
         if self.loc_cell is not None:
             self.loc_cell.build((None, channels))
         if self.loc_state is not None:
@@ -304,7 +315,7 @@ class LocationPolicy(keras.layers.Layer):
         if cells is None:
             if self.loc_hidden_layer is not None:
                 state = self.loc_hidden_layer(state)
-            mean = self.loc_head(state)
+            mean = self.mean_head(state)
             return tfd.Independent(tfd.Normal(loc=mean, scale=self.loc_std), 1), mean
         logits = self.cell_logits(state, cells, visited)
         positions = self.cell_positions(logits.dtype)
@@ -378,7 +389,7 @@ class LocationPolicy(keras.layers.Layer):
         config.update(
             loc_std=self.loc_std,
             locations=self.locations,
-            loc_head=self.loc_head_kind,
+            loc_head=self.loc_head,
             loc_hidden=self.loc_hidden,
             loc_grid=self.loc_grid,
             inhibition_radius=self.inhibition_radius,

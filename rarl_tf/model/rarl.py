@@ -13,18 +13,16 @@ C classes:
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import keras
 import tensorflow as tf
 
-from rarl_tf.config.experiment import REWARDS, STEP_REWARDS, ModelConfig
+from rarl_tf.config.experiment import REWARDS, STEP_REWARDS, ModelConfig, check_choices
 from rarl_tf.model import losses
 from rarl_tf.model.agent import RecurrentAttention
 from rarl_tf.model.base import MultiLabelModel
 from rarl_tf.model.views import FULL_VIEW
 
-# Argument defaults are the config's (the paper's), kept in one place: config.py.
+# Argument defaults are the config's (the paper's), kept in one place: config/experiment.py.
 _M = ModelConfig()
 
 
@@ -33,7 +31,7 @@ class RARLModel(MultiLabelModel):
     """Recurrent Attention Reinforcement Learning for multi-label recognition.
 
     Args:
-      num_classes, backbone, backbone_weights, backbone_widths: as `MultiLabelModel`.
+      num_classes: C.
       discount: gamma of eq. 6 (paper: 1).
       trajectories: K, location trajectories sampled per training image on its one feature map
         (the backbone runs once); K > 1 uses the leave-one-out baseline (`losses.advantages`),
@@ -43,8 +41,9 @@ class RARLModel(MultiLabelModel):
         it added to the reward; `losses.step_rewards`).
       sample_locations: sample l_t from the policy in `train_step` (REINFORCE needs it);
         False uses the policy's mean, which makes a training step deterministic (tests).
-      **agent_kwargs: `RecurrentAttention` arguments (anchor_sizes, aspect_ratios, num_steps,
-        crop_size, embed_dim, lstm_units, loc_std, crop_mode, seed).
+      agent_kwargs: `RecurrentAttention` arguments (anchor_sizes, aspect_ratios, num_steps,
+        crop_size, embed_dim, lstm_units, crop_mode, seed, policy).
+      **kwargs: `MultiLabelModel`'s (backbone, backbone_weights, backbone_widths) and Keras's.
     """
 
     TRACKED = (
@@ -60,9 +59,6 @@ class RARLModel(MultiLabelModel):
     def __init__(
         self,
         num_classes: int,
-        backbone: str = _M.backbone,
-        backbone_weights: str | None = _M.backbone_weights,
-        backbone_widths: Sequence[int] = _M.backbone_widths,
         discount: float = _M.discount,
         trajectories: int = _M.trajectories,
         reward: str = _M.reward,
@@ -71,14 +67,11 @@ class RARLModel(MultiLabelModel):
         agent_kwargs: dict | None = None,
         **kwargs,
     ):
-        super().__init__(num_classes, backbone, backbone_weights, backbone_widths, **kwargs)
+        super().__init__(num_classes, **kwargs)
         self.discount = float(discount)
         self.trajectories = int(trajectories)
-        if reward not in REWARDS:
-            raise ValueError(f"reward={reward!r}; expected one of {REWARDS}")
+        check_choices(reward=(reward, REWARDS), step_reward=(step_reward, STEP_REWARDS))
         self.reward = reward
-        if step_reward not in STEP_REWARDS:
-            raise ValueError(f"step_reward={step_reward!r}; expected one of {STEP_REWARDS}")
         self.step_reward = step_reward
         self.sample_locations = bool(sample_locations)
         self.agent_kwargs = dict(agent_kwargs or {})

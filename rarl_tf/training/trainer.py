@@ -31,7 +31,8 @@ from rarl_tf.data import pipeline
 from rarl_tf.data.splits import class_names, load_split
 from rarl_tf.inference import outputs
 from rarl_tf.model import optimizer as optimizer_lib
-from rarl_tf.model.factory import KERAS_FILE, WEIGHTS_FILE, build_model
+from rarl_tf.model.factory import build_model
+from rarl_tf.model_folder import KERAS_FILE, WEIGHTS_FILE
 from rarl_tf.training import checkpoints, distribute, loop
 
 CHECKPOINT_DIR = "checkpoints"
@@ -363,6 +364,36 @@ def check_complete(
     )
 
 
+def run_callbacks(
+    model: keras.Model,
+    config: ExperimentConfig,
+    model_dir: str,
+    checkpoint: StepCheckpoint,
+    counter: pipeline.SkipCounter,
+    steps_per_epoch: int,
+    step: int,
+) -> list:
+    """The Keras callbacks of a run resumed at `step`: checkpoints, skipped-image counts, the
+    inhibition's annealing, and on the chief the logs, history and metrics files."""
+    callbacks = [
+        checkpoint,
+        SkippedImages(counter),
+        *anneal_callbacks(model, config, steps_per_epoch),
+    ]
+    if distribute.is_chief():
+        callbacks += chief_callbacks(config, model_dir, resumed=step > 0)
+    return callbacks
+
+
+def diverged(err: Exception, latest_checkpoint: str | None) -> TrainingDiverged:
+    """The error of a run whose loss went non-finite, naming the checkpoint it keeps."""
+    return TrainingDiverged(
+        f"{err}; training stopped and kept the last good checkpoint "
+        f"{latest_checkpoint} (lower --learning_rate, or check the "
+        f"data; rerunning resumes from that checkpoint)"
+    )
+
+
 def train(
     config: ExperimentConfig,
     model_dir: str,
@@ -407,13 +438,7 @@ def train(
     # Every worker must start from the same step, or their collectives stop pairing up.
     distribute.check_same_step(strategy, step)
     counter = pipeline.SkipCounter()
-    callbacks = [
-        checkpoint,
-        SkippedImages(counter),
-        *anneal_callbacks(model, config, steps_per_epoch),
-    ]
-    if chief:
-        callbacks += chief_callbacks(config, model_dir, resumed=step > 0)
+    callbacks = run_callbacks(model, config, model_dir, checkpoint, counter, steps_per_epoch, step)
     if step < total_steps:
         stream = _train_stream(config, examples, pass_size, step, total_steps, counter)
         try:
@@ -421,11 +446,7 @@ def train(
                 model, strategy, stream, step, total_steps, steps_per_epoch, callbacks, verbose
             )
         except loop.NonFiniteStep as err:
-            raise TrainingDiverged(
-                f"{err}; training stopped and kept the last good checkpoint "
-                f"{checkpoint.manager.latest_checkpoint} (lower --learning_rate, or check the "
-                f"data; rerunning resumes from that checkpoint)"
-            ) from None
+            raise diverged(err, checkpoint.manager.latest_checkpoint) from None
         check_complete(reached, step, total_steps, counter, checkpoint.manager.latest_checkpoint)
     if chief:
         model_folder.save_weights(model, os.path.join(model_dir, WEIGHTS_FILE))

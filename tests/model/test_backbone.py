@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from rarl_tf.config.experiment import ExperimentConfig, ModelConfig
+from rarl_tf.config.flags import experiment_config_from_flagfile
 from rarl_tf.model.backbone import vgg16_conv5_3
 
 
@@ -26,7 +27,19 @@ def test_vgg16_loads_local_weights_file(tmp_path):
 
 
 @pytest.mark.parametrize("weights", ["/no/such/file.weights.h5", "vgg16.h5", "random"])
-def test_bad_backbone_weights_are_rejected_before_any_work(weights):
-    config = ExperimentConfig(model=ModelConfig(backbone="vgg16", backbone_weights=weights))
+def test_bad_backbone_weights_are_rejected_before_any_work(weights, tmp_path):
+    flagfile = tmp_path / "bad.flags"
+    flagfile.write_text(f"--backbone=vgg16\n--backbone_weights={weights}\n")
     with pytest.raises(ValueError, match=f"--backbone_weights={weights} is not allowed"):
-        config.validate()
+        experiment_config_from_flagfile(str(flagfile))
+
+
+def test_config_checks_values_without_reading_files():
+    # A saved run's config names a weights file that may be gone: its values are still valid.
+    config = ExperimentConfig(
+        model=ModelConfig(backbone="vgg16", backbone_weights="/no/such/file.weights.h5")
+    )
+    config.validate()
+    bad = ExperimentConfig(model=ModelConfig(backbone="vgg16", backbone_weights="vgg16.h5"))
+    with pytest.raises(ValueError, match="--backbone_weights=vgg16.h5 is not allowed"):
+        bad.validate()

@@ -77,4 +77,4 @@ def test_policy_arguments_given_as_the_agents_own_reach_the_policy():
     """Configurations written before 2026-11-27 give the policy's arguments to the agent."""
     agent = RecurrentAttention(5, loc_head="spatial", loc_grid=4, loc_std=0.2)
     assert agent.get_config()["policy"] == {"loc_head": "spatial", "loc_grid": 4, "loc_std": 0.2}
-    assert agent.policy.loc_head_kind == "spatial" and agent.policy.loc_std == 0.2
+    assert agent.policy.loc_head == "spatial" and agent.policy.loc_std == 0.2
