@@ -2,46 +2,13 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from conftest import ROOT
-
-TINY = [
-    "--dataset=cluttered_digits/small",
-    "--backbone=small_vgg",
-    "--backbone_weights=none",
-    "--backbone_widths=8,16",
-    "--image_size=40",
-    "--crop_margin=8",
-    "--anchor_sizes=8,16,32",
-    "--crop_size=3",
-    "--embed_dim=16",
-    "--lstm_units=16",
-    "--num_steps=2",
-    "--batch_size=16",
-    "--epochs=2",
-    "--steps_per_epoch=3",
-    "--learning_rate=0.003",
-    "--checkpoint_every_steps=2",
-    "--shuffle_buffer=64",
-]
-
-
-def run(module, *args, data_dir):
-    env = dict(os.environ, TFDS_DATA_DIR=str(data_dir), PYTHONPATH=ROOT)
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+from entry_points import TINY, run, run_to_json, train_refused
 
 
 @pytest.fixture(scope="module")
@@ -74,18 +41,18 @@ def test_rerun_resumes_instead_of_starting_over(trained):
     assert len((model_dir / "history.csv").read_text().strip().splitlines()) == 3
 
 
+def evaluate_ten_views(base, output, *model_dirs, markdown=False):
+    """`rarl_tf.evaluate` of `model_dirs` on 10 views of the data under `base`, into `output`,
+    with markdown tables on stdout if `markdown`: (its result, the metrics it wrote)."""
+    flags = [f"--model_dir={d}" for d in model_dirs] + ["--views=10"]
+    if markdown:
+        flags.append("--format=markdown")
+    return run_to_json("rarl_tf.evaluate", *flags, output=output, data_dir=base / "tfds")
+
+
 def test_evaluate_ten_views(trained):
     base, model_dir, _ = trained
-    out = base / "ten.json"
-    result = run(
-        "rarl_tf.evaluate",
-        f"--model_dir={model_dir}",
-        "--views=10",
-        f"--output={out}",
-        data_dir=base / "tfds",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    metrics = json.loads(out.read_text())
+    _, metrics = evaluate_ten_views(base, base / "ten.json", model_dir)
     assert metrics["views"] == 10 and metrics["num_images"] == 64
 
 
@@ -130,17 +97,7 @@ def test_predict_draws_attention_and_survives_a_bad_file(trained):
     ],
 )
 def test_bad_flags_stop_with_one_clear_line(tmp_path, flag, message):
-    result = run(
-        "rarl_tf.train",
-        *TINY,
-        *flag.split(),
-        f"--model_dir={tmp_path / 'run'}",
-        data_dir=tmp_path / "tfds",
-    )
-    assert result.returncode == 2
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
-    assert not (tmp_path / "run").exists()  # stopped before any work
+    assert message in train_refused(tmp_path, *TINY, *flag.split())
 
 
 def test_unwritable_model_dir_stops_before_any_work(tmp_path):
@@ -158,17 +115,9 @@ def test_unwritable_model_dir_stops_before_any_work(tmp_path):
 
 
 def test_voc_recipe_without_data_says_how_to_get_it(tmp_path):
-    result = run(
-        "rarl_tf.train",
-        "--flagfile=voc.flags",
-        f"--model_dir={tmp_path / 'run'}",
-        data_dir=tmp_path / "empty_tfds",
-    )
-    assert result.returncode == 2
-    assert "voc/2007 is not prepared" in result.stderr
-    assert "tfds build voc/2007" in result.stderr and "--dataset=voc_dir" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert not (tmp_path / "run").exists()  # stopped before writing anything
+    stderr = train_refused(tmp_path, "--flagfile=voc.flags", data_dir=tmp_path / "empty_tfds")
+    assert "voc/2007 is not prepared" in stderr
+    assert "tfds build voc/2007" in stderr and "--dataset=voc_dir" in stderr
 
 
 def test_recipe_flagfiles_hold_the_papers_settings():
@@ -194,8 +143,8 @@ def test_recipe_flagfiles_hold_the_papers_settings():
 def test_two_scale_evaluation_averages_models_and_prints_tables(trained, tmp_path):
     import dataclasses
 
-    from rarl_tf.model.factory import WEIGHTS_FILE, build_model
-    from rarl_tf.model_folder import load_config, save_config
+    from rarl_tf.model.factory import build_model
+    from rarl_tf.model_folder import WEIGHTS_FILE, load_config, save_config
 
     base, model_dir, _ = trained
     config = load_config(str(model_dir))
@@ -204,18 +153,9 @@ def test_two_scale_evaluation_averages_models_and_prints_tables(trained, tmp_pat
     save_config(bigger, str(other))
     build_model(bigger.model, 10, seed=1).save_weights(str(other / WEIGHTS_FILE))
 
-    out = tmp_path / "two.json"
-    result = run(
-        "rarl_tf.evaluate",
-        f"--model_dir={model_dir}",
-        f"--model_dir={other}",
-        "--views=10",
-        "--format=markdown",
-        f"--output={out}",
-        data_dir=base / "tfds",
+    result, combined = evaluate_ten_views(
+        base, tmp_path / "two.json", model_dir, other, markdown=True
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    combined = json.loads(out.read_text())
     assert list(combined["per_model"]) == ["run (40)", "n48 (48)"]
     assert combined["num_images"] == 64 and combined["views"] == 10
     # Table 1 (per-class AP, 10 digit classes) and Table 2 (CP ... OF1), one row per model.
@@ -224,30 +164,21 @@ def test_two_scale_evaluation_averages_models_and_prints_tables(trained, tmp_pat
     for row in ("| run (40) |", "| n48 (48) |", "| combined |"):
         assert result.stdout.count(row) == 2, row
 
-    alone = tmp_path / "one.json"
-    result = run(
-        "rarl_tf.evaluate",
-        f"--model_dir={model_dir}",
-        "--views=10",
-        f"--output={alone}",
-        data_dir=base / "tfds",
-    )
-    assert json.loads(alone.read_text())["mAP"] == combined["per_model"]["run (40)"]["mAP"]
+    _, alone = evaluate_ten_views(base, tmp_path / "one.json", model_dir)
+    assert alone["mAP"] == combined["per_model"]["run (40)"]["mAP"]
 
 
 def test_policy_report_compares_the_policy_with_random_centres(trained):
     base, model_dir, _ = trained
     out = base / "report" / "policy.json"
-    result = run(
+    result, report = run_to_json(
         "tools.policy_report",
         f"--model_dir={model_dir}",
         "--max_images=40",
         "--samples=3",
-        f"--output={out}",
+        output=out,
         data_dir=base / "tfds",
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(out.read_text())
     assert report["images"] == 40
     for name in ("policy", "random"):
         row = report[name]

@@ -96,3 +96,24 @@ def test_no_import_circle_in_rarl_tf_and_export():
     assert graph["rarl_tf.config.compat"] == set()
     assert "rarl_tf.model.factory" in graph["rarl_tf.model_folder"]  # the function-level import
     assert circles(graph) == []
+
+
+def test_no_test_module_imports_another():
+    """Shared test code lives in tests/'s helper modules (conftest, entry_points, voc_files,
+    canvases, ...), not in a test file another test must know about."""
+    offenders = []
+    for folder, _, files in os.walk(os.path.join(ROOT, "tests")):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                with open(path) as f:
+                    for node in ast.walk(ast.parse(f.read())):
+                        modules = (
+                            [a.name for a in node.names]
+                            if isinstance(node, ast.Import)
+                            else [node.module or ""]
+                            if isinstance(node, ast.ImportFrom)
+                            else []
+                        )
+                        offenders += [(name, m) for m in modules if m.startswith("test_")]
+    assert offenders == []

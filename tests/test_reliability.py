@@ -19,12 +19,12 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from conftest import tiny_model_config
+from conftest import run_python, tiny_model_config, tiny_voc_run
+from entry_points import ROOT, run
 from fake_tfds import as_dataset_fn
 from rarl_tf import cli, model_folder
-from rarl_tf.config.experiment import DataConfig, ExperimentConfig, TrainConfig
-from test_cli import ROOT, run
-from test_voc_dir import write_voc
+from rarl_tf.config.experiment import DataConfig, ExperimentConfig
+from voc_files import write_voc
 
 
 @pytest.fixture
@@ -241,13 +241,7 @@ def test_6_drawing_fails_inside_the_per_image_handling(tiny_model_dir, tmp_path,
 def test_3_a_run_whose_data_runs_out_fails_naming_the_steps_and_writes_no_model(tmp_path):
     from rarl_tf.training import trainer
 
-    config = ExperimentConfig(
-        model=tiny_model_config(),
-        data=DataConfig(dataset="voc2007", download=True, shuffle_buffer=8),
-        train=TrainConfig(
-            batch_size=4, epochs=1, steps_per_epoch=3, learning_rate=1e-3, checkpoint_every_steps=1
-        ),
-    )
+    config = tiny_voc_run(steps_per_epoch=3)
     # 8 of 12 images do not decode: two passes hold 8 good images, 2 batches of the 3 steps.
     with tfds.testing.mock_data(as_dataset_fn=as_dataset_fn(12, undecodable=tuple(range(8)))):
         with pytest.raises(trainer.TrainingIncomplete) as err:
@@ -263,7 +257,8 @@ def _voc_model_dir(tmp_path, images, max_pixels):
     """A model_dir trained (randomly initialised) on the voc_dir folder holding `images` as its
     test split."""
     from rarl_tf.data import voc_dir
-    from rarl_tf.model.factory import WEIGHTS_FILE, build_model
+    from rarl_tf.model.factory import build_model
+    from rarl_tf.model_folder import WEIGHTS_FILE
 
     voc_dir.read_split.cache_clear()
     root = write_voc(tmp_path / "VOC2007", images)
@@ -508,13 +503,6 @@ except cli.RunFailed as err:
 
 
 def test_workers_that_restored_different_steps_stop():
-    result = subprocess.run(
-        [sys.executable, "-c", SAME_STEP],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=ROOT),
-        timeout=300,
-    )
+    result = run_python("-c", SAME_STEP, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "refused: the workers restored different steps [4, 6]" in result.stdout

@@ -10,9 +10,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from entry_points import TINY, run, train_refused
 from rarl_tf.data import image_header, pipeline, voc_dir
 from rarl_tf.inference import prediction
-from test_cli import TINY, run
 
 
 def encode(fmt, height=5, width=7, **options):
@@ -98,7 +98,7 @@ def test_training_stream_skips_counts_and_names_the_bomb(capfd):
 
 
 def test_voc_folder_images_over_the_limit_are_named_by_path(tmp_path, capfd):
-    from test_voc_dir import write_voc
+    from voc_files import write_voc
 
     voc_dir.read_split.cache_clear()
     root = write_voc(
@@ -157,13 +157,4 @@ def test_predict_answers_the_good_images_around_a_bomb(tiny_model_dir, tmp_path)
 
 
 def test_max_pixels_below_one_is_a_flag_error(tmp_path):
-    result = run(
-        "rarl_tf.train",
-        *TINY,
-        "--max_pixels=0",
-        f"--model_dir={tmp_path / 'run'}",
-        data_dir=tmp_path / "tfds",
-    )
-    assert result.returncode == 2
-    assert "--max_pixels=0 is not allowed" in result.stderr
-    assert not (tmp_path / "run").exists()
+    assert "--max_pixels=0 is not allowed" in train_refused(tmp_path, *TINY, "--max_pixels=0")

@@ -15,7 +15,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from ai_edge_litert.interpreter import Interpreter
 
-from conftest import ROOT
+from conftest import ROOT, TINY_SIZES
 from export import saved_model, tflite
 from fake_tfds import as_dataset_fn
 from rarl_tf.config.flags import experiment_config_from_flagfile
@@ -27,17 +27,7 @@ from rarl_tf.training import trainer
 RECIPES = ("voc.flags", "voc_paper.flags", "coco.flags", "coco_paper.flags")
 # N = 40: 32 px training crops; anchors the recipe's fractions of N (80/160/320 of 512);
 # T = 2 steps (the graph, traced and converted, grows with T; what is smoke-tested does not).
-TINY = dict(
-    backbone="small_vgg",
-    backbone_weights="none",
-    backbone_widths=(8, 16),
-    image_size=40,
-    crop_margin=8,
-    anchor_sizes=(6.25, 12.5, 25.0),
-    embed_dim=16,
-    lstm_units=16,
-    num_steps=2,
-)
+TINY = dict(TINY_SIZES, anchor_sizes=(6.25, 12.5, 25.0))
 VGG16 = dict(backbone_weights="none", image_size=64, crop_margin=8, anchor_sizes=(10.0, 20.0, 40.0))
 
 

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from test_cli import ROOT
+from conftest import ROOT
 
 
 def test_random_truncated_and_mutated_images_are_decoded_or_refused(tiny_model_dir, tmp_path):

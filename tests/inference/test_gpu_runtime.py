@@ -20,10 +20,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, tiny_model_config
+from canvases import cluttered_canvases
+from conftest import QUERY_HEAD, ROOT, run_python, tiny_model_config
 from export import recipes, tflite
 from rarl_tf.inference import litert
-from rarl_tf.inference.prediction import keras_predict, model_input
+from rarl_tf.inference.prediction import keras_predict
 from rarl_tf.model.factory import build_model
 
 WORKER = os.path.join(ROOT, "tests", "litert_worker.py")
@@ -38,23 +39,6 @@ FLOAT32_VS_KERAS = 1e-4
 # choice on a near tie by a whole cell); measured 3e-6 on these random weights. int8 exports
 # do not run on the GPU accelerator (a segmentation fault): litert refuses them, tested below.
 QUANTIZED_SCORES_VS_KERAS = {"float16": 1e-3}
-
-
-def cluttered_canvases(count: int, image_size: int, seed: int = 0) -> list[np.ndarray]:
-    """`count` cluttered_digits test-pool canvases (128 px) resized as for evaluation."""
-    from sklearn.datasets import load_digits
-
-    from rarl_tf.data.cluttered_digits import make_canvas, source_pools
-
-    digits = load_digits()
-    glyphs, pool = digits.images / 16.0, source_pools()["test"]
-    rng = np.random.default_rng(seed)
-    return [
-        model_input(
-            Image.fromarray(make_canvas(rng, glyphs, digits.target, pool, 128)["image"]), image_size
-        )
-        for _ in range(count)
-    ]
 
 
 def sample_images(image_size: int, canvases: int = 3) -> list[np.ndarray]:
@@ -96,14 +80,7 @@ def _cases():
         "voc128_small_backbone": (voc_small, 20, "none", "fp32"),
         "dense_head": (tiny_model_config(loc_head="dense"), 10, "none", "fp32"),
         "query_head_own_state": (
-            tiny_model_config(
-                loc_head="query",
-                loc_grid=5,
-                loc_hidden=8,
-                policy_state="own",
-                policy_units=6,
-                inhibition_radius=0.3,
-            ),
+            tiny_model_config(**QUERY_HEAD, loc_hidden=8, policy_units=6, inhibition_radius=0.3),
             10,
             "none",
             "fp32",
@@ -284,13 +261,8 @@ def broadcast_model(path: str, broadcast: bool, k: int = 3, n: int = 8) -> None:
 
 
 def _predict(path, image, env, *flags):
-    return subprocess.run(
-        [sys.executable, "-m", "rarl_tf.predict", f"--tflite={path}", *flags, str(image)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    return run_python(
+        "-m", "rarl_tf.predict", f"--tflite={path}", *flags, str(image), env=env, timeout=300
     )
 
 
@@ -322,14 +294,7 @@ def test_a_graph_the_gpu_computes_right_passes_the_load_check(gpu_env, tmp_path)
         "a, b = gpu(pixels=x), cpu(pixels=x);"
         "print(gpu.device, max(float(np.abs(a[n] - b[n]).max()) for n in a))"
     )
-    child = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=gpu_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    child = run_python("-c", code, env=gpu_env, timeout=300)
     assert child.returncode == 0, child.stderr[-2000:]
     device, diff = child.stdout.split()
     assert device == "gpu" and float(diff) <= GPU_VS_CPU

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import tiny_model_config
+from conftest import QUERY_HEAD, tiny_model_config
 from rarl_tf.config.experiment import ExperimentConfig, ModelConfig
 from rarl_tf.model.factory import build_model
 from rarl_tf.model_folder import load_config, save_config
@@ -39,9 +39,9 @@ def test_location_input_changes_the_scores_of_the_same_regions():
 
 def test_loc_hidden_adds_a_hidden_layer_to_the_location_head():
     model = build_model(tiny_model_config(loc_hidden=7), 5)
-    assert model.agent.loc_hidden_layer.kernel.shape == (16, 7)
-    assert model.agent.loc_head.kernel.shape == (7, 2)
-    assert build_model(tiny_model_config(), 5).agent.loc_hidden_layer is None
+    assert model.agent.policy.loc_hidden_layer.kernel.shape == (16, 7)
+    assert model.agent.policy.mean_head.kernel.shape == (7, 2)
+    assert build_model(tiny_model_config(), 5).agent.policy.loc_hidden_layer is None
 
 
 def test_context_grid_embeds_the_whole_view_from_its_flattened_grid():
@@ -67,7 +67,7 @@ def test_k_trajectories_share_one_backbone_pass_and_train(tmp_path):
 
 
 def test_removed_loss_weights_are_refused_as_flags_and_ignored_in_old_configs(tmp_path):
-    from test_cli import TINY, run
+    from entry_points import TINY, run
 
     result = run(
         "rarl_tf.train",
@@ -102,13 +102,13 @@ def test_bad_policy_settings_name_the_flag(field, value, message):
 def test_spatial_head_points_at_the_cell_whose_features_score_highest():
     model = build_model(tiny_model_config(loc_head="spatial", loc_grid=5, loc_hidden=4), 5)
     agent = model.agent
-    assert agent.loc_head is None and agent.loc_cell.kernel.shape == (16, 4)
+    assert agent.policy.mean_head is None and agent.policy.loc_cell.kernel.shape == (16, 4)
     # Features: one hot cell at row 1, column 3 of a 5 x 5 map (the grid samples cell centres).
     features = np.zeros((1, 5, 5, 16), np.float32)
     features[0, 1, 3, 0] = 1.0
-    agent.loc_cell.kernel.assign(np.eye(16, 4, dtype=np.float32) * 50.0)
-    agent.loc_cell.bias.assign(np.zeros(4, np.float32))
-    agent.loc_score.kernel.assign(np.ones((4, 1), np.float32))
+    agent.policy.loc_cell.kernel.assign(np.eye(16, 4, dtype=np.float32) * 50.0)
+    agent.policy.loc_cell.bias.assign(np.zeros(4, np.float32))
+    agent.policy.loc_score.kernel.assign(np.ones((4, 1), np.float32))
     cells = agent._cell_scores(tf.constant(features), tf.constant([[0.0, 0.0, 1.0, 1.0]]))
     mean = agent.policy.distribution(tf.zeros([1, 16]), cells, [])[1].numpy()[0]
     np.testing.assert_allclose(mean, [-1.0 + 2 * 1 / 4, -1.0 + 2 * 3 / 4], atol=1e-3)
@@ -129,7 +129,10 @@ def test_spatial_head_learns_from_reinforce_only_and_not_through_the_map():
         out = model(images, training=True, views=np.repeat([[0.0, 0.0, 1.0, 1.0]], 2, 0))
         terms = model.compute_terms(out, labels)
         rl, cls = tf.reduce_mean(terms["reinforce_loss"]), tf.reduce_mean(terms["cls_loss"])
-    head = model.agent.loc_cell.trainable_variables + model.agent.loc_score.trainable_variables
+    head = (
+        model.agent.policy.loc_cell.trainable_variables
+        + model.agent.policy.loc_score.trainable_variables
+    )
     assert all(g is not None and float(tf.norm(g)) > 0 for g in tape.gradient(rl, head))
     assert all(g is None for g in tape.gradient(cls, head))
     assert all(g is None for g in tape.gradient(rl, model.backbone.trainable_variables))
@@ -143,9 +146,9 @@ def test_inhibition_of_return_sends_the_next_step_to_the_next_best_cell():
     features = np.zeros((1, 5, 5, 16), np.float32)
     features[0, 1, 3, 0] = 1.0  # the best cell, at (-0.5, 0.5)
     features[0, 4, 0, 0] = 0.8  # the second best, at (1, -1)
-    agent.loc_cell.kernel.assign(np.eye(16, 4, dtype=np.float32) * 50.0)
-    agent.loc_cell.bias.assign(np.zeros(4, np.float32))
-    agent.loc_score.kernel.assign(np.ones((4, 1), np.float32))
+    agent.policy.loc_cell.kernel.assign(np.eye(16, 4, dtype=np.float32) * 50.0)
+    agent.policy.loc_cell.bias.assign(np.zeros(4, np.float32))
+    agent.policy.loc_score.kernel.assign(np.ones((4, 1), np.float32))
     cells = agent._cell_scores(tf.constant(features), tf.constant([[0.0, 0.0, 1.0, 1.0]]))
     state = tf.zeros([1, 16])
     first = agent.policy.distribution(state, cells, [])[1].numpy()[0]
@@ -167,7 +170,7 @@ def test_inhibition_needs_the_spatial_head():
 
 
 def _query_model(**changes):
-    values = dict(loc_head="query", loc_grid=5, loc_hidden=8, policy_state="own", policy_units=6)
+    values = dict(QUERY_HEAD, loc_hidden=8, policy_units=6)
     values.update(changes)
     return build_model(tiny_model_config(**values), 5)
 
@@ -272,17 +275,11 @@ def test_gru_step_is_keras_gru_cell():
 def test_annealed_inhibition_fades_to_nothing_and_the_trained_model_keeps_none(tmp_path):
     from rarl_tf.training.trainer import InhibitionAnneal
 
-    model = build_model(
-        tiny_model_config(
-            loc_head="query",
-            loc_grid=5,
-            loc_hidden=4,
-            policy_state="own",
-            inhibition_radius=0.3,
-            inhibition_anneal_epochs=1.0,
-        ),
-        5,
+    # The query head whose inhibition of return fades out over the first epoch.
+    annealed = tiny_model_config(
+        **QUERY_HEAD, loc_hidden=4, inhibition_radius=0.3, inhibition_anneal_epochs=1.0
     )
+    model = build_model(annealed, 5)
     policy = model.agent.policy
     assert float(policy.inhibition_strength.numpy()) == 1.0 and policy.inhibits()
     cells = policy.cell_terms(tf.zeros([1, 5, 5, 16]))
@@ -306,16 +303,6 @@ def test_annealed_inhibition_fades_to_nothing_and_the_trained_model_keeps_none(t
     )
     # The strength is a weight: a model loaded from the trained weights has none left.
     model.save_weights(str(tmp_path / "m.weights.h5"))
-    clone = build_model(
-        tiny_model_config(
-            loc_head="query",
-            loc_grid=5,
-            loc_hidden=4,
-            policy_state="own",
-            inhibition_radius=0.3,
-            inhibition_anneal_epochs=1.0,
-        ),
-        5,
-    )
+    clone = build_model(annealed, 5)
     clone.load_weights(str(tmp_path / "m.weights.h5"))
     assert float(clone.agent.policy.inhibition_strength.numpy()) == 0.0

@@ -7,39 +7,22 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import tiny_model_config
+from conftest import POLICY_LEVERS, QUERY_HEAD, compiled_tiny_model, tiny_batch
 from rarl_tf import model_folder
 from rarl_tf.config.experiment import ExperimentConfig, TrainConfig
 from rarl_tf.model import optimizer as optimizer_lib
-from rarl_tf.model.factory import build_model
 from rarl_tf.training import trainer
 
-# The digits recipe's head at tiny size: query head, own GRU state, K = 2.
-POLICY = dict(
-    loc_head="query",
-    policy_state="own",
-    policy_units=8,
-    loc_hidden=4,
-    loc_grid=5,
-    location_input=True,
-    trajectories=2,
-    reward="log_likelihood",
-)
+# digits.flags's policy levers (K = 2 at tiny size) under the query head with its own GRU state.
+POLICY = dict(POLICY_LEVERS, **QUERY_HEAD, policy_units=8)
 
 
 def _model(optimizer):
-    keras.utils.set_random_seed(0)
-    model = build_model(tiny_model_config(**POLICY), 5, seed=0)
-    model.compile(optimizer=optimizer, jit_compile=False)
-    model.optimizer.build(model.trainable_variables)
-    return model
+    return compiled_tiny_model(optimizer, **POLICY)
 
 
 def _batch():
-    rng = np.random.default_rng(0)
-    images = tf.constant(rng.uniform(0, 255, (4, 32, 32, 3)).astype(np.float32))
-    labels = tf.constant((rng.uniform(size=(4, 5)) < 0.4).astype(np.float32))
-    return images, labels
+    return tiny_batch(4)
 
 
 def _deltas(model, step):
@@ -99,7 +82,7 @@ def test_one_training_step_moves_the_policy_by_the_ratio_of_the_rates():
 
 def test_the_default_is_plain_adam_as_before():
     """No --policy_learning_rate (every recipe but VOC's and COCO's): keras' own Adam, built as
-    training.py built it before the field existed, so those runs train bit for bit as before."""
+    the trainer built it before the field existed, so those runs train bit for bit as before."""
     t = TrainConfig()
     assert t.policy_learning_rate == 0 and optimizer_lib.policy_rate_ratio(t) == 1.0
     optimizer = optimizer_lib.adam(t, 1e-5)

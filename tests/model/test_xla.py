@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import tiny_model_config
+from conftest import DIGITS_POLICY, tiny_batch, tiny_model_config
 from rarl_tf.model import losses
 from rarl_tf.model.factory import build_model
 from rarl_tf.model.rarl import RARLModel
@@ -35,20 +35,7 @@ def _loss_and_grads(model, images, labels, jit_compile):
 
 @pytest.mark.parametrize(
     "changes",
-    [
-        {},  # the paper's policy
-        dict(
-            loc_head="spatial",
-            loc_grid=5,
-            loc_hidden=4,
-            inhibition_radius=0.3,
-            location_input=True,
-            trajectories=2,
-            reward="log_likelihood",
-            region_pool="max",
-        ),
-        dict(architecture="global"),
-    ],
+    [{}, DIGITS_POLICY, dict(architecture="global")],  # {}: the paper's policy
     ids=["paper", "digits_policy", "global"],
 )
 def test_xla_step_equals_crop_and_resize_step(changes):
@@ -57,9 +44,7 @@ def test_xla_step_equals_crop_and_resize_step(changes):
     # 1.2e-4 between the paths; from seeds 0..11 they differ by at most 3.4e-7).
     keras.utils.set_random_seed(0)
     config = tiny_model_config(**changes)
-    rng = np.random.default_rng(0)
-    images = tf.constant(rng.uniform(0, 255, (3, 32, 32, 3)).astype(np.float32))
-    labels = tf.constant((rng.uniform(size=(3, 5)) < 0.4).astype(np.float32))
+    images, labels = tiny_batch(3)
     plain = build_model(config, 5, seed=0)
     xla = build_model(config, 5, seed=0, crop_mode="matmul")
     xla.set_weights(plain.get_weights())

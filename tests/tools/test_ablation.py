@@ -95,10 +95,10 @@ def test_no_lstm_has_no_lstm_and_localisation_only_scores_embeddings():
     base = ExperimentConfig(model=tiny_model_config(embed_dim=12, lstm_units=16))
     none = build_model(variant_config(base, "no_lstm").model, 10)
     assert not any("lstm" in w.path for w in none.weights)
-    assert none.agent.loc_head.kernel.shape == (12, 2)  # locations from the embeddings
+    assert none.agent.policy.mean_head.kernel.shape == (12, 2)  # locations from the embeddings
     only = build_model(variant_config(base, "lstm_localisation_only").model, 10)
     assert only.agent.cls_head.kernel.shape == (12, 10)  # classifier independent of the LSTM
-    assert only.agent.loc_head.kernel.shape == (16, 2)  # the LSTM places the regions
+    assert only.agent.policy.mean_head.kernel.shape == (16, 2)  # the LSTM places the regions
     full = build_model(base.model, 10)
     assert full.agent.cls_head.kernel.shape == (16, 10)
 
@@ -167,7 +167,7 @@ def test_localisation_only_lstm_learns_from_reinforce_alone():
 
 
 def test_ablate_command_writes_runs_discovery_and_a_table(tmp_path):
-    from test_cli import TINY, run
+    from entry_points import TINY, run
 
     out = tmp_path / "ablation.json"
     result = run(
@@ -198,7 +198,7 @@ def test_ablate_command_writes_runs_discovery_and_a_table(tmp_path):
 
 
 def test_ablate_refuses_an_unknown_variant_before_any_work(tmp_path):
-    from test_cli import TINY, run
+    from entry_points import TINY, run
 
     result = run(
         "tools.ablate",

@@ -72,8 +72,8 @@ def test_gpu_check_on_the_software_gpu_with_real_images(model_path, tmp_path):
     import json
 
     import numpy as np
-    from test_gpu_runtime import cluttered_canvases
 
+    from canvases import cluttered_canvases
     from tools import swiftshader
 
     try:

@@ -4,7 +4,6 @@ Logical CPU devices must be configured before TensorFlow starts, so these run in
 """
 
 import json
-import os
 import re
 import signal
 import socket
@@ -14,7 +13,8 @@ import time
 
 import pytest
 
-from test_cli import ROOT, TINY, run
+from conftest import ROOT, python_env, run_python
+from entry_points import TINY, run
 
 EQUIVALENCE = r"""
 import json, sys
@@ -63,14 +63,7 @@ print(json.dumps({"moved": moved, "diff": diff}))
 
 
 def test_mirrored_on_two_cpus_matches_one_device():
-    result = subprocess.run(
-        [sys.executable, "-c", EQUIVALENCE],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=dict(os.environ, PYTHONPATH=ROOT),
-    )
+    result = run_python("-c", EQUIVALENCE)
     assert result.returncode == 0, result.stderr[-3000:]
     numbers = json.loads(result.stdout.strip().splitlines()[-1])
     assert numbers["moved"] > 1e-3  # the steps did change the weights
@@ -87,9 +80,10 @@ def free_ports(n):
     return ports
 
 
-def test_two_workers_on_localhost_finish_and_only_the_chief_writes(tmp_path):
+def prepare_dataset(tmp_path):
+    """Generates the dataset into tmp_path/tfds (by one training step) before the workers start,
+    so they do not race to write it; returns that data_dir."""
     data_dir = tmp_path / "tfds"
-    # Generate the dataset once, before the workers start, so they do not race to write it.
     prepare = run(
         "rarl_tf.train",
         *TINY,
@@ -99,8 +93,11 @@ def test_two_workers_on_localhost_finish_and_only_the_chief_writes(tmp_path):
         data_dir=data_dir,
     )
     assert prepare.returncode == 0, prepare.stderr[-3000:]
+    return data_dir
 
-    model_dir = tmp_path / "run"
+
+def test_two_workers_on_localhost_finish_and_only_the_chief_writes(tmp_path):
+    data_dir, model_dir = prepare_dataset(tmp_path), tmp_path / "run"
     workers = start_workers(model_dir, data_dir, TINY, free_ports(2))
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     for index, (worker, output) in enumerate(zip(workers, outputs)):
@@ -120,10 +117,8 @@ def start_workers(model_dir, data_dir, flags_, ports):
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     workers = []
     for index in range(2):
-        env = dict(
-            os.environ,
+        env = python_env(
             TFDS_DATA_DIR=str(data_dir),
-            PYTHONPATH=ROOT,
             TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
         )
         workers.append(
@@ -148,16 +143,7 @@ def start_workers(model_dir, data_dir, flags_, ports):
 
 @pytest.mark.slow
 def test_killed_workers_restarted_with_the_same_command_resume_together(tmp_path):
-    data_dir, model_dir = tmp_path / "tfds", tmp_path / "run"
-    prepare = run(
-        "rarl_tf.train",
-        *TINY,
-        "--epochs=1",
-        "--steps_per_epoch=1",
-        f"--model_dir={tmp_path / 'warmup'}",
-        data_dir=data_dir,
-    )
-    assert prepare.returncode == 0, prepare.stderr[-3000:]
+    data_dir, model_dir = prepare_dataset(tmp_path), tmp_path / "run"
     longer = [*TINY, "--epochs=2", "--steps_per_epoch=20", "--checkpoint_every_steps=4"]
     workers = start_workers(model_dir, data_dir, longer, free_ports(2))
     index = model_dir / "checkpoints" / "checkpoint"

@@ -14,13 +14,12 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from conftest import tiny_model_config
+from conftest import ROOT, python_env, run_python, tiny_voc_run
+from entry_points import TINY, run
 from fake_tfds import as_dataset_fn
 from rarl_tf import model_folder
-from rarl_tf.config.experiment import DataConfig, ExperimentConfig, TrainConfig
 from rarl_tf.data import pipeline
 from rarl_tf.training import trainer
-from test_cli import ROOT, TINY, run
 
 # 2 epochs x 20 steps, a checkpoint every 4: long enough to be killed mid-run.
 LONGER = [*TINY, "--epochs=2", "--steps_per_epoch=20", "--checkpoint_every_steps=4"]
@@ -29,7 +28,7 @@ LONGER = [*TINY, "--epochs=2", "--steps_per_epoch=20", "--checkpoint_every_steps
 def test_sigkill_then_same_command_resumes_and_makes_exactly_the_configured_steps(tmp_path):
     model_dir, data_dir = tmp_path / "run", tmp_path / "tfds"
     command = [sys.executable, "-m", "rarl_tf.train", *LONGER, f"--model_dir={model_dir}"]
-    env = dict(os.environ, TFDS_DATA_DIR=str(data_dir), PYTHONPATH=ROOT)
+    env = python_env(TFDS_DATA_DIR=str(data_dir))
     first = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -71,13 +70,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
         )
 
     monkeypatch.setattr(pipeline, "train_stream", poisoned_stream)
-    config = ExperimentConfig(
-        model=tiny_model_config(),
-        data=DataConfig(dataset="voc2007", download=True, shuffle_buffer=8),
-        train=TrainConfig(
-            batch_size=4, epochs=1, steps_per_epoch=5, learning_rate=1e-3, checkpoint_every_steps=1
-        ),
-    )
+    config = tiny_voc_run(steps_per_epoch=5)
     with tfds.testing.mock_data(as_dataset_fn=as_dataset_fn(12)):
         with pytest.raises(trainer.TrainingDiverged) as err:
             trainer.train(config, str(tmp_path), verbose=0)
@@ -138,7 +131,7 @@ def _listing(folder):
 def test_a_second_run_on_the_same_folder_stops_and_the_first_finishes(tmp_path):
     model_dir, data_dir = tmp_path / "run", tmp_path / "tfds"
     command = [sys.executable, "-m", "rarl_tf.train", *LONGER, f"--model_dir={model_dir}"]
-    env = dict(os.environ, TFDS_DATA_DIR=str(data_dir), PYTHONPATH=ROOT)
+    env = python_env(TFDS_DATA_DIR=str(data_dir))
     first = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -170,12 +163,12 @@ def test_lock_names_the_holder_and_is_dropped_when_it_ends(tmp_path):
         [
             sys.executable,
             "-c",
-            "import sys, time; from rarl_tf import run_files; "
+            "import sys, time; from rarl_tf import model_folder; "
             "model_folder.acquire(sys.argv[1]); print('locked', flush=True); time.sleep(60)",
             str(tmp_path),
         ],
         cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=ROOT),
+        env=python_env(),
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -297,13 +290,7 @@ def test_no_readable_checkpoint_is_named_not_a_fresh_start(tmp_path):
 def test_training_resumes_from_the_previous_checkpoint_when_the_newest_is_truncated(
     tmp_path, capsys
 ):
-    config = ExperimentConfig(
-        model=tiny_model_config(),
-        data=DataConfig(dataset="voc2007", download=True, shuffle_buffer=8),
-        train=TrainConfig(
-            batch_size=4, epochs=2, steps_per_epoch=3, learning_rate=1e-3, checkpoint_every_steps=2
-        ),
-    )
+    config = tiny_voc_run(epochs=2, steps_per_epoch=3, checkpoint_every_steps=2)
     folder = tmp_path / "checkpoints"
     with tfds.testing.mock_data(as_dataset_fn=as_dataset_fn(12)):
         trainer.train(config, str(tmp_path), verbose=0)
@@ -346,15 +333,9 @@ runpy.run_module("rarl_tf.train", run_name="__main__")
 def test_a_full_disk_stops_cleanly_and_the_same_command_resumes(tmp_path):
     model_dir, data_dir = tmp_path / "run", tmp_path / "tfds"
     args = [*LONGER, f"--model_dir={model_dir}"]
-    env = dict(os.environ, TFDS_DATA_DIR=str(data_dir), PYTHONPATH=ROOT)
     # Saves at steps 4, 8, 12: the third one meets the full disk.
-    full = subprocess.run(
-        [sys.executable, "-c", FULL_DISK_DRIVER, "3", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    full = run_python(
+        "-c", FULL_DISK_DRIVER, "3", *args, env=python_env(TFDS_DATA_DIR=str(data_dir))
     )
     assert full.returncode == 1, full.stderr[-3000:]
     assert "Traceback" not in full.stderr

@@ -1,5 +1,6 @@
 """Training writes MODEL_DIR/model.keras, which `keras.saving.load_model` restores."""
 
+import dataclasses
 import os
 
 import keras
@@ -8,11 +9,12 @@ import pytest
 import tensorflow_datasets as tfds
 
 import rarl_tf.model.rarl  # noqa: F401  (registers the classes load_model needs)
-from conftest import FIXTURES, tiny_model_config
+from conftest import FIXTURES, tiny_model_config, tiny_voc_run
 from fake_tfds import as_dataset_fn
 from rarl_tf import model_folder
-from rarl_tf.config.experiment import DataConfig, EvalConfig, ExperimentConfig, TrainConfig
-from rarl_tf.model.factory import KERAS_FILE, build_model
+from rarl_tf.config.experiment import EvalConfig
+from rarl_tf.model.factory import build_model
+from rarl_tf.model_folder import KERAS_FILE
 from rarl_tf.training import trainer
 
 
@@ -44,13 +46,8 @@ def test_an_imagenet_backbone_is_not_downloaded_on_loading(tmp_path, monkeypatch
 
 
 def test_training_writes_the_keras_archive(tmp_path):
-    config = ExperimentConfig(
-        model=tiny_model_config(),
-        data=DataConfig(dataset="voc2007", download=True, shuffle_buffer=8),
-        train=TrainConfig(
-            batch_size=4, epochs=1, steps_per_epoch=2, learning_rate=1e-3, checkpoint_every_steps=1
-        ),
-        eval=EvalConfig(views=1, batch_size=4),
+    config = dataclasses.replace(
+        tiny_voc_run(steps_per_epoch=2), eval=EvalConfig(views=1, batch_size=4)
     )
     with tfds.testing.mock_data(as_dataset_fn=as_dataset_fn(8)):
         model, _ = trainer.train(config, str(tmp_path), verbose=0)
@@ -78,7 +75,7 @@ def test_a_keras_archive_written_before_the_location_policy_layer_still_loads():
     policy's arguments (loc_head, loc_grid, ...) as the agent's own."""
     data = FIXTURES
     model = keras.saving.load_model(os.path.join(data, "spatial_agent_2026-11-26.keras"))
-    assert model.agent.policy.loc_head_kind == "spatial" and model.agent.policy.loc_grid == 5
+    assert model.agent.policy.loc_head == "spatial" and model.agent.policy.loc_grid == 5
     images = np.random.default_rng(0).uniform(0, 255, (2, 40, 40, 3)).astype(np.float32)
     want = np.load(os.path.join(data, "spatial_agent_2026-11-26_probs.npy"))
     np.testing.assert_allclose(model(images, training=False)["probs"].numpy(), want, atol=1e-6)

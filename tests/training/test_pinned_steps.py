@@ -12,21 +12,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import tiny_model_config
-from rarl_tf.model.factory import build_model
+from conftest import DIGITS_POLICY, compiled_tiny_model, tiny_batch
 
 CONFIGS = {
     "paper": {},
-    "digits_policy": dict(
-        loc_head="spatial",
-        loc_grid=5,
-        loc_hidden=4,
-        inhibition_radius=0.3,
-        location_input=True,
-        trajectories=2,
-        reward="log_likelihood",
-        region_pool="max",
-    ),
+    "digits_policy": DIGITS_POLICY,
     "global": dict(architecture="global"),
 }
 PINNED = {
@@ -39,13 +29,8 @@ PINNED = {
 
 
 def _first_losses(changes: dict, steps: int = 3) -> list[float]:
-    keras.utils.set_random_seed(0)
-    model = build_model(tiny_model_config(**changes), 5, seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
-    model.optimizer.build(model.trainable_variables)
-    rng = np.random.default_rng(0)
-    images = tf.constant(rng.uniform(0, 255, (4, 32, 32, 3)).astype(np.float32))
-    labels = tf.constant((rng.uniform(size=(4, 5)) < 0.4).astype(np.float32))
+    model = compiled_tiny_model(keras.optimizers.Adam(1e-3), **changes)
+    images, labels = tiny_batch(4)
     step = tf.function(model.train_step)
     # The tracker's running mean over the steps so far: each step's loss moves it.
     return [float(step((images, labels))["loss"]) for _ in range(steps)]
