@@ -19,8 +19,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from conftest import run_python, tiny_model_config, tiny_voc_run
-from entry_points import ROOT, run
+from conftest import ROOT, run_python, tiny_model_config, tiny_voc_run
+from entry_points import run
 from fake_tfds import as_dataset_fn
 from rarl_tf import cli, model_folder
 from rarl_tf.config.experiment import DataConfig, ExperimentConfig
