@@ -166,6 +166,9 @@ def test_localisation_only_lstm_learns_from_reinforce_alone():
     assert all(g is None for g in tape.gradient(rl, embed))  # but not the trunk
 
 
+# Two tiny trainings and their evaluation through the command (~23 s); the variants themselves
+# are built and trained a step each above.
+@pytest.mark.slow
 def test_ablate_command_writes_runs_discovery_and_a_table(tmp_path):
     from entry_points import TINY, run
 

@@ -2,11 +2,14 @@
 
 import keras
 import numpy as np
+import pytest
 
 from conftest import tiny_model_config
 from tools.benchmark import markdown, measure_size
 
 
+# Times every path of a tiny model and exports it (~17 s): a tool's test, run deliberately.
+@pytest.mark.slow
 def test_measure_size_reports_every_figure_and_tflite_agrees_with_keras():
     knobs = {
         "repeats": 1,
