@@ -27,8 +27,8 @@ same Keras layers and weights, with:
   `DIV [1, 2] / [1, 1]` made Dawn reject every command buffer (garbage outputs), while
   `is_fully_accelerated()` was true.
 
-Scores, boxes and centres equal the Keras model's on the CPU (`tests/test_export_gpu.py`) and
-on the GPU accelerator run on a software Vulkan device (`tests/test_gpu_runtime.py`).
+Scores, boxes and centres equal the Keras model's on the CPU (`tests/export/test_export_gpu.py`) and
+on the GPU accelerator run on a software Vulkan device (`tests/inference/test_gpu_runtime.py`).
 """
 
 from __future__ import annotations

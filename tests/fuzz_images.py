@@ -6,7 +6,8 @@ Feeds each input to `prediction.load_image` (predict, Keras and TFLite), the pip
 (training and evaluation) and the exported SavedModel's `serving_default`. Each must decode the
 input or refuse it the documented way (ValueError / dropped and counted / InvalidArgumentError);
 anything else is a crash. Prints one JSON line of counts. Run in its own process by
-tests/test_fuzz_images.py, so a segfault, an out-of-memory kill or a hang is seen, not suffered.
+tests/inference/test_fuzz_images.py, so a segfault, an out-of-memory kill or a hang is seen, not
+suffered.
 """
 
 from __future__ import annotations

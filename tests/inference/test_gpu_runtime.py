@@ -33,7 +33,7 @@ KERAS_NAMES = {"scores": "probs", "boxes": "boxes", "centres": "centres"}
 
 # Largest |GPU - CPU| of one .tflite: float32 arithmetic on both (measured <= 2e-7).
 GPU_VS_CPU = 1e-4
-# Largest |export - Keras| (every output) of a float32 export: as tests/test_export_gpu.py.
+# Largest |export - Keras| (every output) of a float32 export: as tests/export/test_export_gpu.py.
 FLOAT32_VS_KERAS = 1e-4
 # A float16 export against Keras: scores only (float16 weights may move the spatial head's
 # choice on a near tie by a whole cell); measured 3e-6 on these random weights. int8 exports
@@ -211,7 +211,7 @@ def test_gpu_takes_every_op_and_equals_the_cpu(runs, case):
 
 
 # The voc128 case differed from Keras (2.4e-4) until the export's grid crop took its weights
-# from crop_and_resize (tests/test_crop.py: the edge bug).
+# from crop_and_resize (tests/model/test_crop.py: the edge bug).
 @pytest.mark.parametrize("case", CASES)
 def test_gpu_equals_keras(runs, case):
     check_gpu_equals_keras(case, runs[case])

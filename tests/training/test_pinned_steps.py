@@ -3,8 +3,8 @@
 A refactor that means to change no behaviour (the same initial weights, the same sampled
 locations, the same losses and updates) must leave these numbers as they are. The numbers were
 printed by this file's `_first_losses` on the code of 2026-11-27 (`python -m pytest
-tests/test_pinned_steps.py -s` prints them on a failure); change them only with a change that
-means to change training, and say so in its commit.
+tests/training/test_pinned_steps.py -s` prints them on a failure); change them only with a change
+that means to change training, and say so in its commit.
 """
 
 import keras
