@@ -132,9 +132,9 @@ def compile_model(path: str, accelerator: str = "cpu", precision: str = "fp32"):
 def _checked_gpu_model(path: str, whole: bool, precision: str):
     """(GPU model or None, None or one line saying why it is not to be used)."""
     if has_int8_tensors(path):
-        # Measured 2026-11-30 (ai-edge-litert 2.3, SwiftShader): every int8 export with an LSTM
-        # (every recipe) kills the process with SIGSEGV at its first GPU run; the check must
-        # not be that run.
+        # Measured 2026-11-30 (ai-edge-litert 2.3, SwiftShader): int8 exports with an LSTM
+        # (every recipe) kill the process with SIGSEGV at their first GPU run (20 of 20 runs
+        # of one export; not every export every time); the check must not be that run.
         return None, (
             f"{path} is an int8 export, which LiteRT's GPU accelerator crashes on "
             f"(a segmentation fault with the recipes' LSTM): export with "

@@ -300,11 +300,11 @@ def test_a_graph_the_gpu_computes_right_passes_the_load_check(gpu_env, tmp_path)
     assert device == "gpu" and float(diff) <= GPU_VS_CPU
 
 
-@pytest.fixture(scope="module")
-def int8_export(tmp_path_factory):
+def write_int8_export(path: str, seed: int) -> str:
+    """A tiny random-weight model (weights from `seed`) exported as int8 to `path`."""
     config = tiny_model_config()
+    keras.utils.set_random_seed(seed)
     model = build_model(config, 10, seed=0, backbone_weights="none")
-    path = str(tmp_path_factory.mktemp("int8") / "int8.tflite")
     with open(path, "wb") as f:
         f.write(
             tflite.convert_model(
@@ -312,6 +312,11 @@ def int8_export(tmp_path_factory):
             )
         )
     return path
+
+
+@pytest.fixture(scope="module")
+def int8_export(tmp_path_factory):
+    return write_int8_export(str(tmp_path_factory.mktemp("int8") / "int8.tflite"), 0)
 
 
 def test_int8_exports_are_refused_for_the_gpu(int8_export, capsys):
@@ -323,18 +328,28 @@ def test_int8_exports_are_refused_for_the_gpu(int8_export, capsys):
 
 
 @pytest.mark.slow
-def test_the_gpu_accelerator_crashes_on_int8_exports(int8_export, gpu_env):
-    # The measured reason for the refusal above: if this starts passing a run, lift it.
-    code = (
-        "import sys, numpy as np; sys.path.insert(0, '.');"
-        "from rarl_tf.inference.litert import CompiledRunner, compile_on;"
-        f"r = CompiledRunner.of(compile_on({int8_export!r}, 'gpu'));"
-        "r(pixels=np.zeros(r.input_shape('pixels'), np.float32))"
-    )
-    child = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=gpu_env, capture_output=True, timeout=300
-    )
-    assert child.returncode == -11  # SIGSEGV
+def test_the_gpu_accelerator_crashes_on_int8_exports(tmp_path, gpu_env):
+    """The measured reason for the refusal above: if no export crashes any more, lift it.
+
+    The crash does not come every time: a seed-0 export built in a fresh process crashed in 20
+    of 20 runs, but the seed-0 export built inside pytest ran clean in 1 of 5 runs of the
+    single-export form of this test, and an unseeded one once gave outputs bit for bit the
+    CPU's. So five exports of five seeds, each run once; one segmentation fault shows the
+    accelerator cannot be trusted with int8."""
+    codes = []
+    for seed in range(5):
+        path = write_int8_export(str(tmp_path / f"int8_{seed}.tflite"), seed)
+        code = (
+            "import sys, numpy as np; sys.path.insert(0, '.');"
+            "from rarl_tf.inference.litert import CompiledRunner, compile_on;"
+            f"r = CompiledRunner.of(compile_on({path!r}, 'gpu'));"
+            "r(pixels=np.zeros(r.input_shape('pixels'), np.float32))"
+        )
+        child = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env=gpu_env, capture_output=True, timeout=300
+        )
+        codes.append(child.returncode)
+    assert -11 in codes, f"no SIGSEGV in 5 int8 exports on the GPU (exit codes {codes})"
 
 
 def test_probe_names_the_largest_difference():
