@@ -100,14 +100,14 @@ def test_paper_flagfiles_are_the_papers_recipes(path):
     ],
 )
 def test_adapted_recipes_keep_the_paper_but_for_the_policy(path, size, policy_rate):
-    """The policy that learned on digits (query head, own state, K > 1, log-likelihood
-    reward, no hand-coded inhibition), the policy's own rate, and the paper's everything else."""
+    """The policy that learned best on digits (spatial head, K > 1, log-likelihood reward,
+    inhibition of return), the policy's own rate, and the paper's everything else."""
     values = _values(path)
     policy = {
-        "loc_head": "query",
-        "policy_state": "own",
+        "loc_head": "spatial",
+        "policy_state": "lstm",
         "reward": "log_likelihood",
-        "inhibition_radius": 0.0,
+        "inhibition_radius": 0.3,
         "location_input": True,
         "policy_learning_rate": policy_rate,
     }
@@ -120,7 +120,7 @@ def test_adapted_recipes_keep_the_paper_but_for_the_policy(path, size, policy_ra
     changed = {key for key in values if values[key] != paper[key]}
     assert changed == {
         "loc_head",
-        "policy_state",
+        "inhibition_radius",
         "reward",
         "location_input",
         "trajectories",

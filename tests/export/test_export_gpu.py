@@ -51,7 +51,7 @@ def test_embedded_default_runs_whole_on_the_gpu_delegate():
 
 
 def test_voc_recipe_structure_runs_whole_on_the_gpu_delegate():
-    # voc.flags (VGG16, flatten, crop 7, query head with its own state, N = 512 -> 32 x 32 map;
+    # voc.flags (VGG16, flatten, crop 7, spatial head with inhibition, N = 512 -> 32 x 32 map;
     # the paper's dense head is the "paper" variant below) at N = 128, so
     # that the test stays quick: the same op kinds on a 8 x 8 map; the full size is slow below.
     config = recipes.model_config_from_flagfile(
