@@ -19,7 +19,7 @@ import time
 
 from absl import app, flags
 
-from rarl_tf import cli
+from rarl_tf import cli, model_folder
 from rarl_tf.config import flags as rarl_flags
 from rarl_tf.evaluation import tables
 
@@ -181,8 +181,8 @@ def main(argv):
             trained[config] = name
             results["variants"][name] = run_variant(name, config, digits)
         results["markdown"] = markdown(results)
-        with open(FLAGS.output, "w") as f:
-            json.dump(results, f, indent=2)
+        # Rewritten whole after each variant: an interrupted run keeps the variants it finished.
+        model_folder.write_json(FLAGS.output, results)
     print(results["markdown"])
 
 
