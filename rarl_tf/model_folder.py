@@ -31,10 +31,17 @@ import time
 from rarl_tf.config.experiment import ExperimentConfig
 
 LOCK_FILE = ".lock"
+# The files and folders of a model folder, named here only.
+CONFIG_FILE = "config.json"
 # The trained weights, read by `load_trained`.
 WEIGHTS_FILE = "model.weights.h5"
 # The whole model (architecture and weights) for `keras.saving.load_model`, written by training.
 KERAS_FILE = "model.keras"
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.csv"
+CHECKPOINT_DIR = "checkpoints"
+# Counts of the training split's labeled images (cached beside the checkpoints).
+DATA_STATS_FILE = "data_stats.json"
 # Folders this process has locked: realpath -> the open lock file's descriptor. Locks are kept
 # until the process ends (or `release`): train.py evaluates and writes metrics.json under it.
 _held: dict[str, int] = {}
@@ -325,9 +332,6 @@ def check_weights_file(path: str, model_dir: str) -> None:
             f"rerun `python -m rarl_tf.train` with the same flags and "
             f"--model_dir={model_dir} to write it again from the newest checkpoint"
         ) from None
-
-
-CONFIG_FILE = "config.json"
 
 
 def save_config(config: ExperimentConfig, model_dir: str) -> None:

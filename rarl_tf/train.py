@@ -68,7 +68,7 @@ def main(argv):
     results["steps"] = trainer.global_step(model)
     results["train_and_eval_seconds"] = round(time.time() - start, 1)
     # Whole or not at all: a reader never sees half of it (train.py still holds the lock).
-    model_folder.write_json(os.path.join(model_dir, "metrics.json"), results)
+    model_folder.write_json(os.path.join(model_dir, model_folder.METRICS_FILE), results)
     print(json.dumps({k: v for k, v in results.items() if k != "per_class_ap"}))
 
 

@@ -98,6 +98,45 @@ def test_no_import_circle_in_rarl_tf_and_export():
     assert circles(graph) == []
 
 
+# The floors of the layout (docs/design.md, "Layout"): a module imports only from its own part
+# or a lower floor, so the tree reads bottom-up as the data flows.
+FLOORS = {
+    "config": 0,
+    "cli": 0,
+    "data": 1,
+    "model": 1,
+    "evaluation": 2,
+    "model_folder": 2,
+    "inference": 3,
+    "training": 4,
+    "train": 5,
+    "evaluate": 5,
+    "predict": 5,
+    "export": 5,
+}
+
+
+def part(module: str) -> str:
+    """rarl_tf.model.agent -> model, rarl_tf.train -> train, export.tflite -> export."""
+    names = module.split(".")
+    return "export" if names[0] == "export" else names[1]
+
+
+def test_every_import_points_down_the_floors():
+    graph = import_graph()
+    assert {part(m) for m in graph if m not in PACKAGES} == set(FLOORS)
+    upward = [
+        (a, b)
+        for a, imports in graph.items()
+        for b in imports
+        if a not in PACKAGES
+        and b not in PACKAGES
+        and part(a) != part(b)
+        and FLOORS[part(b)] >= FLOORS[part(a)]
+    ]
+    assert upward == []
+
+
 def test_no_test_module_imports_another():
     """Shared test code lives in tests/'s helper modules (conftest, entry_points, voc_files,
     canvases, ...), not in a test file another test must know about."""

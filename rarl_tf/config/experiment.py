@@ -153,7 +153,7 @@ class ModelConfig:
         choices=RECURRENCES,
     )
 
-    # The location policy and its reward (README, "The location policy"); defaults: the paper.
+    # The location policy and its reward (docs/location_policy.md); defaults: the paper.
     loc_std: float = option(0.11, "sigma of the location policy ([-1, 1] frame).")
     discount: float = option(1.0, "gamma, the reward discount.")
     reward: str = option(  # top_n (eq. 5) | log_likelihood of the true labels
@@ -264,11 +264,12 @@ class TrainConfig:
     )
     checkpoint_every_steps: int = option(500, "Save a resumable checkpoint every this many steps.")
     seed: int = option(0, "Seed of data order, augmentation, init and sampling.")
-    # crop_and_resize has no XLA kernel. Off by default: slower on the CPUs measured (README).
+    # crop_and_resize has no XLA kernel. Off by default: slower on the CPUs measured
+    # (docs/experiments.md, "Speed").
     jit_compile: bool = option(
         False,
         "Compile the training step with XLA (the crop becomes the "
-        'matmul crop; see README, "Speed").',
+        'matmul crop; see docs/experiments.md, "Speed").',
     )
     clip_norm: float = option(
         0.0,
@@ -438,8 +439,8 @@ def typed_fields(kind: type) -> list[tuple[dataclasses.Field, type, bool]]:
         ):
             raise TypeError(
                 f"{kind.__name__}.{field.name}: {hint} has no flag; declare it with "
-                f"config.option(default, help) as int, float, bool, str, X | None "
-                f"or a tuple of int or float"
+                f"option(default, help) (rarl_tf/config/experiment.py) as int, float, bool, "
+                f"str, X | None or a tuple of int or float"
             )
         out.append((field, base, is_list))
     return out

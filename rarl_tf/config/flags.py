@@ -2,7 +2,7 @@
 
 Only entry points (train.py, evaluate.py, predict.py, tools/) import this module; library code
 takes the `ExperimentConfig` it builds. Each field of `ModelConfig`, `DataConfig`, `TrainConfig`
-and `EvalConfig` is one flag, named, typed and explained by the field (`config.option`):
+and `EvalConfig` is one flag, named, typed and explained by the field (`experiment.option`):
 
     int, float, bool, str   DEFINE_integer / _float / _bool / _string (a str with `enum=True`
                             and `choices`: DEFINE_enum)

@@ -3,7 +3,7 @@
 A 180-byte PNG can declare 60,000 x 60,000 pixels (10.8 GB as uint8 RGB); decoding it first and
 checking afterwards is too late. Every place an image enters (the training and evaluation
 pipelines, the SavedModel's `serving_default`, `rarl_tf.predict`) reads the declared size first
-and refuses images over one limit, `--max_pixels` (default `config.DEFAULT_MAX_PIXELS`).
+and refuses images over one limit, `--max_pixels` (default `experiment.DEFAULT_MAX_PIXELS`).
 
 In the graph (this module) only formats whose header gives the full decoded size are accepted:
 JPEG, PNG, BMP and still WebP. GIF and animated WebP are refused, because TensorFlow decodes

@@ -10,7 +10,7 @@ One iteration t >= 1, for each episode (an image seen through one view):
 
 Iteration 0 sees the whole view as its one region and only places l_1.
 
-Levers against a policy that does not learn where to look (README, "The location policy"), each
+Levers against a policy that does not learn where to look (docs/location_policy.md), each
 off by default (the paper): `location_input` appends l_t to every region's LSTM input, as the
 glimpse network of Mnih et al. (2014) does, so the agent knows where it has looked;
 `context_grid` embeds iteration 0's whole view from its flattened s x s grid by a dense layer
@@ -40,7 +40,7 @@ from rarl_tf.model.policy import LocationPolicy
 CROP_MODES = ("crop_and_resize", "matmul")
 # The per-step outputs of `RecurrentAttention.call`, in the order each step yields them.
 OUTPUTS = ("region_logits", "boxes", "locations", "means", "log_probs", "baselines")
-# Argument defaults are the config's (the paper's), kept in one place: config.py.
+# Argument defaults are the config's (the paper's), kept in one place: config/experiment.py.
 _M = ModelConfig()
 
 
@@ -80,7 +80,7 @@ class RecurrentAttention(keras.layers.Layer):
       region_pool: how the s x s x F region features meet the dense embedding: "flatten" (the
         paper's fully-connected layer over the whole grid, like VGG's fc6) or "max" (max over
         the grid first: translation-invariant inside the region, which a backbone trained from
-        scratch on little data needs; see README "Design choices").
+        scratch on little data needs; see docs/design.md, "Design choices").
       recurrence: "lstm" (the paper), "localisation_only" or "none" (see the module docstring).
       location_input: feed l_t (2 numbers, view frame) into the LSTM with every region.
       context_grid: embed iteration 0's whole view from its flattened s x s grid.

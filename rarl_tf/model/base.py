@@ -21,7 +21,7 @@ from rarl_tf.model import backbone as backbone_lib
 # Registers PolicyRateAdam: `keras.saving.load_model` rebuilds a model.keras's optimizer too.
 from rarl_tf.model import optimizer as _optimizer  # noqa: F401
 
-# Argument defaults are the config's (the paper's), kept in one place: config.py.
+# Argument defaults are the config's (the paper's), kept in one place: config/experiment.py.
 _M = ModelConfig()
 
 

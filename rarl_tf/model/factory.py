@@ -15,13 +15,15 @@ from rarl_tf.model.rarl import RARLModel
 
 
 def _arguments(layer_class, config: ModelConfig) -> dict:
-    """The config fields that `layer_class.__init__` takes, or the `__init__` of a class it
-    derives from (which receives them through **kwargs), by name: a new field reaches the layer
-    that declares an argument of its name, with no list of fields to keep here."""
+    """The config fields that `layer_class.__init__` takes, or the `__init__` of a project class
+    it derives from (which receives them through **kwargs), by name: a new field reaches the
+    layer that declares an argument of its name, with no list of fields to keep here. Keras's
+    own base classes are left out, so a field named like one of their arguments (`name`,
+    `dtype`, ...) does not reach every layer."""
     names = {
         name
         for base in layer_class.__mro__
-        if "__init__" in vars(base)
+        if "__init__" in vars(base) and base.__module__.startswith("rarl_tf.")
         for name in inspect.signature(base.__init__).parameters
     }
     return {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name in names}

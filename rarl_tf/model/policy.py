@@ -45,7 +45,7 @@ from rarl_tf.config.experiment import (
 )
 
 tfd = tfp.distributions
-# Argument defaults are the config's (the paper's), kept in one place: config.py.
+# Argument defaults are the config's (the paper's), kept in one place: config/experiment.py.
 _M = ModelConfig()
 
 
@@ -106,7 +106,7 @@ class LocationPolicy(keras.layers.Layer):
         "none" (no state).
       policy_units: width of the "own" state.
       inhibition_anneal_epochs: > 0 gives the inhibition a strength (a non-trainable weight,
-        1 at first) that training anneals to 0 (`training.InhibitionAnneal`); the trained
+        1 at first) that training anneals to 0 (`trainer.InhibitionAnneal`); the trained
         model's weights keep the strength it reached.
     """
 
@@ -335,7 +335,7 @@ class LocationPolicy(keras.layers.Layer):
         # The policy reads a stop-gradient copy of the trunk's state: REINFORCE trains the
         # location head only. Its gradient, (l - mu) / sigma^2 ~ 9 per unit of advantage,
         # dwarfs that of the softmax-MSE loss and drowned the classifier when let into the
-        # LSTM and backbone (measured on cluttered_digits; see README "Design choices").
+        # LSTM and backbone (measured on cluttered_digits; see docs/design.md, "Design choices").
         state = h if self.train_state else tf.stop_gradient(h)
         return tf.zeros_like(state) if self.policy_state == "none" else state
 

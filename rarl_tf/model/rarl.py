@@ -36,7 +36,7 @@ class RARLModel(MultiLabelModel):
       trajectories: K, location trajectories sampled per training image on its one feature map
         (the backbone runs once); K > 1 uses the leave-one-out baseline (`losses.advantages`),
         K = 1 the paper's single episode with a learned baseline.
-      reward: "top_n" (eq. 5) or "log_likelihood" (`config.REWARDS`).
+      reward: "top_n" (eq. 5) or "log_likelihood" (`experiment.REWARDS`).
       step_reward: "final" (eq. 6: the reward at T only) or "improvement" (step t earns what
         it added to the reward; `losses.step_rewards`).
       sample_locations: sample l_t from the policy in `train_step` (REINFORCE needs it);

@@ -35,9 +35,6 @@ from rarl_tf.model.factory import build_model
 from rarl_tf.model_folder import KERAS_FILE, WEIGHTS_FILE
 from rarl_tf.training import checkpoints, distribute, loop
 
-CHECKPOINT_DIR = "checkpoints"
-DATA_STATS_FILE = "data_stats.json"
-
 
 class TrainingDiverged(cli.RunFailed):
     """The loss became NaN or infinite; the last good checkpoint was kept (a `cli.RunFailed`:
@@ -217,7 +214,7 @@ def prepare_model_dir(
     config: ExperimentConfig, model_dir: str, write: bool = True
 ) -> ExperimentConfig:
     """Writes config.json, or checks that a resumed run asks for the same experiment."""
-    path = os.path.join(model_dir, "config.json")
+    path = os.path.join(model_dir, model_folder.CONFIG_FILE)
     if os.path.exists(path):
         saved = model_folder.load_config(model_dir)
         if dataclasses.replace(saved, class_names=config.class_names) != config:
@@ -238,7 +235,7 @@ def count_labeled(
     Counting reads the split once (labels only, images stay encoded); with `cache_dir` the
     counts are kept in `cache_dir/data_stats.json`, so a resumed run reads them instead.
     """
-    path = os.path.join(cache_dir, DATA_STATS_FILE) if cache_dir else None
+    path = os.path.join(cache_dir, model_folder.DATA_STATS_FILE) if cache_dir else None
     if path and os.path.exists(path):
         try:
             with open(path, "rb") as f:
@@ -314,7 +311,9 @@ def chief_callbacks(
     and, for RARL, the attention pictures."""
     callbacks = [
         keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
-        keras.callbacks.CSVLogger(os.path.join(model_dir, "history.csv"), append=resumed),
+        keras.callbacks.CSVLogger(
+            os.path.join(model_dir, model_folder.HISTORY_FILE), append=resumed
+        ),
     ]
     sample = attention_sample(config) if config.model.architecture == "rarl" else []
     if len(sample):
@@ -429,8 +428,8 @@ def train(
     model = compiled_model(config, strategy, steps_per_epoch, len(config.class_names))
 
     checkpoint = StepCheckpoint(
-        os.path.join(distribute.worker_dir(model_dir), CHECKPOINT_DIR),
-        os.path.join(model_dir, CHECKPOINT_DIR),
+        os.path.join(distribute.worker_dir(model_dir), model_folder.CHECKPOINT_DIR),
+        os.path.join(model_dir, model_folder.CHECKPOINT_DIR),
         config.train.checkpoint_every_steps,
     )
     with strategy.scope():

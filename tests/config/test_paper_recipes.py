@@ -1,5 +1,5 @@
 """The *_paper.flags recipes against the paper's own numbers, and the adapted recipes against
-what they promise (README, "Recipes").
+what they promise (README, "VOC 2007 and COCO").
 
 Every expected value below is written out with the sentence of the paper (docs: /work/shared/
 paper.md, Chen et al., "Recurrent Attentional Reinforcement Learning for Multi-label Image

@@ -2,8 +2,8 @@
 
 The recipe's flagfile as `rarl_tf.train` reads it, shrunk to a tiny N (a small backbone, narrow
 layers, T = 2) so a run takes seconds; everything the recipe chooses for the location policy
-(head, own state, K, reward, grid, the policy's own Adam rate) is kept. The VGG16 form (N = 64,
-the recipe's T = 5) is slow-marked.
+(head, inhibition of return, K, reward, grid, the policy's own Adam rate) is kept. The VGG16
+form (N = 64, the recipe's T = 5) is slow-marked.
 """
 
 import dataclasses

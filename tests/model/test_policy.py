@@ -1,4 +1,4 @@
-"""The location-policy levers (README, "The location policy"): each changes what it says."""
+"""The location-policy levers (docs/location_policy.md): each changes what it says."""
 
 import dataclasses
 import json

@@ -82,7 +82,7 @@ def test_paper_head_puts_the_papers_policy_on_the_digits_recipe():
     }
     assert changed and changed <= set(head)
     model = build_model(dataclasses.replace(paper, backbone_widths=(8, 16)), 10, seed=0)
-    assert model.agent.policy.loc_head is not None and model.agent.policy.loc_cell is None
+    assert model.agent.policy.mean_head is not None and model.agent.policy.loc_cell is None
 
 
 def test_single_region_places_one_box_per_iteration():
