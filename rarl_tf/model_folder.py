@@ -19,6 +19,7 @@ Imported by entry points before TensorFlow: nothing here imports it at module le
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import json
@@ -338,6 +339,19 @@ def save_config(config: ExperimentConfig, model_dir: str) -> None:
     """Writes `model_dir/config.json` whole (a reader never sees half of it)."""
     os.makedirs(model_dir, exist_ok=True)
     write_text(os.path.join(model_dir, CONFIG_FILE), config.to_json())
+
+
+def check_resumes(config: ExperimentConfig, model_dir: str) -> None:
+    """ValueError unless `model_dir` is new or holds a run of `config` (its class names aside,
+    which come from the data): a resumed run must ask for the same experiment."""
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if os.path.exists(path):
+        saved = load_config(model_dir)
+        if dataclasses.replace(saved, class_names=config.class_names) != config:
+            raise ValueError(
+                f"{model_dir} holds a run with a different configuration; use a new "
+                f"--model_dir, or the same flags to resume (saved config: {path})"
+            )
 
 
 def load_config(model_dir: str) -> ExperimentConfig:

@@ -21,6 +21,7 @@ from absl import app, flags
 
 from rarl_tf import cli, model_folder
 from rarl_tf.config import flags as rarl_flags
+from rarl_tf.config.experiment import ExperimentConfig
 from rarl_tf.evaluation import tables
 
 FLAGS = flags.FLAGS
@@ -161,6 +162,9 @@ def main(argv):
         raise ValueError(f"--repeats={FLAGS.repeats} is not allowed: expected an integer >= 1")
     for name in names:
         variant_config(base, name).validate()
+        # A folder of another experiment would stop the run at its variant, maybe hours in.
+        for _, run_config, model_dir in variant_runs(name, variant_config(base, name)):
+            model_folder.check_resumes(run_config, model_dir)
     os.makedirs(FLAGS.work_dir, exist_ok=True)
     out_dir = os.path.dirname(os.path.abspath(FLAGS.output))
     os.makedirs(out_dir, exist_ok=True)
@@ -186,6 +190,18 @@ def main(argv):
     print(results["markdown"])
 
 
+def variant_runs(name: str, config) -> list[tuple[int, ExperimentConfig, str]]:
+    """(seed, config, model folder) of each of --repeats runs of variant `name`."""
+    runs = []
+    for repeat in range(FLAGS.repeats):
+        seed = config.train.seed + repeat
+        run_config = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
+        runs.append(
+            (seed, run_config, os.path.join(FLAGS.work_dir, name.replace("=", ""), f"seed_{seed}"))
+        )
+    return runs
+
+
 def run_variant(name: str, config, digits: bool) -> dict:
     """Trains and evaluates `config` --repeats times; {"paper", "runs", "summary"}."""
     from rarl_tf.evaluation import scoring
@@ -193,10 +209,7 @@ def run_variant(name: str, config, digits: bool) -> dict:
     from rarl_tf.training import trainer
 
     runs = []
-    for repeat in range(FLAGS.repeats):
-        seed = config.train.seed + repeat
-        run_config = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
-        model_dir = os.path.join(FLAGS.work_dir, name.replace("=", ""), f"seed_{seed}")
+    for seed, run_config, model_dir in variant_runs(name, config):
         print(f"== {name}, seed {seed}: {model_dir}", flush=True)
         start = time.time()
         model, saved = trainer.train(run_config, model_dir, verbose=FLAGS.verbose)

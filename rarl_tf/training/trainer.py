@@ -214,14 +214,7 @@ def prepare_model_dir(
     config: ExperimentConfig, model_dir: str, write: bool = True
 ) -> ExperimentConfig:
     """Writes config.json, or checks that a resumed run asks for the same experiment."""
-    path = os.path.join(model_dir, model_folder.CONFIG_FILE)
-    if os.path.exists(path):
-        saved = model_folder.load_config(model_dir)
-        if dataclasses.replace(saved, class_names=config.class_names) != config:
-            raise ValueError(
-                f"{model_dir} holds a run with a different configuration; use a new "
-                f"--model_dir, or the same flags to resume (saved config: {path})"
-            )
+    model_folder.check_resumes(config, model_dir)
     if write:
         model_folder.save_config(config, model_dir)
     return config
