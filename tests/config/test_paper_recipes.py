@@ -1,9 +1,9 @@
 """The *_paper.flags recipes against the paper's own numbers, and the adapted recipes against
 what they promise (README, "VOC 2007 and COCO").
 
-Every expected value below is written out with the sentence of the paper (docs: /work/shared/
-paper.md, Chen et al., "Recurrent Attentional Reinforcement Learning for Multi-label Image
-Recognition", AAAI 2018) that gives it, not read from the flagfiles or the config defaults.
+Every expected value below is written out with the sentence of the paper (Chen et al.,
+"Recurrent Attentional Reinforcement Learning for Multi-label Image Recognition", AAAI 2018)
+that gives it, not read from the flagfiles or the config defaults.
 """
 
 import os
