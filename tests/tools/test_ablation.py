@@ -200,37 +200,35 @@ def test_ablate_command_writes_runs_discovery_and_a_table(tmp_path):
     assert "| variant | mAP |" in result.stdout
 
 
-def test_ablate_refuses_an_unknown_variant_before_any_work(tmp_path):
+def ablate_refused(tmp_path, variants: str) -> str:
+    """`tools.ablate` on the tiny flags with `variants` into tmp_path/w, which must stop with a
+    user error (exit 2); returns its stderr."""
     from entry_points import TINY, run
 
     result = run(
         "tools.ablate",
         *TINY,
-        "--variants=rarl,bogus",
-        f"--work_dir={tmp_path / 'w'}",
-        f"--output={tmp_path / 'a.json'}",
-        data_dir=tmp_path / "tfds",
-    )
-    assert result.returncode == 2
-    assert "--variants=rarl,bogus is not allowed: ['bogus'] unknown" in result.stderr
-    assert not (tmp_path / "w").exists()
-
-
-def test_ablate_refuses_a_folder_of_another_experiment_before_any_work(tmp_path):
-    from entry_points import TINY, run
-    from rarl_tf.model_folder import save_config
-
-    # A finished run of another configuration where the second variant's first run would go.
-    other = tmp_path / "w" / "rarl" / "seed_0"
-    save_config(ExperimentConfig(model=tiny_model_config(num_steps=3)), str(other))
-    result = run(
-        "tools.ablate",
-        *TINY,
-        "--variants=random_locations,rarl",
+        f"--variants={variants}",
         f"--work_dir={tmp_path / 'w'}",
         f"--output={tmp_path / 'a.json'}",
         data_dir=tmp_path / "tfds",
     )
     assert result.returncode == 2, result.stderr[-2000:]
-    assert f"{other} holds a run with a different configuration" in result.stderr
+    return result.stderr
+
+
+def test_ablate_refuses_an_unknown_variant_before_any_work(tmp_path):
+    stderr = ablate_refused(tmp_path, "rarl,bogus")
+    assert "--variants=rarl,bogus is not allowed: ['bogus'] unknown" in stderr
+    assert not (tmp_path / "w").exists()
+
+
+def test_ablate_refuses_a_folder_of_another_experiment_before_any_work(tmp_path):
+    from rarl_tf.model_folder import save_config
+
+    # A finished run of another configuration where the second variant's first run would go.
+    other = tmp_path / "w" / "rarl" / "seed_0"
+    save_config(ExperimentConfig(model=tiny_model_config(num_steps=3)), str(other))
+    stderr = ablate_refused(tmp_path, "random_locations,rarl")
+    assert f"{other} holds a run with a different configuration" in stderr
     assert not (tmp_path / "w" / "random_locations").exists()  # the first variant never started
