@@ -32,7 +32,6 @@ from rarl_tf.data.splits import class_names, load_split
 from rarl_tf.inference import outputs
 from rarl_tf.model import optimizer as optimizer_lib
 from rarl_tf.model.factory import build_model
-from rarl_tf.model_folder import KERAS_FILE, WEIGHTS_FILE
 from rarl_tf.training import checkpoints, distribute, loop
 
 
@@ -441,6 +440,6 @@ def train(
             raise diverged(err, checkpoint.manager.latest_checkpoint) from None
         check_complete(reached, step, total_steps, counter, checkpoint.manager.latest_checkpoint)
     if chief:
-        model_folder.save_weights(model, os.path.join(model_dir, WEIGHTS_FILE))
-        model_folder.save_keras(model, os.path.join(model_dir, KERAS_FILE))
+        model_folder.save_weights(model, os.path.join(model_dir, model_folder.WEIGHTS_FILE))
+        model_folder.save_keras(model, os.path.join(model_dir, model_folder.KERAS_FILE))
     return model, config

@@ -62,19 +62,9 @@ def _cases():
     voc_small = recipes.model_config_from_flagfile(
         voc_flags, backbone="small_vgg", backbone_widths=(8, 16, 32, 64, 64), **voc
     )
-    # The spatial head with inhibition of return (digits.flags before 650c628: the quick-start
-    # model of 2026-11-30).
-    spatial = recipes.model_config_from_flagfile(
-        os.path.join(ROOT, "digits.flags"),
-        loc_head="spatial",
-        policy_state="lstm",
-        inhibition_radius=0.3,
-        location_input=True,
-    )
     # name: (config, classes, quantization, GPU precision)
     return {
         "digits": (digits, 10, "none", "fp32"),
-        "spatial_head": (spatial, 10, "none", "fp32"),
         "digits_float16": (digits, 10, "float16", "fp32"),
         "digits_gpu_fp16": (digits, 10, "none", "fp16"),
         "voc128_small_backbone": (voc_small, 20, "none", "fp32"),
@@ -92,7 +82,6 @@ def _cases():
 CASES = (
     "digits",
     "digits_float16",
-    "spatial_head",
     "voc128_small_backbone",
     "dense_head",
     "query_head_own_state",
