@@ -40,6 +40,7 @@ DATASETS = (
     "cluttered_digits",
     "cluttered_digits/small",
     "cluttered_digits/large",
+    "cluttered_digits/repeats",
     "voc2007",
     "coco2014",
     "voc_dir",

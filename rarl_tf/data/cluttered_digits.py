@@ -7,9 +7,12 @@ places, in random bright colours, over faint clutter cut from other digits. Ten 
 The 1797 source digits are split once into disjoint pools (80 % train, 20 % test, per class):
 test canvases, their clutter included, use only digits no train canvas uses.
 
-Configs: `default` (128 px), `small` (64 px, a few hundred canvases, for tests) and `large`
+Configs: `default` (128 px), `small` (64 px, a few hundred canvases, for tests), `large`
 (1 to 3 digits whose longer side is a third to two thirds of the canvas: objects as large,
-relative to the image, as Pascal VOC's).
+relative to the image, as Pascal VOC's) and `repeats` (3 classes per canvas, each 2 or 3 times:
+6 to 9 small square digits, apart from each other, so that a policy that does not remember which
+classes it has seen spends glimpses on classes it has already found; docs/location_policy.md,
+"A benchmark where memory pays").
 
 Features:
     image            uint8 [S, S, 3]
@@ -42,6 +45,13 @@ class ClutteredDigitsConfig(tfds.core.BuilderConfig):
     long_sides: (low, high) fractions of the canvas side for each digit's longer side, drawn
       uniformly; None: the default's own rule (heights 20 to 44 px of 128, the width from the
       aspect ratio; long sides 0.16 to 0.69 of the side, most under 0.4).
+    classes_per_canvas: 0 draws every digit's class independently (up to `max_digits`);
+      n > 0 draws n distinct classes and places each `copies` (low, high) times instead.
+    aspect_ratios: the width / height ratios digits are drawn with.
+    gap: with `classes_per_canvas`, the least space between two digits (fraction of the side):
+      an anchor around one digit then holds no part of another.
+    edge: with `classes_per_canvas`, the least space between a digit and the canvas's edge
+      (fraction of the side), so a training crop does not cut a labelled digit away.
     """
 
     canvas_size: int = 128
@@ -50,6 +60,11 @@ class ClutteredDigitsConfig(tfds.core.BuilderConfig):
     seed: int = 0
     max_digits: int = 4
     long_sides: tuple[float, float] | None = None
+    classes_per_canvas: int = 0
+    copies: tuple[int, int] = (2, 3)
+    aspect_ratios: tuple[float, ...] = ASPECT_RATIOS
+    gap: float = 0.0
+    edge: float = 0.0
 
 
 def source_pools(seed: int = 0) -> dict[str, np.ndarray]:
@@ -99,6 +114,27 @@ def _digit_shape(
     return height, width
 
 
+def _repeated_rows(
+    rng: np.random.Generator, targets: np.ndarray, pool: np.ndarray, classes: int, copies
+) -> list[int]:
+    """Rows of `pool` for `classes` distinct classes, each `copies` (low, high) times, shuffled."""
+    chosen = rng.choice(NUM_CLASSES, size=classes, replace=False)
+    rows = []
+    for digit in chosen:
+        count = int(rng.integers(copies[0], copies[1] + 1))
+        rows += [int(r) for r in rng.choice(pool[targets[pool] == digit], size=count)]
+    return [rows[i] for i in rng.permutation(len(rows))]
+
+
+def _apart(box, boxes, gap: int) -> bool:
+    """Whether `box` keeps at least `gap` pixels from every box in `boxes` (none may touch)."""
+    y1, x1, y2, x2 = box
+    return all(
+        y1 >= b2 + gap or b1 >= y2 + gap or x1 >= a2 + gap or a1 >= x2 + gap
+        for b1, a1, b2, a2 in boxes
+    )
+
+
 def make_canvas(
     rng: np.random.Generator,
     glyphs: np.ndarray,
@@ -107,9 +143,12 @@ def make_canvas(
     size: int,
     max_digits: int = 4,
     long_sides: tuple[float, float] | None = None,
+    plan: dict | None = None,
 ) -> dict:
     """One example: 1 to `max_digits` digits drawn from `pool` (rows of `glyphs`
-    [1797, 8, 8] in [0, 1]), sized by `_digit_shape`."""
+    [1797, 8, 8] in [0, 1]), sized by `_digit_shape`; with `plan` (`classes_per_canvas`,
+    `copies`, `aspect_ratios`, `gap`, `edge` of the config, classes_per_canvas > 0), the
+    repeated classes of `_repeated_rows`, kept apart by `gap` and from the edge by `edge`."""
     canvas = np.zeros((size, size, 3), np.float32)
     # Clutter: faint 3-5 px fragments of digits, enlarged, so no fragment reads as a digit.
     for _ in range(rng.integers(4, 9)):
@@ -122,14 +161,22 @@ def make_canvas(
         canvas[y : y + side, x : x + side] += frag[..., None] * rng.uniform(0.5, 1.0, 3)
 
     boxes, labels, sources = [], [], []
-    for _ in range(rng.integers(1, max_digits + 1)):
-        row = int(rng.choice(pool))
-        ratio = ASPECT_RATIOS[rng.integers(len(ASPECT_RATIOS))]
+    if plan is None:
+        rows = (int(rng.choice(pool)) for _ in range(rng.integers(1, max_digits + 1)))
+        ratios, edge = ASPECT_RATIOS, 0
+    else:
+        rows = _repeated_rows(rng, targets, pool, plan["classes_per_canvas"], plan["copies"])
+        ratios, edge = plan["aspect_ratios"], int(round(plan["edge"] * size))
+    for row in rows:
+        ratio = ratios[rng.integers(len(ratios))]
         height, width = _digit_shape(rng, size, ratio, long_sides)
-        for _attempt in range(30):
-            y, x = int(rng.integers(0, size - height)), int(rng.integers(0, size - width))
+        for _attempt in range(30 if plan is None else 200):
+            y = int(rng.integers(edge, size - height - edge))
+            x = int(rng.integers(edge, size - width - edge))
             box = (y, x, y + height, x + width)
-            if not _overlaps(box, boxes):
+            if plan is None and not _overlaps(box, boxes):
+                break
+            if plan is not None and _apart(box, boxes, int(round(plan["gap"] * size))):
                 break
         else:
             continue  # no room left; fewer digits on this canvas
@@ -177,6 +224,20 @@ class ClutteredDigits(tfds.core.GeneratorBasedBuilder):
             max_digits=3,
             long_sides=(1 / 3, 2 / 3),
         ),
+        # Where memory pays (docs/location_policy.md, "A benchmark where memory pays"): 3
+        # classes per canvas, each 2 or 3 times, square digits 16 to 19 px of 128 (8 to 9.5 px
+        # at N = 64: the 8 x 8 source keeps its detail, a whole-view glance at 4 x 4 does not),
+        # at least 10 px apart and 10 px from the edge.
+        ClutteredDigitsConfig(
+            name="repeats",
+            description="128 px, 10000 train / 2000 test, 3 classes each 2-3 times, small digits",
+            long_sides=(0.125, 0.15),
+            classes_per_canvas=3,
+            copies=(2, 3),
+            aspect_ratios=(1.0,),
+            gap=0.08,
+            edge=0.08,
+        ),
     ]
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -216,6 +277,12 @@ class ClutteredDigits(tfds.core.GeneratorBasedBuilder):
         digits = load_digits()
         glyphs, targets = digits.images / 16.0, digits.target
         pool = source_pools(config.seed)[split]
+        plan = None
+        if config.classes_per_canvas:
+            plan = {
+                key: getattr(config, key)
+                for key in ("classes_per_canvas", "copies", "aspect_ratios", "gap", "edge")
+            }
         rng = np.random.default_rng([config.seed, 0 if split == "train" else 1])
         for index in range(count):
             yield (
@@ -228,5 +295,6 @@ class ClutteredDigits(tfds.core.GeneratorBasedBuilder):
                     config.canvas_size,
                     config.max_digits,
                     config.long_sides,
+                    plan,
                 ),
             )

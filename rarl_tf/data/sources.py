@@ -54,6 +54,9 @@ SOURCES: dict[str, Source] = {
     "cluttered_digits/large": Source(
         _DIGITS, "train", "test", functools.partial(tfds_sources.load_cluttered_digits, "large")
     ),
+    "cluttered_digits/repeats": Source(
+        _DIGITS, "train", "test", functools.partial(tfds_sources.load_cluttered_digits, "repeats")
+    ),
     # Paper: train on VOC07 trainval, test on test; COCO train / val2014.
     "voc2007": Source(voc_dir.VOC_CLASSES, "train+validation", "test", tfds_sources.load_voc2007),
     "coco2014": Source(
