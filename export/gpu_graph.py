@@ -15,8 +15,8 @@ same Keras layers and weights, with:
   regions = W [1, K*s*s, h*w] @ F [1, h*w, C]. Boxes known when tracing (the whole view at
   iteration 0, the spatial head's grid) have constant W: their crop is F^T @ W^T, a
   FULLY_CONNECTED with constant weights;
-* the validity mask as the product of two comparisons, each cast to float on its own
-  (the delegate accepts a comparison only when its single consumer is a CAST to float);
+* no validity mask: every crop keeps its boxes inside the map (`crop.inside_map`) and clamps
+  its sample positions;
 * the spatial head's mode as the one-hot of the FIRST maximum (`first_arg_max`: the Keras
   model's tf.argmax rule, ties included; an all-black image ties every cell) times the cell
   positions;
@@ -38,37 +38,9 @@ import numpy as np
 import tensorflow as tf
 
 from rarl_tf.inference import outputs
+from rarl_tf.model import crop as crop_lib
 from rarl_tf.model.policy import position_features
 from rarl_tf.model.views import FULL_VIEW
-
-
-def _axis_weights(start, end, size: int, crop_size: int):
-    """`crop._interpolation_weights` ([K, s, size]) in GPU-delegate ops: start, end [K, 1]."""
-    scale = float(size - 1)
-    k = start.shape[0]
-    if crop_size > 1:
-        steps = tf.range(crop_size, dtype=tf.float32)[None, :] / float(crop_size - 1)
-        start_t = tf.tile(start, [1, crop_size])
-        end_t = tf.tile(end, [1, crop_size])
-        pos = (start_t + steps * (end_t - start_t)) * scale  # [K, s]
-    else:
-        pos = 0.5 * (start + end) * scale
-    cells = tf.range(size, dtype=tf.float32)[None, None, :]
-    spread = tf.tile(tf.reshape(pos, [k, crop_size, 1]), [1, 1, size])
-    weights = tf.nn.relu(1.0 - tf.abs(spread - cells))
-    inside = tf.cast(pos >= 0.0, tf.float32) * tf.cast(pos <= scale, tf.float32)
-    return weights * tf.reshape(inside, [k, crop_size, 1])
-
-
-def _expansions(h: int, w: int):
-    """Constant 0/1 matrices [h, h*w] and [w, h*w]: cell (y, x) is column y * w + x."""
-    ey = np.zeros((h, h * w), np.float32)
-    ex = np.zeros((w, h * w), np.float32)
-    for y in range(h):
-        for x in range(w):
-            ey[y, y * w + x] = 1.0
-            ex[x, y * w + x] = 1.0
-    return tf.constant(ey), tf.constant(ex)
 
 
 def first_arg_max(logits):
@@ -88,53 +60,16 @@ def first_arg_max(logits):
     return tf.nn.relu(tf.matmul(marked, tf.constant(table)))
 
 
-def crop_weights(boxes, h: int, w: int, crop_size: int):
-    """[K, s * s, h * w]: the weight of sample (i, j) of box r on map cell (y, x)."""
-    k, s = boxes.shape[0], crop_size
-    y1, x1, y2, x2 = tf.split(boxes, 4, axis=-1)
-    wy = _axis_weights(y1, y2, h, s)  # [K, s, h]
-    wx = _axis_weights(x1, x2, w, s)  # [K, s, w]
-    ey, ex = _expansions(h, w)
-    wy_hw = tf.reshape(tf.matmul(tf.reshape(wy, [k * s, h]), ey), [k, s, 1, h * w])
-    wx_hw = tf.reshape(tf.matmul(tf.reshape(wx, [k * s, w]), ex), [k, 1, s, h * w])
-    return tf.reshape(tf.tile(wy_hw, [1, 1, s, 1]) * wx_hw, [k, s * s, h * w])
-
-
 def crop(features, boxes, crop_size: int):
-    """Bilinear crops of boxes [K, 4] from features [1, h, w, C]: [K, s * s, C] (samples in
-    row-major (i, j) order, as `crop_regions` [K, s, s, C] reshaped)."""
-    _, h, w, c = features.shape
-    k = boxes.shape[0]
-    weights = crop_weights(boxes, h, w, crop_size)
-    out = tf.matmul(
-        tf.reshape(weights, [1, k * crop_size * crop_size, h * w]),
-        tf.reshape(features, [1, h * w, c]),
-    )
-    return tf.reshape(out, [k, crop_size * crop_size, c])
+    """`crop.crop_one_image` as [K, s * s, C]."""
+    out = crop_lib.crop_one_image(features, boxes, crop_size)
+    return tf.reshape(out, [out.shape[0], crop_size * crop_size, out.shape[-1]])
 
 
 def crop_constant(features, boxes: np.ndarray, crop_size: int):
-    """`crop` for boxes known when tracing: F^T [C, h*w] @ W^T [h*w, K*s*s] (constant weights,
-    a FULLY_CONNECTED), transposed back: [K, s * s, C].
-
-    The weights are `tf.image.crop_and_resize` itself applied to the identity map (one channel
-    per cell: the crop is linear in the map), so a sample on the map's edge is inside or
-    outside exactly as crop_and_resize, which Keras uses, rounds it (14 samples of an 8-cell
-    map: `crop_weights` reads the edge cell where crop_and_resize writes 0)."""
-    _, h, w, c = features.shape
-    k = boxes.shape[0]
-    with tf.init_scope():  # eager even while tracing: the weights become a constant
-        identity = tf.reshape(tf.eye(h * w), [1, h, w, h * w])
-        weights = tf.image.crop_and_resize(
-            identity,
-            tf.constant(boxes, tf.float32),
-            tf.zeros([k], tf.int32),
-            (crop_size, crop_size),
-        ).numpy()
-    weights_t = tf.constant(weights.reshape(k * crop_size * crop_size, h * w).T)
-    flat_t = tf.transpose(tf.reshape(features, [h * w, c]))  # [C, h*w]
-    out = tf.transpose(tf.matmul(flat_t, weights_t))  # [K*s*s, C]
-    return tf.reshape(out, [k, crop_size * crop_size, c])
+    """`crop.crop_constant` as [K, s * s, C]."""
+    out = crop_lib.crop_constant(features, boxes, crop_size)
+    return tf.reshape(out, [out.shape[0], crop_size * crop_size, out.shape[-1]])
 
 
 class GpuInference:

@@ -199,8 +199,9 @@ def test_gpu_takes_every_op_and_equals_the_cpu(runs, case):
     check_gpu_equals_cpu(case, runs[case])
 
 
-# The voc128 case differed from Keras (2.4e-4) until the export's grid crop took its weights
-# from crop_and_resize (tests/model/test_crop.py: the edge bug).
+# The voc128 case differed from Keras (2.4e-4) while crop_and_resize wrote 0 for samples its
+# float32 arithmetic put just past the map's edge; every crop now keeps boxes inside the map
+# (crop.inside_map; tests/model/test_crop.py).
 @pytest.mark.parametrize("case", CASES)
 def test_gpu_equals_keras(runs, case):
     check_gpu_equals_keras(case, runs[case])
