@@ -6,12 +6,22 @@ through `CompiledModel` with `HardwareAccelerator.GPU` (ML Drift on WebGPU in ai
 accelerator has run this project's graph to garbage with every op on it), so a GPU model is
 checked at load: a fixed probe input runs on the GPU and on the CPU, and the outputs must
 agree within the precision's tolerance. Imports neither TensorFlow nor the rest of the project.
+
+That check runs in a child process (`python -m rarl_tf.inference.litert`, `gpu_trial`) before
+this process touches the GPU: with Mesa's Vulkan drivers installed (any Linux desktop; Debian's
+chromium pulls them in) LiteRT's GPU accelerator fails to find an adapter and then aborts the
+process at exit (`free(): invalid pointer`, SIGABRT), whatever the caller did after. A crash
+in the child is a device this process will not use, named in one line.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
+import json
 import os
+import signal
+import subprocess
 import sys
 
 import numpy as np
@@ -24,6 +34,16 @@ PRECISIONS = ("fp32", "fp16")
 # <= 1e-7 on SwiftShader (docs/deployment_gpu.md); fp16 keeps ~3 significant digits.
 TOLERANCES = {"fp32": 1e-3, "fp16": 1e-2}
 SIGNATURE = "serving_default"
+# The outputs of `export.tflite`'s signature (`outputs.EXPORTED_NAMES`'s values).
+EXPORTED_OUTPUTS = ("scores", "boxes", "centres")
+# The GPU trial process's limit: compiling and running the probe on a software device
+# (SwiftShader) took up to ~2 min for VGG16 at 128 px; a real GPU takes seconds.
+TRIAL_TIMEOUT_S = 600
+# How every message about a GPU that cannot be had begins (tests and users grep for it).
+NO_GPU = "no usable GPU"
+# Where the Vulkan loader looks for drivers when VK_ICD_FILENAMES is not set (named in the
+# message of a device that cannot be used).
+ICD_FOLDERS = ("/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d", "/usr/local/share/vulkan/icd.d")
 
 
 def _first_line(err: Exception) -> str:
@@ -69,6 +89,85 @@ def compile_on(path: str, devices: str, precision: str = "fp32"):
     )
     with _stdout_to_stderr():
         return CompiledModel.from_file(path, options=options)
+
+
+def _signature_problem(inputs: dict, outputs: dict) -> str | None:
+    """What differs from `export.tflite`'s signature: pixels float32 [1, N, N, 3] -> scores
+    [1, C], boxes [1, T, k, 4], centres [1, T, 2] (all float32); None if nothing."""
+    if set(inputs) != {"pixels"} or set(outputs) != set(EXPORTED_OUTPUTS):
+        return (
+            f"its signature {SIGNATURE!r} takes {sorted(inputs)} and answers {sorted(outputs)}, "
+            f"where an export of `python -m export.tflite` takes ['pixels'] and answers "
+            f"{sorted(EXPORTED_OUTPUTS)}"
+        )
+    shapes = {n: [int(v) for v in d["shape"]] for n, d in {**inputs, **outputs}.items()}
+    for name, details in {**inputs, **outputs}.items():
+        if np.dtype(details["dtype"]) != np.float32:
+            return f"its {name!r} is {np.dtype(details['dtype'])}, not float32"
+    pixels, scores = shapes["pixels"], shapes["scores"]
+    boxes, centres = shapes["boxes"], shapes["centres"]
+    if len(pixels) != 4 or pixels[0] != 1 or pixels[3] != 3 or pixels[1] != pixels[2]:
+        return f"its input 'pixels' is shaped {pixels}, not [1, N, N, 3]"
+    expected = {"scores": 2, "boxes": 4, "centres": 3}
+    for name, rank in expected.items():
+        if len(shapes[name]) != rank or shapes[name][0] != 1:
+            return f"its output {name!r} is shaped {shapes[name]}, not of rank {rank} with batch 1"
+    if boxes[3] != 4 or centres[2] != 2 or boxes[1] != centres[1] or scores[1] < 1:
+        return (
+            f"its outputs are shaped {shapes}, not scores [1, C], boxes [1, T, k, 4], "
+            f"centres [1, T, 2]"
+        )
+    return None
+
+
+def read_exported(path: str, labels: str) -> tuple[int, list[str]]:
+    """(N, class names) of an export of `python -m export.tflite` and its labels file, checked
+    before anything runs: the file is a TFLite model whose signature is the export's (one
+    pixels input, scores / boxes / centres outputs of the export's shapes), and the labels file
+    names one class per score.
+
+    Raises:
+      ValueError: naming the file and what is wrong (missing, not a TFLite model, another
+        model's signature, labels that do not match the scores).
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    for file in (path, labels):
+        if not os.path.isfile(file):
+            what = "not found" if not os.path.exists(file) else "not a regular file"
+            raise ValueError(f"{file} {what} (written by `python -m export.tflite`)")
+    try:
+        with _stdout_to_stderr():
+            interpreter = Interpreter(model_path=path)
+        signatures = interpreter.get_signature_list()
+        if SIGNATURE not in signatures:
+            raise ValueError(f"it has no signature {SIGNATURE!r} (it has {sorted(signatures)})")
+        runner = interpreter.get_signature_runner(SIGNATURE)
+        problem = _signature_problem(runner.get_input_details(), runner.get_output_details())
+        if problem:
+            raise ValueError(problem)
+        classes = int(runner.get_output_details()["scores"]["shape"][1])
+        size = int(runner.get_input_details()["pixels"]["shape"][1])
+    except (ValueError, RuntimeError, OSError) as err:
+        raise ValueError(
+            f"--tflite={path} is not a model exported by `python -m export.tflite` "
+            f"({_first_line(err)}): export it again from its --model_dir"
+        ) from None
+    return size, _read_labels(labels, classes)
+
+
+def _read_labels(labels: str, classes: int) -> list[str]:
+    try:
+        with open(labels, encoding="utf-8") as f:
+            names = [line.strip() for line in f if line.strip()]
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"cannot read the labels file {labels} ({err})") from None
+    if len(names) != classes:
+        raise ValueError(
+            f"{labels} names {len(names)} classes, but the model beside it scores {classes}: "
+            f"use the .labels.txt written with that .tflite by `python -m export.tflite`"
+        )
+    return names
 
 
 def has_int8_tensors(path: str) -> bool:
@@ -130,7 +229,8 @@ def compile_model(path: str, accelerator: str = "cpu", precision: str = "fp32"):
 
 
 def _checked_gpu_model(path: str, whole: bool, precision: str):
-    """(GPU model or None, None or one line saying why it is not to be used)."""
+    """(GPU model or None, None or one line saying why it is not to be used). The GPU is
+    compiled in this process only after a trial process ran the whole check and exited clean."""
     if has_int8_tensors(path):
         # Measured 2026-11-30 (ai-edge-litert 2.3, SwiftShader): int8 exports with an LSTM
         # (every recipe) kill the process with SIGSEGV at their first GPU run (20 of 20 runs
@@ -140,19 +240,115 @@ def _checked_gpu_model(path: str, whole: bool, precision: str):
             f"(a segmentation fault with the recipes' LSTM): export with "
             f"--quantization=none or float16 for the GPU"
         )
+    problem = gpu_trial(path, whole, precision)
+    if problem is not None:
+        return None, problem
+    try:
+        return compile_on(path, "gpu+cpu", precision), None
+    except RuntimeError as err:  # the trial compiled it: a device that comes and goes
+        return None, f"{NO_GPU}: LiteRT could not compile {path} for a GPU ({_first_line(err)})"
+
+
+def gpu_problem(path: str, whole: bool, precision: str) -> str | None:
+    """None where `path` compiles on the GPU (every op on it if `whole`) and computes the probe
+    inputs as the CPU does; else one line why. Run by the trial process (`gpu_trial`)."""
     try:
         model = compile_on(path, "gpu+cpu", precision)
     except RuntimeError as err:
-        return None, f"no usable GPU ({_first_line(err)}): LiteRT could not run {path} on a GPU"
+        return f"{NO_GPU}: LiteRT could not compile {path} for a GPU ({_first_line(err)})"
     if whole and not model.is_fully_accelerated():
-        return None, (
+        return (
             f"{path} is not fully accelerated on the GPU (check it with "
             f"`python -m export.gpu_rules {path}`)"
         )
     try:
-        return model, _disagreement(path, model, precision)
+        return _disagreement(path, model, precision)
     except RuntimeError as err:  # e.g. LiteRT's code 7 (a timeout) reading a slow GPU's output
-        return None, f"the GPU run of {path} failed on the probe input ({_first_line(err)})"
+        return f"the GPU run of {path} failed on the probe input ({_first_line(err)})"
+
+
+def trial_command(path: str, whole: bool, precision: str) -> list[str]:
+    """The trial process's command line (`gpu_problem` of `path`, its answer as JSON)."""
+    scope = "whole" if whole else "partial"
+    return [sys.executable, "-m", "rarl_tf.inference.litert", path, scope, precision]
+
+
+def gpu_trial(path: str, whole: bool, precision: str) -> str | None:
+    """`gpu_problem` run in a child process, so that a GPU driver that crashes LiteRT (at the
+    compile, the run or the process's exit) takes down the child, not this process; None where
+    the child found the GPU usable and exited clean, else one line naming the device."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    paths = [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+    try:
+        child = subprocess.run(
+            trial_command(path, whole, precision),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=TRIAL_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        return (
+            f"{NO_GPU}: the GPU trial of {path} did not finish in {TRIAL_TIMEOUT_S} s "
+            f"({vulkan_drivers()})"
+        )
+    lines = child.stdout.strip().splitlines()
+    try:
+        answer = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        answer = None
+    problem = answer.get("problem") if isinstance(answer, dict) else None
+    details = "; ".join(filter(None, [adapter_reason(child.stderr), vulkan_drivers()]))
+    if child.returncode == 0 and isinstance(answer, dict):
+        # LiteRT's own error is a source line; the adapter's log says what the device lacks.
+        return f"{problem} [{details}]" if problem and problem.startswith(NO_GPU) else problem
+    return (
+        f"{NO_GPU}: LiteRT's GPU accelerator {_ending(child.returncode)} in a trial run of "
+        f"{path} ({problem + '; ' if problem else ''}{details})"
+    )
+
+
+def _ending(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"crashed ({signal.Signals(-returncode).name})"
+        except ValueError:
+            return f"crashed (signal {-returncode})"
+    return f"failed (exit status {returncode})"
+
+
+def adapter_reason(log: str) -> str:
+    """What LiteRT's and Dawn's log lines say about the GPU adapter, in one line: why none
+    was found (Dawn's "Warning: ..." lines), the WebGPU error, and the crash's own line."""
+    found = []
+    for line in log.splitlines():
+        line = line.strip()
+        if line.startswith("Warning: "):  # Dawn, per adapter: "Vulkan ... required"
+            found.append(line[len("Warning: ") :].rstrip("."))
+        elif "Failed to initialize WebGPU environment: " in line:
+            found.append(line.split("Failed to initialize WebGPU environment: ")[-1])
+        elif line.startswith(("free(): ", "double free", "munmap_chunk(): ", "Selected adapter")):
+            found.append(line)
+    return "; ".join(dict.fromkeys(found))
+
+
+def vulkan_drivers() -> str:
+    """The Vulkan drivers the loader offers this process, in words (VK_ICD_FILENAMES, else
+    the standard folders): the devices a GPU that cannot be used comes from."""
+    listed = os.environ.get("VK_ICD_FILENAMES") or os.environ.get("VK_DRIVER_FILES")
+    if listed:
+        files = [f for f in listed.split(os.pathsep) if f]
+        where = "VK_ICD_FILENAMES"
+    else:
+        files = sorted(f for folder in ICD_FOLDERS for f in glob.glob(f"{folder}/*.json"))
+        where = ", ".join(folder for folder in ICD_FOLDERS if os.path.isdir(folder))
+    if not files:
+        return "no Vulkan driver installed"
+    names = [os.path.basename(f).split(".")[0].removesuffix("_icd") for f in files]
+    return f"Vulkan drivers: {', '.join(names)} (from {where})"
 
 
 def _disagreement(path: str, model, precision: str) -> str | None:
@@ -216,3 +412,16 @@ class CompiledRunner:
             dtype = np.dtype(details["dtype"])
             result[name] = self._out[name].read(int(np.prod(shape)), dtype).reshape(shape)
         return result
+
+
+def _trial_main(argv: list[str]) -> None:
+    """The GPU trial process: `gpu_problem` of argv's model, printed as one JSON line after
+    LiteRT's own stdout chatter (sent to stderr)."""
+    path, scope, precision = argv[1:4]
+    with _stdout_to_stderr():
+        problem = gpu_problem(path, scope == "whole", precision)
+    print(json.dumps({"problem": problem}), flush=True)
+
+
+if __name__ == "__main__":
+    _trial_main(sys.argv)

@@ -87,16 +87,13 @@ class LiteRTPredictor:
     def __init__(
         self, tflite_path: str, labels_path: str, accelerator: str = "cpu", precision: str = "fp32"
     ):
-        from rarl_tf.inference.litert import CompiledRunner
+        from rarl_tf.inference.litert import CompiledRunner, read_exported
 
-        for path in (tflite_path, labels_path):
-            if not os.path.exists(path):
-                raise FileNotFoundError(f"{path} not found (written by `python -m export.tflite`)")
+        # The file's signature and labels first: a foreign or truncated .tflite, or another
+        # model's labels, is named here instead of failing inside LiteRT or `describe`.
+        self.image_size, self.class_names = read_exported(tflite_path, labels_path)
         self.runner = CompiledRunner(tflite_path, accelerator, precision=precision)
         self.device = self.runner.device
-        self.image_size = int(self.runner.input_shape("pixels")[1])
-        with open(labels_path) as f:
-            self.class_names = [line.strip() for line in f if line.strip()]
 
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Same outputs as `keras_predict` (one image at a time, as the model was exported);
