@@ -201,6 +201,16 @@ def test_policy_report_compares_the_policy_with_random_centres(trained):
         assert 0.0 <= placements[name]["cells_kept"] <= 1.0, name
     # The paper's dense head has no cells to inhibit: no inhibition rows.
     assert "random_inhibited" in placements and "inhibition_off" not in placements
+    # The oracle's centres sit on digits: each step finds a digit in every one of the 40 images.
+    oracle = placements["oracle"]
+    assert all(share * oracle["objects"] >= 40 - 1e-6 for share in oracle["step_centre_inside"])
+    assert placements["oracle"]["classes_found"] > placements["random"]["classes_found"]
+    for name in ("policy - batch_mean_state", "oracle - policy", "policy - random"):
+        d = report["differences"][name]
+        a, b = name.split(" - ")
+        assert d["difference"] == pytest.approx(placements[a]["mAP"] - placements[b]["mAP"])
+        assert d["low"] <= d["difference"] <= d["high"], name
+    assert 0.0 < placements["batch_mean_state"]["cells_kept_as_sets"] <= 1.0
     table = run("tools.policy_report", f"--compare={out}", data_dir=base / "tfds")
     assert table.returncode == 0, table.stderr[-2000:]
     row = [line for line in table.stdout.splitlines() if line.startswith("| policy |")][0]

@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from rarl_tf.config.experiment import ExperimentConfig
 from rarl_tf.data import pipeline
-from rarl_tf.evaluation import scoring
+from rarl_tf.evaluation import metrics, scoring
 from rarl_tf.evaluation.discovery import discovery_rates
 from rarl_tf.model import losses
 
@@ -36,8 +36,9 @@ from rarl_tf.model import losses
 def digit_test_batches(
     config: ExperimentConfig, max_images: int, batch_size: int = 64
 ) -> tf.data.Dataset:
-    """cluttered_digits' test split: (images [B, N, N, 3], labels [B, C], boxes [B, n, 4]) with
-    boxes padded by rows of -1 (y1, x1, y2, x2 normalised to the image)."""
+    """cluttered_digits' test split: (images [B, N, N, 3], labels [B, C], boxes [B, n, 4],
+    classes [B, n]) with boxes padded by rows of -1 (y1, x1, y2, x2 normalised to the image)
+    and classes by -1."""
     from rarl_tf.data.splits import split_name
     from rarl_tf.data.tfds_sources import cluttered_digits_builder
 
@@ -51,12 +52,13 @@ def digit_test_batches(
                 pipeline.resize(ex["image"], config.model.image_size),
                 ex["labels"],
                 ex["objects"]["bbox"],
+                ex["objects"]["label"],
             )
         )
         .padded_batch(
             batch_size,
-            padded_shapes=([None, None, 3], [None], [None, 4]),
-            padding_values=(0.0, 0.0, -1.0),
+            padded_shapes=([None, None, 3], [None], [None, 4], [None]),
+            padding_values=(0.0, 0.0, -1.0, tf.constant(-1, tf.int64)),
         )
     )
 
@@ -79,7 +81,21 @@ PLACEMENTS = {
         {"locations": "random_inhibited", "inhibition_radius": "rho", "strength_override": 1.0},
         "random centres with inhibition of return",
     ),
+    # The ceiling of placement: centres on ground-truth digits, a digit of a class not yet
+    # visited while one is left (`oracle_locations`).
+    "oracle": ({"forced": "oracle"}, "centres on digits of distinct classes (ground truth)"),
 }
+# Paired differences reported with bootstrap intervals: (row a, row b), mAP of a minus b.
+DIFFERENCES = (
+    ("policy", "batch_mean_state"),
+    ("policy", "zero_state"),
+    ("policy", "other_image_state"),
+    ("policy", "first_state_held"),
+    ("policy", "inhibition_off"),
+    ("policy", "random"),
+    ("policy", "random_inhibited"),
+    ("oracle", "policy"),
+)
 # Rows whose chosen cells are compared with the policy's ("visited cells kept").
 STATE_ROWS = (
     "zero_state",
@@ -117,7 +133,7 @@ def placements_for(model: keras.Model, rho: float) -> dict:
     for name, (attributes, _) in PLACEMENTS.items():
         random_row = attributes.get("locations", "policy") != "policy"
         inhibition_row = name.startswith("inhibition")
-        if not learned and not random_row:
+        if not learned and not random_row and name != "oracle":
             continue
         if inhibition_row and (
             not policy.spatial or (name == "inhibition_off") != policy.inhibits()
@@ -127,19 +143,48 @@ def placements_for(model: keras.Model, rho: float) -> dict:
     return chosen
 
 
-def attended(model: keras.Model, batches: tf.data.Dataset) -> dict:
-    """One view, locations at the policy's mean (or random under `altered_policy`):
-    {"probs" [N, C], "labels" [N, C], "boxes" [N, T, k, 4], "locations" [N, T, 2],
-    "objects": list of [n, 4]}."""
+def oracle_locations(boxes: np.ndarray, classes: np.ndarray, steps: int, seed: int) -> np.ndarray:
+    """Centres [B, T, 2] (view frame, whole view) of ground-truth digits: at each step a digit
+    of a class not yet visited while one is left, else one not yet visited, drawn at random
+    (`boxes` [B, n, 4] and `classes` [B, n] padded by -1)."""
+    rng = np.random.default_rng(seed)
+    centres = np.zeros([len(boxes), steps, 2], np.float32)
+    for b, (image_boxes, image_classes) in enumerate(zip(boxes, classes)):
+        real = np.flatnonzero(image_classes >= 0)
+        order, seen, used = rng.permutation(real), set(), []
+        for _ in range(steps):
+            fresh = [i for i in order if i not in used and image_classes[i] not in seen]
+            left = fresh or [i for i in order if i not in used] or list(order)
+            used.append(left[0])
+            seen.add(image_classes[left[0]])
+        box = image_boxes[used]
+        centres[b] = (box[:, :2] + box[:, 2:]) - 1.0  # 2 * centre - 1
+    return centres
+
+
+def attended(model: keras.Model, batches: tf.data.Dataset, oracle_seed: int | None = None) -> dict:
+    """One view, locations at the policy's mean (or random under `altered_policy`; at
+    `oracle_locations` with `oracle_seed`): {"probs" [N, C], "labels" [N, C], "boxes"
+    [N, T, k, 4], "locations" [N, T, 2], "objects": list of [n, 4], "classes": list of [n]}."""
+    policy = model.agent.policy
 
     @tf.function(reduce_retracing=True)
-    def forward(images):
-        out = model(images, training=False)
+    def forward(images, forced):
+        policy.forced = forced
+        try:
+            out = model(images, training=False)
+        finally:
+            policy.forced = None
         return out["probs"], out["boxes"][:, 0], out["locations"][:, 0]
 
-    collected = {"probs": [], "labels": [], "boxes": [], "locations": [], "objects": []}
-    for images, labels, objects in batches:
-        probs, boxes, locations = (x.numpy() for x in forward(images))
+    collected = {k: [] for k in ("probs", "labels", "boxes", "locations", "objects", "classes")}
+    for images, labels, objects, classes in batches:
+        forced = None
+        if oracle_seed is not None:
+            steps = model.agent.num_steps
+            forced = oracle_locations(objects.numpy(), classes.numpy(), steps, oracle_seed)
+            oracle_seed += 1
+        probs, boxes, locations = (x.numpy() for x in forward(images, forced))
         for key, value in (
             ("probs", probs),
             ("labels", labels.numpy()),
@@ -148,7 +193,9 @@ def attended(model: keras.Model, batches: tf.data.Dataset) -> dict:
         ):
             collected[key].append(value)
         collected["objects"] += [o[o[:, 0] >= 0] for o in objects.numpy()]
-    return {k: v if k == "objects" else np.concatenate(v) for k, v in collected.items()}
+        collected["classes"] += [c[c >= 0] for c in classes.numpy()]
+    lists = ("objects", "classes")
+    return {k: v if k in lists else np.concatenate(v) for k, v in collected.items()}
 
 
 def visited_cells(locations: np.ndarray, grid: int) -> np.ndarray:
@@ -158,23 +205,67 @@ def visited_cells(locations: np.ndarray, grid: int) -> np.ndarray:
 
 
 def cells_kept(found: dict, reference: dict, grid: int) -> dict:
-    """Share of (image, step) whose cell is the reference's, overall and per step."""
-    same = visited_cells(found["locations"], grid) == visited_cells(reference["locations"], grid)
-    return {"cells_kept": float(same.mean()), "step_cells_kept": same.mean(axis=0).tolist()}
+    """Share of (image, step) whose cell is the reference's, overall and per step; and as sets
+    (order ignored): the share of the reference's distinct cells of an image also visited."""
+    cells, reference_cells = (
+        visited_cells(x["locations"], grid) for x in (found, reference)
+    )  # fmt: skip
+    same = cells == reference_cells
+    as_sets = [len(set(a) & set(b)) / len(set(b)) for a, b in zip(cells, reference_cells)]
+    return {
+        "cells_kept": float(same.mean()),
+        "step_cells_kept": same.mean(axis=0).tolist(),
+        "cells_kept_as_sets": float(np.mean(as_sets)),
+    }
+
+
+def classes_found(found: dict) -> dict:
+    """Per image, the share of its classes with a digit that holds some step's centre (one
+    view, the whole image): mean, and the share of images with every class found."""
+    shares = []
+    for locations, boxes, classes in zip(found["locations"], found["objects"], found["classes"]):
+        if not len(classes):
+            continue
+        centres = (locations[:, None] + 1.0) / 2.0  # [T, 1, 2] in the image
+        inside = np.all((centres >= boxes[None, :, :2]) & (centres <= boxes[None, :, 2:]), -1)
+        shares.append(len(set(classes[inside.any(0)].tolist())) / len(set(classes.tolist())))
+    return {
+        "classes_found": float(np.mean(shares)),
+        "all_classes_found": float(np.mean(np.asarray(shares) >= 1.0)),
+    }
+
+
+def paired_bootstrap(a: dict, b: dict, resamples: int = 1000, seed: int = 0) -> dict:
+    """mAP of `a` minus `b` (the same images, `attended` outputs) and its 95 % interval over
+    images resampled with replacement (the same resample for both)."""
+    labels = a["labels"]
+
+    def mean_ap(scores, rows):
+        return float(np.nanmean(metrics.average_precision(scores[rows], labels[rows])))
+
+    everything = np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(resamples):
+        rows = rng.integers(0, len(labels), len(labels))
+        draws.append(mean_ap(a["probs"], rows) - mean_ap(b["probs"], rows))
+    low, high = np.percentile(draws, [2.5, 97.5])
+    difference = mean_ap(a["probs"], everything) - mean_ap(b["probs"], everything)
+    return {"difference": difference, "low": float(low), "high": float(high)}
 
 
 def placement_scores(found: dict, eval_config) -> dict:
     """mAP, discovery per step and over the union of steps, consecutive-step distance."""
     ignore = np.zeros_like(found["labels"], bool)
-    metrics = scoring.compute_metrics(found["probs"], found["labels"], ignore, eval_config)
+    measured = scoring.compute_metrics(found["probs"], found["labels"], ignore, eval_config)
     boxes, objects = found["boxes"], found["objects"]
     steps = [discovery_rates(list(boxes[:, t]), objects) for t in range(boxes.shape[1])]
     union = discovery_rates([b.reshape(-1, 4) for b in boxes], objects)
     distance = np.linalg.norm(np.diff(found["locations"], axis=1), axis=-1).mean(axis=0)
     return {
-        "mAP": metrics["mAP"],
-        "CF1": metrics["CF1"],
-        "OF1": metrics["OF1"],
+        "mAP": measured["mAP"],
+        "CF1": measured["CF1"],
+        "OF1": measured["OF1"],
         "step_centre_inside": [s["centre_inside"] for s in steps],
         "step_iou50": [s["iou50"] for s in steps],
         "union_centre_inside": union["centre_inside"],
@@ -182,6 +273,7 @@ def placement_scores(found: dict, eval_config) -> dict:
         "step_distance": distance.tolist(),
         "objects": union["objects"],
         "images": int(len(found["probs"])),
+        **classes_found(found),
     }
 
 
@@ -198,7 +290,7 @@ def sampled_terms(model: keras.Model, images: tf.Tensor, labels: tf.Tensor, traj
 def reward_variation(model: keras.Model, batches: tf.data.Dataset, samples: int) -> dict:
     """How often the reward depends on where the agent looks, over `samples` trajectories."""
     top_n, own = [], []
-    for images, labels, _ in batches:
+    for images, labels, *_ in batches:
         _, r_top, r_own = sampled_terms(model, images, labels, samples)
         top_n.append(r_top.numpy())
         own.append(r_own.numpy())
@@ -236,7 +328,7 @@ def gradient_snr(model: keras.Model, batches: tf.data.Dataset) -> dict | None:
     if not variables or agent.policy.locations != "policy":
         return None
     grads = []
-    for images, labels, _ in batches:
+    for images, labels, *_ in batches:
         with tf.GradientTape() as tape:
             terms, _, _ = sampled_terms(model, images, labels, model.trajectories)
             surrogate = tf.reduce_mean(terms["reinforce_loss"])
@@ -253,18 +345,25 @@ def gradient_snr(model: keras.Model, batches: tf.data.Dataset) -> dict | None:
     }
 
 
-def placement_rows(model: keras.Model, config: ExperimentConfig, batches, rho: float) -> dict:
+def placement_rows(model: keras.Model, config: ExperimentConfig, batches, rho: float):
     """`placement_scores` of every placement in `placements_for`, the state rows with their
-    `cells_kept` against the policy's cells."""
+    `cells_kept` against the policy's cells; and the `DIFFERENCES` that both rows have, with
+    `paired_bootstrap` intervals: (rows, differences)."""
     rows, found = {}, {}
     for name, attributes in placements_for(model, rho).items():
         keras.utils.set_random_seed(config.train.seed)
+        oracle = attributes.pop("forced", None) is not None
         with altered_policy(model, **attributes):
-            found[name] = attended(model, batches)
+            found[name] = attended(model, batches, config.train.seed if oracle else None)
         rows[name] = placement_scores(found[name], config.eval)
         if name in STATE_ROWS and "policy" in found:
             rows[name].update(cells_kept(found[name], found["policy"], model.agent.policy.loc_grid))
-    return rows
+    differences = {
+        f"{a} - {b}": paired_bootstrap(found[a], found[b], seed=config.train.seed)
+        for a, b in DIFFERENCES
+        if a in found and b in found
+    }
+    return rows, differences
 
 
 def policy_report(
@@ -279,7 +378,7 @@ def policy_report(
     radius of the rows that add inhibition of return (a model's own where it has one)."""
     batches = digit_test_batches(config, max_images, batch_size)
     rho = model.agent.policy.inhibition_radius or rho
-    rows = placement_rows(model, config, batches, rho)
+    rows, differences = placement_rows(model, config, batches, rho)
     first = rows.get("policy", rows["random"])
     keras.utils.set_random_seed(config.train.seed)
     return {
@@ -293,6 +392,7 @@ def policy_report(
         "images": first["images"],
         "inhibition_radius": rho,
         "placements": rows,
+        "differences": differences,
         "policy": first,
         "random": rows["random"],
         "learned_minus_random_mAP": first["mAP"] - rows["random"]["mAP"],
@@ -303,20 +403,36 @@ def policy_report(
 
 
 def markdown(report: dict) -> str:
-    """The report as a markdown table (percent, distances in the [-1, 1] view frame)."""
+    """The report as markdown tables (percent, distances in the [-1, 1] view frame)."""
     rows = [
-        "| placement (same weights) | mAP | centre inside, per step | centre inside, union | "
-        "IoU >= 0.5, union | consecutive distance | visited cells kept |",
-        "|---|---|---|---|---|---|---|",
+        "| placement (same weights) | mAP | classes found per image | centre inside, per step | "
+        "centre inside, union | IoU >= 0.5, union | consecutive distance | visited cells kept "
+        "(steps / sets) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in report["placements"].items():
         steps = " / ".join(f"{100 * v:.1f}" for v in r["step_centre_inside"])
         dist = " / ".join(f"{v:.2f}" for v in r["step_distance"])
-        kept = f"{100 * r['cells_kept']:.0f} %" if "cells_kept" in r else "-"
+        kept = (
+            f"{100 * r['cells_kept']:.0f} % / {100 * r['cells_kept_as_sets']:.0f} %"
+            if "cells_kept" in r
+            else "-"
+        )
         rows.append(
-            f"| {name}: {PLACEMENTS[name][1]} | {100 * r['mAP']:.2f} | {steps} | "
+            f"| {name}: {PLACEMENTS[name][1]} | {100 * r['mAP']:.2f} | "
+            f"{100 * r['classes_found']:.1f} | {steps} | "
             f"{100 * r['union_centre_inside']:.1f} | {100 * r['union_iou50']:.1f} | "
             f"{dist} | {kept} |"
+        )
+    rows += [
+        "",
+        "| mAP difference (same images) | points | 95 % bootstrap interval |",
+        "|---|---|---|",
+    ]
+    for name, d in report.get("differences", {}).items():
+        rows.append(
+            f"| {name} | {100 * d['difference']:+.2f} | "
+            f"[{100 * d['low']:+.2f}, {100 * d['high']:+.2f}] |"
         )
     v, g = report["reward_variation"], report["gradient"]
     rows.append("")

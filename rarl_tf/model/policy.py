@@ -156,6 +156,8 @@ class LocationPolicy(keras.layers.Layer):
         # Test-time interventions on the state the head reads (tools.policy_report), never
         # saved: None, "zero", "other_image", "batch_mean" or "first".
         self.intervention = None
+        # Test-time placements [E, T, 2] that replace the policy's (the report's oracle row).
+        self.forced = None
 
     def _make_head_layers(self, head: str | None) -> None:
         """The layers of the learned head `head` ("dense", "spatial" or "query"; None: random
@@ -356,6 +358,9 @@ class LocationPolicy(keras.layers.Layer):
           baseline b_t [E]).
         """
         baseline = tf.squeeze(self.baseline_head(tf.stop_gradient(h)), -1)
+        if self.forced is not None:
+            loc = tf.cast(self.forced[:, len(visited)], h.dtype)
+            return loc, loc, tf.zeros([tf.shape(h)[0]], h.dtype), baseline
         if self.uniform:
             # Table 3's baseline (and it with inhibition of return): nothing to learn, so no
             # REINFORCE term.
