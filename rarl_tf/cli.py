@@ -60,6 +60,22 @@ def user_errors_exit(main):
     return wrapped
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing with this project's usage-error convention: an unknown flag, a bad
+    value, a missing flagfile or a missing required flag prints one `error:` line and exits
+    with status 2, as every other user error does (absl's own parser prints `FATAL Flags
+    parsing error` and exits 1). Pass it to `app.run` as `flags_parser`."""
+    from absl import flags
+
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as err:
+        # One line; absl's flagfile error begins "ERROR:: ", which `error:` already says.
+        text = " ".join(str(err).split()).removeprefix("ERROR:: ") or type(err).__name__
+        print(f"error: {text} (--helpfull lists the flags)", file=sys.stderr)
+        sys.exit(2)
+
+
 def run_entry_point(main) -> None:
     """`app.run` of an entry point's wrapped `main`, its flags already defined.
 
@@ -73,4 +89,4 @@ def run_entry_point(main) -> None:
         sys.modules["__main__"].__doc__ = module.__doc__
         for flag in flags.FLAGS.get_key_flags_for_module(module.__name__):
             flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
-    app.run(user_errors_exit(main))
+    app.run(user_errors_exit(main), flags_parser=parse_flags)

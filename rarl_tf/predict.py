@@ -33,8 +33,25 @@ from rarl_tf.config.experiment import DataConfig, EvalConfig
 FLAGS = flags.FLAGS
 
 
-def main(argv):
-    paths = argv[1:]
+def check_output_dir(folder: str) -> None:
+    """ValueError unless `folder` is a folder this process can write in, or can be made (a
+    file there, or a file or unwritable folder above it, is named): checked before the model
+    loads, and nothing is created until it has."""
+    what = f"--output_dir={folder}"
+    if os.path.lexists(folder) and not os.path.isdir(folder):
+        raise ValueError(f"{what} is a file, not a folder: give a folder for the pictures")
+    above = os.path.abspath(folder)
+    while not os.path.isdir(above):
+        parent = os.path.dirname(above)
+        if os.path.lexists(above) or parent == above:
+            raise ValueError(f"{what} cannot be made: {above} is not a folder")
+        above = parent
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} cannot be written: no permission to write in {above}")
+
+
+def _check_settings(paths) -> None:
+    """Every setting checked before any model loads or any file is written."""
     if not paths:
         raise ValueError("no images given: python -m rarl_tf.predict --model_dir=DIR IMAGE ...")
     if FLAGS.max_pixels < 1:
@@ -42,7 +59,20 @@ def main(argv):
             f"--max_pixels={FLAGS.max_pixels} is not allowed: expected an integer "
             f">= 1 (pixels per image)"
         )
-    from rarl_tf import model_folder
+    if FLAGS.top_k < 1:
+        raise ValueError(f"--top_k={FLAGS.top_k} is not allowed: expected an integer >= 1")
+    if not 0.0 <= FLAGS.threshold <= 1.0:
+        raise ValueError(
+            f"--threshold={FLAGS.threshold} is not allowed: expected a probability in [0, 1]"
+        )
+    if bool(FLAGS.tflite) == bool(FLAGS.model_dir):
+        raise ValueError("give --model_dir=DIR (Keras) or --tflite=FILE.tflite (LiteRT), not both")
+    if FLAGS.output_dir:
+        check_output_dir(FLAGS.output_dir)
+
+
+def _predictor():
+    """(predict_fn, image_size, class names) of --tflite or --model_dir."""
     from rarl_tf.inference import prediction
     from rarl_tf.inference.outputs import labels_path
     from rarl_tf.model_folder import load_trained
@@ -51,13 +81,25 @@ def main(argv):
         predict_fn = prediction.LiteRTPredictor(
             FLAGS.tflite, labels_path(FLAGS.tflite), FLAGS.accelerator, FLAGS.gpu_precision
         )
-        image_size, class_names = predict_fn.image_size, predict_fn.class_names
-    elif FLAGS.model_dir:
-        model, config = load_trained(FLAGS.model_dir)
-        image_size, class_names = config.model.image_size, config.class_names
-        predict_fn = lambda images: prediction.keras_predict(model, images)  # noqa: E731
-    else:
-        raise ValueError("give --model_dir=DIR (Keras) or --tflite=FILE.tflite (LiteRT)")
+        return predict_fn, predict_fn.image_size, predict_fn.class_names
+    model, config = load_trained(FLAGS.model_dir)
+    predict_fn = lambda images: prediction.keras_predict(model, images)  # noqa: E731
+    return predict_fn, config.model.image_size, config.class_names
+
+
+def main(argv):
+    paths = argv[1:]
+    _check_settings(paths)
+    if FLAGS.tflite:
+        # No TensorFlow needed to refuse a foreign model or labels file: at once.
+        from rarl_tf.inference.litert import read_exported
+        from rarl_tf.inference.outputs import labels_path
+
+        read_exported(FLAGS.tflite, labels_path(FLAGS.tflite))
+    from rarl_tf import model_folder
+    from rarl_tf.inference import prediction
+
+    predict_fn, image_size, class_names = _predictor()
     if FLAGS.output_dir:
         os.makedirs(FLAGS.output_dir, exist_ok=True)
         model_folder.check_writable_folder(FLAGS.output_dir, f"--output_dir={FLAGS.output_dir}")

@@ -312,6 +312,7 @@ class ExperimentConfig:
             *_model_checks(self.model),
             *_policy_checks(self.model),
             *_train_eval_checks(self.train, self.eval),
+            *_size_checks(self.model, self.train, self.eval),
         ]
         for ok, flag, value, allowed in checks:
             if not ok:
@@ -533,6 +534,41 @@ def _train_eval_checks(t: TrainConfig, e: EvalConfig) -> list[tuple]:
         ),
         (e.top_k >= 1, "top_k", e.top_k, "an integer >= 1"),
         (0 <= e.threshold <= 1, "threshold", e.threshold, "a probability in [0, 1]"),
+    ]
+
+
+def backbone_stride(m: ModelConfig) -> int:
+    """Pixels per feature-map cell: VGG16 pools 4 times before conv5_3, small_vgg between its
+    blocks (rarl_tf/model/backbone.py)."""
+    return 16 if m.backbone == "vgg16" else 2 ** max(len(m.backbone_widths) - 1, 0)
+
+
+def _size_checks(m: ModelConfig, t: TrainConfig, e: EvalConfig) -> list[tuple]:
+    """(ok, flag, value, allowed) for the layer sizes, the optimizer's and the evaluation's
+    numbers, and the smallest image the backbone can pool: each of these failed only inside
+    TensorFlow (a traceback after config.json was written, which then locked the folder)."""
+    side, stride = m.image_size - m.crop_margin, backbone_stride(m)
+    return [
+        (
+            len(m.backbone_widths) > 0 and min(m.backbone_widths) >= 1,
+            "backbone_widths",
+            list(m.backbone_widths),
+            "one or more channel counts >= 1",
+        ),
+        (m.embed_dim >= 1, "embed_dim", m.embed_dim, "an integer >= 1"),
+        (m.lstm_units >= 1, "lstm_units", m.lstm_units, "an integer >= 1"),
+        (
+            side >= stride,
+            "image_size",
+            m.image_size,
+            f"training crops of image_size - crop_margin >= {stride} pixels, the stride of "
+            f"--backbone={m.backbone} (crop_margin {m.crop_margin})",
+        ),
+        (0 <= t.beta_1 < 1, "beta_1", t.beta_1, "0 <= beta_1 < 1"),
+        (0 <= t.beta_2 < 1, "beta_2", t.beta_2, "0 <= beta_2 < 1"),
+        (t.warmup_epochs >= 0, "warmup_epochs", t.warmup_epochs, ">= 0"),
+        (t.seed >= 0, "seed", t.seed, "an integer >= 0"),
+        (e.batch_size >= 1, "eval_batch_size", e.batch_size, "an integer >= 1"),
     ]
 
 

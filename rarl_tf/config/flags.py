@@ -79,7 +79,11 @@ def section_from_flags(kind: type, values: flags.FlagValues = FLAGS):
 
 
 def eval_config_from_flags() -> EvalConfig:
-    return section_from_flags(EvalConfig)
+    """The evaluation settings of the parsed flags, validated as train's are (ValueError
+    names the bad flag): `evaluate` checks them before it loads any model."""
+    config = section_from_flags(EvalConfig)
+    ExperimentConfig(eval=config).validate()
+    return config
 
 
 def experiment_config_from_flags(values: flags.FlagValues = FLAGS) -> ExperimentConfig:
