@@ -33,9 +33,9 @@ import tempfile
 
 from absl import flags
 
-from rarl_tf import cli
+from rarl_tf import cli, model_folder
 from rarl_tf.config import flags as rarl_flags
-from rarl_tf.config.experiment import DEFAULT_MAX_PIXELS, DataConfig, EvalConfig
+from rarl_tf.config.experiment import DEFAULT_MAX_PIXELS, DataConfig, EvalConfig, ExperimentConfig
 
 FLAGS = flags.FLAGS
 
@@ -216,6 +216,11 @@ def export(
 
     progress = keras.utils.Progbar(3, unit_name="stage")
     model, config = load_trained(model_dir)
+    if top_k > len(config.class_names):
+        raise ValueError(
+            f"--top_k={top_k} is not allowed: {model_dir} scores {len(config.class_names)} "
+            f"classes, so at most {len(config.class_names)}"
+        )
     module = build_serving_module(
         model, config.model.image_size, config.class_names, top_k, threshold, max_pixels
     )
@@ -246,6 +251,9 @@ def main(argv):
     cli.no_arguments(argv)
     if FLAGS.max_pixels < 1:
         raise ValueError(f"--max_pixels={FLAGS.max_pixels} is not allowed: expected >= 1")
+    # The serving signature's top-K settings, checked as evaluate's (ValueError names them).
+    ExperimentConfig(eval=EvalConfig(top_k=FLAGS.top_k, threshold=FLAGS.threshold)).validate()
+    model_folder.check_folder_can_be(FLAGS.export_base, f"--export_base={FLAGS.export_base}")
     path = export(
         FLAGS.model_dir, FLAGS.export_base, FLAGS.max_pixels, FLAGS.top_k, FLAGS.threshold
     )

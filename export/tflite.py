@@ -170,7 +170,9 @@ def check_output(output: str, overwrite: bool = False) -> None:
                 f"{path} exists (an earlier export): pass --overwrite to replace "
                 f"it, or choose another --output"
             )
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    folder = os.path.dirname(os.path.abspath(output))
+    model_folder.check_folder_can_be(folder, f"--output={output}'s folder {folder}")
+    os.makedirs(folder, exist_ok=True)
     model_folder.check_writable_file(output, f"--output={output}")
 
 

@@ -286,8 +286,27 @@ def check_writable_folder(folder: str, what: str) -> None:
 
 
 def check_writable_file(path: str, what: str) -> None:
-    """`check_writable_folder` for the folder the file `path` goes in."""
+    """`check_writable_folder` for the folder the file `path` goes in; a folder at `path`
+    itself is refused (ValueError) too, as the write would fail there after the work."""
+    if os.path.isdir(path):
+        raise ValueError(f"{what} is a folder, not a file: give the file's name")
     check_writable_folder(os.path.dirname(os.path.abspath(path)), what)
+
+
+def check_folder_can_be(folder: str, what: str) -> None:
+    """ValueError unless `folder` is a folder this process can write in or can make: a file
+    there, a file above it or an unwritable folder above it is named. Nothing is created, so
+    a command checks this before its work and makes the folder after."""
+    if os.path.lexists(folder) and not os.path.isdir(folder):
+        raise ValueError(f"{what} is a file, not a folder: give a folder")
+    above = os.path.abspath(folder)
+    while not os.path.isdir(above):
+        parent = os.path.dirname(above)
+        if os.path.lexists(above) or parent == above:
+            raise ValueError(f"{what} cannot be made: {above} is not a folder")
+        above = parent
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} cannot be written: no permission to write in {above}")
 
 
 def write_json(path: str, value, indent: int | None = 2) -> None:
@@ -399,5 +418,21 @@ def load_trained(model_dir: str, crop_mode: str = "crop_and_resize"):
         crop_mode=crop_mode,
         backbone_weights="none",
     )
-    model.load_weights(path)
+    try:
+        model.load_weights(path)
+    except (ValueError, KeyError) as err:
+        # Keras names the layers (an 11-line message), not the two files that disagree.
+        raise CorruptFile(
+            f"{path} does not hold the weights of the model that "
+            f"{os.path.join(model_dir, CONFIG_FILE)} describes ({_first_line(err)}): the two "
+            f"files are of different runs; restore "
+            f"the pair from one run, or rerun training with that run's flags"
+        ) from None
     return model, config
+
+
+def _first_line(err: Exception) -> str:
+    """Keras's line naming a layer and what it expected, else the message's first line."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    layer = [line for line in lines if line.startswith("Layer '")]
+    return (layer or lines or [type(err).__name__])[0][:300]

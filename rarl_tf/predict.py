@@ -33,25 +33,9 @@ from rarl_tf.config.experiment import DataConfig, EvalConfig
 FLAGS = flags.FLAGS
 
 
-def check_output_dir(folder: str) -> None:
-    """ValueError unless `folder` is a folder this process can write in, or can be made (a
-    file there, or a file or unwritable folder above it, is named): checked before the model
-    loads, and nothing is created until it has."""
-    what = f"--output_dir={folder}"
-    if os.path.lexists(folder) and not os.path.isdir(folder):
-        raise ValueError(f"{what} is a file, not a folder: give a folder for the pictures")
-    above = os.path.abspath(folder)
-    while not os.path.isdir(above):
-        parent = os.path.dirname(above)
-        if os.path.lexists(above) or parent == above:
-            raise ValueError(f"{what} cannot be made: {above} is not a folder")
-        above = parent
-    if not os.access(above, os.W_OK | os.X_OK):
-        raise ValueError(f"{what} cannot be written: no permission to write in {above}")
-
-
 def _check_settings(paths) -> None:
-    """Every setting checked before any model loads or any file is written."""
+    """Every setting checked before any model loads or any file is written (the pictures'
+    folder is made only after the model has loaded)."""
     if not paths:
         raise ValueError("no images given: python -m rarl_tf.predict --model_dir=DIR IMAGE ...")
     if FLAGS.max_pixels < 1:
@@ -68,7 +52,9 @@ def _check_settings(paths) -> None:
     if bool(FLAGS.tflite) == bool(FLAGS.model_dir):
         raise ValueError("give --model_dir=DIR (Keras) or --tflite=FILE.tflite (LiteRT), not both")
     if FLAGS.output_dir:
-        check_output_dir(FLAGS.output_dir)
+        from rarl_tf.model_folder import check_folder_can_be
+
+        check_folder_can_be(FLAGS.output_dir, f"--output_dir={FLAGS.output_dir}")
 
 
 def _predictor():

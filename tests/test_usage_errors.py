@@ -128,3 +128,47 @@ def test_predict_checks_its_numbers_before_loading(tmp_path, flag, says):
     )
     assert says in one_error(result)
     assert not (tmp_path / "out").exists()
+
+
+def test_every_output_path_that_cannot_be_written_is_one_line(tiny_model_dir, tmp_path):
+    # Each of these ended in a traceback (IsADirectoryError after evaluate's scoring,
+    # FileExistsError from os.makedirs); now each stops before the work.
+    folder, taken = tmp_path / "folder", tmp_path / "taken"
+    folder.mkdir()
+    taken.write_text("a file")
+    model = f"--model_dir={tiny_model_dir}"
+    cases = [
+        ("rarl_tf.evaluate", f"--output={folder}", f"--output={folder} is a folder, not a file"),
+        (
+            "export.tflite",
+            f"--output={taken / 'm.tflite'}",
+            f"--output={taken / 'm.tflite'}'s folder {taken} is a file, not a folder",
+        ),
+        ("export.saved_model", f"--export_base={taken}", f"--export_base={taken} is a file"),
+        (
+            "export.saved_model",
+            f"--export_base={taken / 'x'}",
+            f"--export_base={taken / 'x'} cannot be made: {taken} is not a folder",
+        ),
+        ("export.saved_model", "--top_k=0", "--top_k=0 is not allowed"),
+    ]
+    for module, flag, says in cases:
+        args = [model, flag] + ([f"--export_base={tmp_path / 'sm'}"] if "top_k" in flag else [])
+        assert says in one_error(run(module, *args, data_dir=tmp_path)), (module, flag)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "taken"]
+    assert taken.read_text() == "a file" and not any(folder.iterdir())
+
+
+def test_weights_of_another_model_name_both_files(tiny_model_dir, tmp_path):
+    import json
+    import shutil
+
+    model_dir = tmp_path / "run"
+    shutil.copytree(tiny_model_dir, model_dir)
+    config = json.loads((model_dir / "config.json").read_text())
+    config["model"]["lstm_units"] += 8
+    (model_dir / "config.json").write_text(json.dumps(config))
+    result = run("rarl_tf.evaluate", f"--model_dir={model_dir}", data_dir=tmp_path)
+    error = one_error(result)
+    assert f"{model_dir / 'model.weights.h5'} does not hold the weights of the model" in error
+    assert f"{model_dir / 'config.json'} describes" in error
