@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import signal
 import sys
 
 # Entry points import this before TensorFlow: hide its C++ info/warning chatter (grappler's
@@ -23,7 +24,17 @@ def no_arguments(argv) -> None:
 
 
 class RunFailed(RuntimeError):
-    """The run stopped for a reason the message explains (e.g. a diverged loss); exit 1."""
+    """The run stopped for a reason the message explains (e.g. a diverged loss); exit 1, or
+    the instance's `exit_code` (a signal's 128 + N)."""
+
+
+class Terminated(Exception):
+    """SIGTERM arrived (`run_entry_point` turns it into this exception, as Python turns SIGINT
+    into KeyboardInterrupt), so the entry point ends with one line and exit 143."""
+
+
+def _terminated(signum, frame):
+    raise Terminated()
 
 
 def user_errors_exit(main):
@@ -43,7 +54,14 @@ def user_errors_exit(main):
             sys.exit(2)
         except RunFailed as err:
             print(f"error: {err}", file=sys.stderr)
-            sys.exit(1)
+            sys.exit(getattr(err, "exit_code", 1))
+        except (KeyboardInterrupt, Terminated) as err:
+            # A signal outside a training loop (which saves and names its step itself).
+            if os.environ.get("RARL_TRACEBACK"):
+                raise
+            name, code = ("SIGTERM", 143) if isinstance(err, Terminated) else ("SIGINT", 130)
+            print(f"error: stopped by {name}; the files written so far are whole", file=sys.stderr)
+            sys.exit(code)
         except OSError as err:
             # A full disk (or quota) while writing a result: files are written to a temporary
             # name and renamed, so the previous version of the file is still whole.
@@ -89,4 +107,5 @@ def run_entry_point(main) -> None:
         sys.modules["__main__"].__doc__ = module.__doc__
         for flag in flags.FLAGS.get_key_flags_for_module(module.__name__):
             flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    signal.signal(signal.SIGTERM, _terminated)
     app.run(user_errors_exit(main), flags_parser=parse_flags)

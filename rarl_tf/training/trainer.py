@@ -32,7 +32,7 @@ from rarl_tf.data.splits import class_names, load_split
 from rarl_tf.inference import outputs
 from rarl_tf.model import optimizer as optimizer_lib
 from rarl_tf.model.factory import build_model
-from rarl_tf.training import checkpoints, distribute, loop
+from rarl_tf.training import checkpoints, distribute, loop, signals
 
 
 class TrainingDiverged(cli.RunFailed):
@@ -81,6 +81,10 @@ class StepCheckpoint(keras.callbacks.Callback):
         # After the restore: it may have rewritten the folder's index of checkpoints.
         self.manager = tf.train.CheckpointManager(checkpoint, self.directory, self.max_to_keep)
         return global_step(model)
+
+    def save_now(self) -> None:
+        """A checkpoint of the step reached (none if it is saved already)."""
+        self._save()
 
     def _save(self):
         step = global_step(self.model)
@@ -432,12 +436,24 @@ def train(
     callbacks = run_callbacks(model, config, model_dir, checkpoint, counter, steps_per_epoch, step)
     if step < total_steps:
         stream = _train_stream(config, examples, pass_size, step, total_steps, counter)
+        stopper = signals.StopOnSignal()
         try:
             reached = loop.train_steps(
-                model, strategy, stream, step, total_steps, steps_per_epoch, callbacks, verbose
+                model,
+                strategy,
+                stream,
+                step,
+                total_steps,
+                steps_per_epoch,
+                [stopper, *callbacks],
+                verbose,
             )
         except loop.NonFiniteStep as err:
             raise diverged(err, checkpoint.manager.latest_checkpoint) from None
+        if stopper.received and reached < total_steps:
+            checkpoint.save_now()
+            kept = checkpoint.manager.latest_checkpoint
+            raise signals.interrupted(stopper.received, reached, total_steps, kept)
         check_complete(reached, step, total_steps, counter, checkpoint.manager.latest_checkpoint)
     if chief:
         model_folder.save_weights(model, os.path.join(model_dir, model_folder.WEIGHTS_FILE))
