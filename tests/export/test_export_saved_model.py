@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from conftest import run_python
 from export import saved_model
 from rarl_tf.inference.prediction import keras_predict
 from rarl_tf.model_folder import load_trained
@@ -19,8 +20,15 @@ def _encode(array, fmt, mode):
 
 @pytest.fixture(scope="module")
 def exported(tiny_model_dir, tmp_path_factory):
+    """`python -m export.saved_model` run as a user runs it: (the export base, its first
+    version's folder, that version loaded)."""
     base = tmp_path_factory.mktemp("serving")
-    first = saved_model.export(str(tiny_model_dir), str(base))
+    result = run_python(
+        "-m", "export.saved_model", f"--model_dir={tiny_model_dir}", f"--export_base={base}"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    first = str(base / "1")
+    assert result.stdout.strip().splitlines()[-1] == f"SavedModel written to {first}"
     return base, first, tf.saved_model.load(first)
 
 

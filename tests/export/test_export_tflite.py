@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from conftest import ROOT
+from conftest import ROOT, run_python
 from export import tflite
 from rarl_tf.inference.prediction import keras_predict
 from rarl_tf.model_folder import load_trained
@@ -10,9 +10,27 @@ from rarl_tf.model_folder import load_trained
 
 @pytest.fixture(scope="module")
 def exported(tiny_model_dir, tmp_path_factory):
+    """`python -m export.tflite` run as a user runs it: (the .tflite's path, its op names as
+    the command printed them)."""
     path = tmp_path_factory.mktemp("tflite") / "rarl.tflite"
-    names = tflite.export(str(tiny_model_dir), str(path), "none")
+    result = run_python("-m", "export.tflite", f"--model_dir={tiny_model_dir}", f"--output={path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"TFLite model written to {path} ({path.stat().st_size} bytes)" in result.stdout
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("ops: ")]
+    names = [
+        name
+        for entry in line[5:].split(", ")
+        for name, n in [entry.split(" x")]
+        for _ in range(int(n))
+    ]
     return path, names
+
+
+def test_labels_file_sits_beside_the_tflite_model(exported):
+    path, _ = exported
+    assert sorted(p.name for p in path.parent.iterdir()) == ["rarl.labels.txt", "rarl.tflite"]
+    # One class name a line, in the model's order (tiny_model_dir's classes are "0".."9").
+    assert (path.parent / "rarl.labels.txt").read_text() == "".join(f"{d}\n" for d in range(10))
 
 
 def test_float32_tflite_equals_keras(exported, tiny_model_dir):
@@ -69,7 +87,7 @@ def test_predict_cli_runs_the_tflite_model(exported, tmp_path):
 def test_only_builtin_ops(exported):
     path, names = exported
     assert names and tflite.non_builtin_ops(names) == []
-    assert tflite.op_names(path.read_bytes()) == names
+    assert sorted(tflite.op_names(path.read_bytes())) == sorted(names)
     # The crop is the matrix form: no CropAndResize (a Flex op) and no random op.
     assert "BATCH_MATMUL" in names
     assert not any("Random" in n or "CropAndResize" in n for n in names)

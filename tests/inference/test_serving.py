@@ -58,9 +58,10 @@ def test_predict_is_the_models_whole_view_forward_pass():
     np.testing.assert_allclose(exported["scores"].numpy(), got["probs"][:1], atol=1e-5)
 
 
-def test_labels_file_sits_beside_the_tflite_model():
+def test_labels_path_is_the_models_path_with_labels_txt():
+    # The file itself is written by `python -m export.tflite`: tests/export/test_export_tflite.py.
     assert outputs.labels_path("out/rarl.tflite") == "out/rarl.labels.txt"
-    assert tflite.labels_path is outputs.labels_path
+    assert outputs.labels_path("a.b/model.tflite") == "a.b/model.labels.txt"
 
 
 def test_top_k_and_threshold_default_to_the_evaluation_protocol():
