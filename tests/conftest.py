@@ -131,3 +131,41 @@ def tiny_model_dir(tmp_path_factory):
     save_config(config, str(model_dir))
     build_model(config.model, 10, seed=0).save_weights(str(model_dir / WEIGHTS_FILE))
     return model_dir
+
+
+# The GPU-runtime tests (LiteRT's GPU accelerator on the SwiftShader device): those that use
+# the `gpu_env` fixture, and those marked gpu_runtime. Where the device cannot be fetched they
+# skip, saying why (`-rs` in pyproject.toml prints it); under CI=true a run in which they were
+# collected and none executed fails: a CI that silently skipped them proved nothing on the GPU.
+GPU_RUNTIME = {"collected": 0, "executed": 0}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "gpu_env" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.gpu_runtime)
+    GPU_RUNTIME["collected"] = sum(1 for item in items if item.get_closest_marker("gpu_runtime"))
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and not report.skipped and "gpu_runtime" in report.keywords:
+        GPU_RUNTIME["executed"] += 1
+
+
+def gpu_runtime_failure(collected: int, executed: int, ci: bool) -> str | None:
+    """The line that fails a CI run whose GPU-runtime tests all skipped (None: no failure)."""
+    if ci and collected and not executed:
+        return (
+            f"error: none of the {collected} GPU-runtime tests executed (no SwiftShader device: "
+            f"see the skip reasons above); CI=true requires them"
+        )
+    return None
+
+
+def pytest_sessionfinish(session, exitstatus):
+    line = gpu_runtime_failure(
+        GPU_RUNTIME["collected"], GPU_RUNTIME["executed"], os.environ.get("CI") == "true"
+    )
+    if line:
+        print("\n" + line, file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -3,6 +3,8 @@
     python -m tools.swiftshader          # prints the ICD json path (fetches it the first time)
     python -m tools.swiftshader --env    # prints VK_ICD_FILENAMES=... and LD_LIBRARY_PATH=...
 
+Exit 2 where the device cannot be had; under CI=true, exit 1 with one line saying so.
+
 SwiftShader comes from Debian's `chromium-common` package and the Vulkan loader from
 `libvulkan1`, fetched with `apt-get download` and unpacked with `dpkg -x` into a cache folder
 (~/.cache/rarl-tf/swiftshader, or $RARL_SWIFTSHADER_DIR): nothing is installed system-wide,
@@ -126,6 +128,14 @@ def main(argv) -> int:
         else:
             print(fetch())
     except Unavailable as err:
+        if os.environ.get("CI") == "true":
+            # CI must run the GPU-runtime tests: a device it cannot have fails the run here,
+            # in one line, instead of letting those tests skip.
+            print(
+                f"error: CI=true needs the SwiftShader device and it cannot be had: {err}",
+                file=sys.stderr,
+            )
+            return 1
         print(f"error: no SwiftShader device: {err}", file=sys.stderr)
         return 2
     return 0

@@ -68,6 +68,7 @@ def test_random_inputs_follow_the_signature():
     )
 
 
+@pytest.mark.gpu_runtime
 def test_gpu_check_on_the_software_gpu_with_real_images(model_path, tmp_path):
     import json
 
