@@ -8,6 +8,9 @@ and refuses images over one limit, `--max_pixels` (default `experiment.DEFAULT_M
 In the graph (this module) only formats whose header gives the full decoded size are accepted:
 JPEG, PNG, BMP and still WebP. GIF and animated WebP are refused, because TensorFlow decodes
 every frame of them (frames x canvas pixels, which the header does not bound).
+
+`decode` turns the pixels upright by the image's EXIF orientation (`rarl_tf.data.exif`), so
+every path sees a phone photo as image viewers show it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 import sys
 
 import tensorflow as tf
+
+from rarl_tf.data import exif
 
 FORMATS = "JPEG, PNG, BMP or still WebP"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -141,9 +146,12 @@ def check_size(data: tf.Tensor, max_pixels: int, name: tf.Tensor | str | None = 
 
 
 def decode(data: tf.Tensor, max_pixels: int, name: tf.Tensor | str | None = None) -> tf.Tensor:
-    """uint8 [H, W, 3] pixels of `data`, after `check_size` (which may refuse it)."""
+    """uint8 [H, W, 3] pixels of `data`, after `check_size` (which may refuse it), turned
+    upright by its EXIF orientation as image viewers turn it (`exif`)."""
     shape = check_size(data, max_pixels, name)
     with tf.control_dependencies([shape]):
         image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    image = exif.apply(image, exif.orientation(data))
     image.set_shape([None, None, 3])
     return image
