@@ -5,7 +5,16 @@ import pytest
 
 from entry_points import TINY, run, train_refused
 
-ENTRY_POINTS = ["rarl_tf.train", "rarl_tf.evaluate", "rarl_tf.predict", "export.tflite"]
+ENTRY_POINTS = [
+    "rarl_tf.train",
+    "rarl_tf.evaluate",
+    "rarl_tf.predict",
+    "export.tflite",
+    "export.saved_model",
+    "tools.paired",
+    "tools.export_accuracy",
+    "tools.benchmark",
+]
 
 
 def one_error(result) -> str:

@@ -426,4 +426,4 @@ if __name__ == "__main__":
     argv = sys.argv
     if not any(a.startswith("--flagfile") for a in argv[1:]):
         argv = [argv[0], f"--flagfile={DEFAULT_FLAGFILE}", *argv[1:]]
-    app.run(cli.user_errors_exit(main), argv=argv)
+    app.run(cli.user_errors_exit(main), argv=argv, flags_parser=cli.parse_flags)

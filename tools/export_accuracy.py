@@ -112,4 +112,4 @@ if __name__ == "__main__":
     flags.DEFINE_string("work_dir", None, "Where exports go; default MODEL_DIR/exports.")
     flags.DEFINE_string("output", None, "Write the results as JSON here.")
     flags.DEFINE_integer("calibration_images", 100, "Training images that calibrate int8.")
-    app.run(cli.user_errors_exit(main))
+    app.run(cli.user_errors_exit(main), flags_parser=cli.parse_flags)

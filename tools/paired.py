@@ -112,4 +112,4 @@ if __name__ == "__main__":
     flags.DEFINE_multi_string("a", [], "ABLATION_JSON:VARIANT of A (repeatable).")
     flags.DEFINE_multi_string("b", [], "ABLATION_JSON:VARIANT of B (repeatable).")
     flags.DEFINE_string("output", None, "JSON path for the result (optional).")
-    app.run(cli.user_errors_exit(main))
+    app.run(cli.user_errors_exit(main), flags_parser=cli.parse_flags)

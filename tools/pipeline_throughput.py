@@ -137,4 +137,4 @@ if __name__ == "__main__":
         "model_steps", 10, "Training steps of the model timed for comparison (0: pipeline only)."
     )
     flags.DEFINE_string("output", None, "Write the figures as JSON here.")
-    app.run(cli.user_errors_exit(main))
+    app.run(cli.user_errors_exit(main), flags_parser=cli.parse_flags)

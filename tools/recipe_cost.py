@@ -218,4 +218,4 @@ if __name__ == "__main__":
     flags.DEFINE_integer("rounds", 2, "Rounds of alternating measurements.")
     flags.DEFINE_string("output", "recipe_cost.json", "Where to write the JSON results.")
     flags.DEFINE_string("one", "", "Internal: measure this one recipe and print its JSON.")
-    app.run(cli.user_errors_exit(main))
+    app.run(cli.user_errors_exit(main), flags_parser=cli.parse_flags)

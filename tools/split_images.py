@@ -46,4 +46,4 @@ if __name__ == "__main__":
     )
     flags.DEFINE_integer("count", 500, "How many images (the first of the split).")
     flags.DEFINE_string("output", None, "Where to write the .npy file.", required=True)
-    app.run(cli.user_errors_exit(main))
+    app.run(cli.user_errors_exit(main), flags_parser=cli.parse_flags)
