@@ -69,6 +69,7 @@ def test_console_scripts_are_installed_and_answer_help():
         "rarl-predict",
         "rarl-export-tflite",
         "rarl-export-saved-model",
+        "rarl-export-web",
     }
     installed = {
         ep.name: ep.value
