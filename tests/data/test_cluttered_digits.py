@@ -120,3 +120,63 @@ def test_large_dataset_is_registered():
 
     assert "cluttered_digits/large" in DATASETS
     assert get_source("cluttered_digits/large").class_names == tuple(str(d) for d in range(10))
+
+
+def _repeats_plan():
+    config = next(c for c in cd.ClutteredDigits.BUILDER_CONFIGS if c.name == "repeats")
+    keys = ("classes_per_canvas", "copies", "aspect_ratios", "gap", "edge")
+    return config, {key: getattr(config, key) for key in keys}
+
+
+def test_repeats_config_draws_three_classes_each_two_or_three_times_apart():
+    config, plan = _repeats_plan()
+    assert (config.canvas_size, config.num_train, config.num_test) == (128, 10_000, 2_000)
+    canvases = _canvases(200, long_sides=config.long_sides, plan=plan)
+    copies = []
+    for ex in canvases:
+        boxes = ex["objects"]["bbox"] * 128
+        labels = ex["objects"]["label"]
+        np.testing.assert_array_equal(np.flatnonzero(ex["labels"]), np.unique(labels))
+        copies += np.unique(labels, return_counts=True)[1].tolist()
+        assert len(np.unique(labels)) <= 3
+        # Square digits of 16 to 19 px, at least 10 px from the edge and from each other.
+        sides = boxes[:, 2:] - boxes[:, :2]
+        assert np.all(np.abs(sides[:, 0] - sides[:, 1]) < 0.01)
+        assert np.all((sides >= 15.99) & (sides <= 19.01))
+        assert np.all(boxes >= 10 - 0.01) and np.all(boxes <= 118 + 0.01)
+        for i in range(len(boxes)):
+            for j in range(i):
+                (y1, x1, y2, x2), (b1, a1, b2, a2) = boxes[i], boxes[j]
+                assert (
+                    y1 >= b2 + 10 - 0.01
+                    or b1 >= y2 + 10 - 0.01
+                    or (x1 >= a2 + 10 - 0.01 or a1 >= x2 + 10 - 0.01)
+                )
+    # Nearly every canvas has 3 classes and each class 2 or 3 digits (a digit that finds no
+    # room is left out: measured here, no canvas short of a class, 7 of 200 with a class down
+    # to one digit).
+    assert np.mean([ex["labels"].sum() == 3 for ex in canvases]) >= 0.98
+    assert set(copies) <= {1, 2, 3} and np.mean(np.isin(copies, [2, 3])) >= 0.95
+    assert {2, 3} <= set(copies)
+
+
+def test_repeats_leave_a_class_blind_policy_a_fifth_of_the_classes_to_miss():
+    from tools.digits_probe import probe
+
+    result = probe("repeats", glimpses=3, image_size=64, count=300, seed=0)
+    # 6 to 9 digits of 3 classes, 3 glimpses on distinct digits: 1 - C(4,3)/C(6,3) = 0.80 for
+    # 2 copies each, 1 - C(6,3)/C(9,3) = 0.76 for 3.
+    assert 0.74 < result["classes found: class-blind aim"] < 0.82
+    assert result["classes found: class-aware aim"] == 1.0
+    assert result["classes found: random centres"] < 0.3
+    assert 8.0 <= result["digit side, view px (median)"] <= 9.5
+    default = probe("default", glimpses=5, image_size=64, count=300, seed=0)
+    assert default["classes found: class-blind aim"] == 1.0  # no room for memory there
+
+
+def test_repeats_dataset_is_registered():
+    from rarl_tf.config.experiment import DATASETS
+    from rarl_tf.data.sources import get_source
+
+    assert "cluttered_digits/repeats" in DATASETS
+    assert get_source("cluttered_digits/repeats").class_names == tuple(str(d) for d in range(10))
