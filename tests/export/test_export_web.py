@@ -139,14 +139,16 @@ def _missing() -> str:
 
 
 @pytest.fixture(scope="module")
-def browser(sites):
+def browser(request):
     """One browser with a tab per site and backend: "auto" (the README's page as it opens, no
-    ?backend=: WebGPU here, the float16 model), "wasm16", "wasm32" and "gpu32"."""
+    ?backend=: WebGPU here, the float16 model), "wasm16", "wasm32" and "gpu32". Checked first,
+    so that where there is no browser the tests skip before training and exporting."""
     missing = _missing()
     if missing:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI=true and the browser cannot be had: {missing}")
         pytest.skip(missing)
+    sites = request.getfixturevalue("sites")
     servers = {name: serve(site) for name, site in sites.items()}
     driver = Browser()
     urls = {name: url for name, (_, url) in servers.items()}
@@ -264,6 +266,9 @@ def test_the_served_page_labels_a_test_canvas_and_draws_its_attention(
     from rarl_tf.inference.prediction import predict_file
     from rarl_tf.inference.visualize import ITERATION_COLOURS
 
+    # Written with the umask's permissions, as every file of the project.
+    mode = (sites["float16"] / "model.tflite").stat().st_mode & 0o777
+    assert mode == 0o666 & ~_umask()
     ready = browser.ready["auto"]
     # SwiftShader's WebGPU adapter is there and takes the whole model: the page picks WebGPU.
     assert ready["backend"] == "webgpu" and "fallback" in ready["adapter"], ready
@@ -311,21 +316,22 @@ def test_bad_files_and_browsers_get_one_clear_message(browser, sites, tmp_path):
     assert bogus["error"] == "?backend=cuda is not allowed: expected auto, webgpu or wasm."
 
 
-def test_export_refuses_an_existing_site_and_a_missing_litert(runs, sites, tmp_path, capsys):
+def test_export_refuses_an_existing_site_and_a_missing_litert(tiny_model_dir, tmp_path, capsys):
     from export import web
     from rarl_tf import cli
 
-    model_dir = str(runs / "runs" / "digits")
-    refused = cli.user_errors_exit(lambda argv: web.export(model_dir, str(sites["none"])))
+    (tmp_path / "old").mkdir()
+    refused = cli.user_errors_exit(
+        lambda argv: web.export(str(tiny_model_dir), str(tmp_path / "old"))
+    )
     with pytest.raises(SystemExit) as exit_info:
         refused([""])
     assert exit_info.value.code == 2
-    assert "exists (an earlier export): pass --overwrite" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "exists (an earlier export): pass --overwrite" in err
     with pytest.raises(FileNotFoundError, match="npm ci"):
-        web.export(model_dir, str(tmp_path / "site"), node_modules=str(tmp_path))
+        web.export(str(tiny_model_dir), str(tmp_path / "site"), node_modules=str(tmp_path))
     assert not (tmp_path / "site").exists()
-    # Written with the umask's permissions, as every file of the project.
-    assert oct((sites["none"] / "model.tflite").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
 
 
 def _umask() -> int:
