@@ -66,8 +66,24 @@ def placements(runs: dict) -> dict:
     for name in names:
         rows = [r["placements"][name] for r in reports if name in r["placements"]]
         keys = ["mAP", "union_centre_inside"]
-        keys += ["cells_kept"] if all("cells_kept" in row for row in rows) else []
+        for optional in ("classes_found", "cells_kept", "cells_kept_as_sets"):
+            keys += [optional] if all(optional in row for row in rows) else []
         result[name] = {key: summarize([row[key] for row in rows]) for key in keys}
+    return result
+
+
+def differences(runs: dict) -> dict:
+    """Each paired mAP difference of the runs' policy reports (same weights, same images):
+    mean ± std over seeds, and each seed's 95 % bootstrap interval over images."""
+    reports = [run["policy_report"] for run in runs.values() if run.get("policy_report")]
+    names = reports[0].get("differences", {}) if reports else {}
+    result = {}
+    for name in names:
+        seeds = [r["differences"][name] for r in reports if name in r.get("differences", {})]
+        result[name] = {
+            "difference": summarize([d["difference"] for d in seeds]),
+            "intervals": [[d["low"], d["high"]] for d in seeds],
+        }
     return result
 
 
@@ -80,28 +96,63 @@ def markdown(result: dict, names: tuple[str, str]) -> str:
     rows.append(["mean ± std", _text(p["a"]), _text(p["b"]), _text(p["a_minus_b"], signed=True)])
     parts = [tables.markdown_table(("", *names, "A − B"), rows)]
     if result["placements"]:
+        parts.append(placements_table(result["placements"], names[0]))
+    if result.get("differences"):
         parts.append(
             tables.markdown_table(
-                (f"{names[0]}, same weights", "mAP", "centre inside, union", "visited cells kept"),
+                (
+                    f"{names[0]}, same weights",
+                    "mAP difference",
+                    "95 % interval over images, each seed",
+                ),
                 [
                     [
                         name,
-                        _text(r["mAP"]),
-                        _text(r["union_centre_inside"]),
-                        _text(r["cells_kept"]) if "cells_kept" in r else "-",
+                        _text(d["difference"], signed=True),
+                        "; ".join(
+                            f"[{100 * lo:+.2f}, {100 * hi:+.2f}]" for lo, hi in d["intervals"]
+                        ),
                     ]
-                    for name, r in result["placements"].items()
+                    for name, d in result["differences"].items()
                 ],
             )
         )
     return "\n\n".join(parts)
 
 
+def placements_table(placements_: dict, name: str) -> str:
+    def cell(row, key):
+        return _text(row[key]) if key in row else "-"
+
+    return tables.markdown_table(
+        (
+            f"{name}, same weights",
+            "mAP",
+            "classes found per image",
+            "centre inside, union",
+            "visited cells kept",
+            "visited cells kept, as sets",
+        ),
+        [
+            [n, _text(r["mAP"])]
+            + [cell(r, k) for k in ("classes_found", "union_centre_inside", "cells_kept")]
+            + [cell(r, "cells_kept_as_sets")]
+            for n, r in placements_.items()
+        ],
+    )
+
+
 def main(argv):
     cli.no_arguments(argv)
     a, b = runs_by_seed(FLAGS.a), runs_by_seed(FLAGS.b)
     names = (FLAGS.a[0].rpartition(":")[2], FLAGS.b[0].rpartition(":")[2])
-    result = {"a": FLAGS.a, "b": FLAGS.b, "paired": paired(a, b), "placements": placements(a)}
+    result = {
+        "a": FLAGS.a,
+        "b": FLAGS.b,
+        "paired": paired(a, b),
+        "placements": placements(a),
+        "differences": differences(a),
+    }
     result["markdown"] = markdown(result, names)
     if FLAGS.output:
         model_folder.write_json(FLAGS.output, result)

@@ -39,7 +39,10 @@ def test_paired_command_prints_both_tables_and_refuses_a_missing_variant(tmp_pat
         "placements": {
             "policy": {"mAP": 0.95, "union_centre_inside": 0.9},
             "other_image_state": row,
-        }
+        },
+        "differences": {
+            "policy - other_image_state": {"difference": 0.05, "low": 0.01, "high": 0.09}
+        },
     }
     a = _ablation(tmp_path / "a.json", "rarl", {0: 0.98, 1: 0.96}, report)
     b = _ablation(tmp_path / "b.json", "random_inhibited", {0: 0.97, 1: 0.97})
@@ -60,7 +63,12 @@ def test_paired_command_prints_both_tables_and_refuses_a_missing_variant(tmp_pat
     )
     assert out.returncode == 0, out.stderr
     assert "| mean ± std | 97.00 ± 1.41 | 97.00 ± 0.00 | +0.00 ± 1.41 |" in out.stdout
-    assert "| other_image_state | 90.00 ± 0.00 | 80.00 ± 0.00 | 40.00 ± 0.00 |" in out.stdout
+    assert (
+        "| other_image_state | 90.00 ± 0.00 | - | 80.00 ± 0.00 | 40.00 ± 0.00 | - |" in out.stdout
+    )
+    assert "| policy - other_image_state | +5.00 ± 0.00 | [+1.00, +9.00]; [+1.00, +9.00] |" in (
+        out.stdout
+    )
     assert json.loads((tmp_path / "p.json").read_text())["paired"]["seeds"] == [0, 1]
     bad = subprocess.run(
         [sys.executable, "-m", "tools.paired", f"--a={a}", f"--b={tmp_path / 'b.json'}:nope"],
