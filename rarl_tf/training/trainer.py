@@ -389,6 +389,33 @@ def diverged(err: Exception, latest_checkpoint: str | None) -> TrainingDiverged:
     )
 
 
+def _train_remaining(model, strategy, stream, steps: tuple, callbacks: list, verbose: int) -> int:
+    """`loop.train_steps` from steps = (start, total, per epoch) with `callbacks` (the first a
+    StepCheckpoint); returns the step reached. Raises TrainingDiverged on a non-finite loss,
+    and signals.TrainingInterrupted, after saving a checkpoint, if SIGINT or SIGTERM stopped
+    it."""
+    start, total_steps, steps_per_epoch = steps
+    checkpoint, stopper = callbacks[0], signals.StopOnSignal()
+    try:
+        reached = loop.train_steps(
+            model,
+            strategy,
+            stream,
+            start,
+            total_steps,
+            steps_per_epoch,
+            [stopper, *callbacks],
+            verbose,
+        )
+    except loop.NonFiniteStep as err:
+        raise diverged(err, checkpoint.manager.latest_checkpoint) from None
+    if stopper.received and reached < total_steps:
+        checkpoint.save_now()
+        kept = checkpoint.manager.latest_checkpoint
+        raise signals.interrupted(stopper.received, reached, total_steps, kept)
+    return reached
+
+
 def train(
     config: ExperimentConfig,
     model_dir: str,
@@ -436,24 +463,9 @@ def train(
     callbacks = run_callbacks(model, config, model_dir, checkpoint, counter, steps_per_epoch, step)
     if step < total_steps:
         stream = _train_stream(config, examples, pass_size, step, total_steps, counter)
-        stopper = signals.StopOnSignal()
-        try:
-            reached = loop.train_steps(
-                model,
-                strategy,
-                stream,
-                step,
-                total_steps,
-                steps_per_epoch,
-                [stopper, *callbacks],
-                verbose,
-            )
-        except loop.NonFiniteStep as err:
-            raise diverged(err, checkpoint.manager.latest_checkpoint) from None
-        if stopper.received and reached < total_steps:
-            checkpoint.save_now()
-            kept = checkpoint.manager.latest_checkpoint
-            raise signals.interrupted(stopper.received, reached, total_steps, kept)
+        reached = _train_remaining(
+            model, strategy, stream, (step, total_steps, steps_per_epoch), callbacks, verbose
+        )
         check_complete(reached, step, total_steps, counter, checkpoint.manager.latest_checkpoint)
     if chief:
         model_folder.save_weights(model, os.path.join(model_dir, model_folder.WEIGHTS_FILE))
