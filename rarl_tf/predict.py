@@ -50,7 +50,8 @@ def _check_settings(paths) -> None:
             f"--threshold={FLAGS.threshold} is not allowed: expected a probability in [0, 1]"
         )
     if bool(FLAGS.tflite) == bool(FLAGS.model_dir):
-        raise ValueError("give --model_dir=DIR (Keras) or --tflite=FILE.tflite (LiteRT), not both")
+        given = "not both" if FLAGS.tflite else "one of them"
+        raise ValueError(f"give --model_dir=DIR (Keras) or --tflite=FILE.tflite (LiteRT), {given}")
     if FLAGS.output_dir:
         from rarl_tf.model_folder import check_folder_can_be
 
