@@ -32,6 +32,8 @@ FLAGS = flags.FLAGS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web_assets")
 PAGE_FILES = ("index.html", "app.js")
+# --quantization -> what the page and the summary call the model's weights.
+WEIGHTS = {"none": "float32", "float16": "float16", "int8": "int8"}
 MODEL_FILE = "model.tflite"
 # FILE.labels.txt beside FILE.tflite, as export.tflite names it: so
 # `predict --tflite=SITE/model.tflite` runs the very model the page runs.
@@ -119,6 +121,7 @@ def page_config(config, quantization: str, samples) -> dict:
         "num_steps": config.model.num_steps,
         "class_names": list(config.class_names),
         "quantization": quantization,
+        "weights": WEIGHTS[quantization],
         "top_k": config.eval.top_k,
         "threshold": config.eval.threshold,
         "max_pixels": config.data.max_pixels,
@@ -249,7 +252,7 @@ def main(argv):
         FLAGS.node_modules,
     )
     print(
-        f"Web page written to {FLAGS.output} ({page['quantization']} model, "
+        f"Web page written to {FLAGS.output} ({WEIGHTS[page['quantization']]} model, "
         f"{len(page['samples'])} sample images); serve it with: "
         f"python -m http.server -d {FLAGS.output}"
     )

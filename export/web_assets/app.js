@@ -128,26 +128,54 @@ async function webgpuMissing() {
   return '';
 }
 
-// Compiles the model for WebGPU where it can run whole there (LiteRT.js quietly recompiles a
-// model that is not fully accelerated for WebAssembly, so both are checked), else WebAssembly.
+// Compiles the model for WebGPU where it can run whole there and computes as on WebAssembly,
+// else for WebAssembly. LiteRT.js quietly recompiles a model that is not fully accelerated for
+// WebAssembly, so that is checked; "fully accelerated" says where ops run, not whether they
+// compute right, so a probe image runs on both (as `predict --accelerator=auto` checks the GPU).
 async function compile(requested) {
   const url = new URL('model.tflite', location.href).href;
+  const wasm = await state.litert.loadAndCompile(url, { accelerator: 'wasm' });
   let why = '';
   if (requested !== 'wasm') {
-    why = await webgpuMissing();
+    why = state.config.quantization === 'int8'
+      ? 'int8 exports run on the CPU only (as in predict: LiteRT\'s GPU path fails on them)'
+      : await webgpuMissing();
     if (!why) {
       const model = await state.litert.loadAndCompile(url, { accelerator: 'webgpu' });
-      if (model.options.accelerator === 'webgpu' && model.isFullyAccelerated) {
-        watchGpuErrors();
+      why = await webgpuProblem(model, wasm);
+      if (!why) {
+        wasm.delete();
         return { model, backend: 'webgpu', note: '' };
       }
       model.delete();
-      why = 'the model is not fully accelerated on WebGPU here';
     }
     if (requested === 'webgpu') throw new UserError(`?backend=webgpu cannot be used: ${why}.`);
   }
-  const model = await state.litert.loadAndCompile(url, { accelerator: 'wasm' });
-  return { model, backend: 'wasm', note: why && requested === 'auto' ? `WebGPU not used: ${why}` : '' };
+  return { model: wasm, backend: 'wasm', note: why && requested === 'auto' ? `WebGPU not used: ${why}` : '' };
+}
+
+// Why the WebGPU-compiled `model` may not be used ('' if it may): not all on WebGPU, a run that
+// fails, or outputs on a probe image (fixed pseudo-random pixels) off WebAssembly's by > 1e-3.
+async function webgpuProblem(model, wasm) {
+  if (model.options.accelerator !== 'webgpu' || !model.isFullyAccelerated) {
+    return 'the model is not fully accelerated on WebGPU here';
+  }
+  watchGpuErrors();
+  const size = state.config.image_size;
+  const probe = new Float32Array(size * size * 3);
+  for (let i = 0, seed = 12345; i < probe.length; ++i) {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    probe[i] = seed % 256;
+  }
+  try {
+    const gpu = await infer(probe, model);
+    const cpu = await infer(probe, wasm);
+    const gap = Math.max(...['scores', 'boxes', 'centres'].flatMap((name) =>
+      gpu[name].map((v, i) => Math.abs(v - cpu[name][i]))));
+    return gap > 1e-3 ? `its outputs differ from WebAssembly's by ${gap.toPrecision(2)} on a probe image` : '';
+  } catch (err) {
+    return `a probe run failed (${err.message || err})`;
+  }
 }
 
 // WebGPU reports errors only as events on its device: keep them, so a run that met one fails.
@@ -157,11 +185,11 @@ function watchGpuErrors() {
 }
 
 // The model's outputs for pixels [1, N, N, 3]: scores [C], boxes [T * k * 4], centres [T * 2].
-async function infer(pixels) {
+async function infer(pixels, model = state.model) {
   const size = state.config.image_size;
   const started = performance.now();
   const input = new state.litert.Tensor(pixels, [1, size, size, 3]);
-  const outputs = await state.model.run({ pixels: input });
+  const outputs = await model.run({ pixels: input });
   const result = {};
   for (const name of ['scores', 'boxes', 'centres']) {
     result[name] = Array.from(await outputs[name].data());
@@ -325,7 +353,7 @@ async function start() {
   await state.litert.loadLiteRt(new URL('litert/core/wasm/', location.href).href);
   Object.assign(state, await compile(requested));
   setUpInputs();
-  $('status').textContent = `Model ready (${state.config.quantization} weights, ${state.config.image_size} px input) on ${backendText()}. Pick an image or a test canvas below.`;
+  $('status').textContent = `Model ready (${state.config.weights} weights, ${state.config.image_size} px input) on ${backendText()}. Pick an image or a test canvas below.`;
   return { backend: state.backend, note: state.note, adapter: state.adapter || '' };
 }
 
