@@ -29,13 +29,14 @@ from __future__ import annotations
 from typing import Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from rarl_tf.config import compat
 from rarl_tf.config.experiment import RECURRENCES, REGION_POOLS, ModelConfig, check_choices
 from rarl_tf.model import anchors as anchors_lib
 from rarl_tf.model import crop as crop_lib
-from rarl_tf.model.policy import LocationPolicy
+from rarl_tf.model.policy import LocationPolicy, with_episode_rows
 
 CROP_MODES = ("crop_and_resize", "matmul")
 # The per-step outputs of `RecurrentAttention.call`, in the order each step yields them.
@@ -51,6 +52,17 @@ def _repeat_rows(x: tf.Tensor, k: int) -> tf.Tensor:
         return x
     ones = [1] * (x.shape.rank - 1)
     return tf.reshape(x[:, None] + tf.zeros([1, k, *ones], x.dtype), [-1, *x.shape[1:]])
+
+
+def _pair_views(views: tf.Tensor, static_batch: int | None, batch) -> tf.Tensor:
+    """Every image's views, [B * V, 4]: a constant when views and batch are known when
+    tracing (the exported graph: its crops of the whole view then have constant weights,
+    which the GPU delegate needs; a computed constant left-hand side of BATCH_MATMUL fails
+    its build)."""
+    fixed = tf.get_static_value(views)
+    if fixed is not None and static_batch is not None:
+        return tf.constant(np.tile(fixed, [static_batch, 1]), tf.float32)
+    return tf.reshape(views[None] + tf.zeros([batch, 1, 1]), [-1, 4])
 
 
 def _by_image(outputs: dict, batch, num_views: int) -> dict:
@@ -235,12 +247,9 @@ class RecurrentAttention(keras.layers.Layer):
         shared = tf.matmul(h, self.cell.recurrent_kernel) + self.cell.bias  # [E, 4H]
         if self.location_input:
             shared += tf.matmul(tf.cast(location, h.dtype), kernel[dim:])
-        z = (
-            tf.reshape(
-                tf.matmul(tf.reshape(embedded, [-1, dim]), kernel[:dim]),
-                [-1, embedded.shape[1], shared.shape[-1]],
-            )
-            + shared[:, None]
+        rows = tf.matmul(tf.reshape(embedded, [-1, dim]), kernel[:dim])  # [E * n, 4H]
+        z = with_episode_rows(
+            tf.add, tf.reshape(rows, [-1, embedded.shape[1], shared.shape[-1]]), shared
         )
         i, f, g, o = tf.split(z, 4, axis=-1)
         c_r = tf.sigmoid(f) * c[:, None] + tf.sigmoid(i) * tf.tanh(g)
@@ -271,9 +280,21 @@ class RecurrentAttention(keras.layers.Layer):
             baselines [B, VK, T]: b_t, trained to predict the reward.
         """
         views = tf.convert_to_tensor(views, tf.float32)
+        outputs = {key: [] for key in OUTPUTS}
+        for step in self.steps(features, views, image_size, sample, trajectories):
+            for key in OUTPUTS:
+                outputs[key].append(step[key])
+        return _by_image(outputs, tf.shape(features)[0], views.shape[0] * int(trajectories))
+
+    def steps(self, features, views, image_size, sample=False, trajectories=1):
+        """The iterations t = 1..T of `call`, one at a time: yields a dict of OUTPUTS, [E, ...]
+        each (region_logits [E, k, C], boxes [E, k, 4], locations, means [E, 2], log_probs,
+        baselines [E]). `call` stacks them by image; the exported graph (export/gpu_graph.py)
+        reads them as they come (one image, one view), so it runs this very code."""
+        views = tf.convert_to_tensor(views, tf.float32)
         batch = tf.shape(features)[0]
         num_trajectories = int(trajectories)
-        pair_views = tf.reshape(views[None] + tf.zeros([batch, 1, 1]), [-1, 4])  # [B * V, 4]
+        pair_views = _pair_views(views, features.shape[0], batch)  # [B * V, 4]
         size = tf.cast(tf.reshape(tf.stack([image_size[0], image_size[1]]), [1, 2]), tf.float32)
         shapes = tf.constant(self.anchor_px) / size
         # Iteration 0 and the spatial head's cell terms do not depend on sampled locations:
@@ -282,7 +303,7 @@ class RecurrentAttention(keras.layers.Layer):
         cells = self._cell_scores(features, pair_views)
         cells = None if cells is None else _repeat_rows(cells, num_trajectories)
         episode_views = _repeat_rows(pair_views, num_trajectories)
-        outputs = {key: [] for key in OUTPUTS}
+        visited = []
         memory = self.policy.remember(
             self.policy.initial_memory(state[0]), tf.zeros([tf.shape(state[0])[0], 2]), state[0]
         )
@@ -291,7 +312,7 @@ class RecurrentAttention(keras.layers.Layer):
             used, mean, log_prob, baseline = self.policy(
                 state[0],
                 cells=cells,
-                visited=outputs["locations"],
+                visited=list(visited),
                 sample=sample,
                 seed=self._seed(sample),
                 memory=memory,
@@ -299,9 +320,8 @@ class RecurrentAttention(keras.layers.Layer):
             )
             boxes, logits, state = self._regions(features, used, episode_views, shapes, state)
             memory = self.policy.remember(memory, used, state[0])
-            for key, value in zip(OUTPUTS, (logits, boxes, used, mean, log_prob, baseline)):
-                outputs[key].append(value)
-        return _by_image(outputs, batch, views.shape[0] * num_trajectories)
+            visited.append(used)
+            yield dict(zip(OUTPUTS, (logits, boxes, used, mean, log_prob, baseline)))
 
     def _regions(self, features, used, episode_views, shapes, state):
         """One iteration's k regions around l_t = `used` [E, 2]: their boxes [E, k, 4] on the
@@ -323,7 +343,8 @@ class RecurrentAttention(keras.layers.Layer):
         zeros = tf.zeros([count, self.lstm_units], features.dtype)
         embedded = self._embed(self._crop(features, pair_views), context=True)
         h, c = self._step(embedded[:, None], tf.zeros([count, 2]), (zeros, zeros))
-        return h[:, 0], c[:, 0]
+        # A squeeze, not h[:, 0]: the GPU delegate refuses shrinking strided slices.
+        return tf.squeeze(h, 1), tf.squeeze(c, 1)
 
     def _seed(self, sample):
         """A seed from the agent's generator where the policy draws (a sample, or random

@@ -61,17 +61,28 @@ def location_to_point(locations: tf.Tensor, views: tf.Tensor) -> tf.Tensor:
       [E, 2] (y, x) normalised to the feature map.
     """
     y1, x1, y2, x2 = tf.split(views, 4, axis=-1)
-    ly, lx = tf.split(locations, 2, axis=-1)
-    fy = (ly + 1.0) * 0.5
-    fx = (lx + 1.0) * 0.5
-    return tf.concat([y1 + fy * (y2 - y1), x1 + fx * (x2 - x1)], axis=-1)
+    start = tf.concat([y1, x1], axis=-1)
+    extent = tf.concat([y2 - y1, x2 - x1], axis=-1)
+    return start + (locations + 1.0) * 0.5 * extent
+
+
+def _repeats(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Constant 0/1 matrices: [2, 4k] maps (y, x) to (y, x, y, x) for each of k anchors, and
+    [4, 4k] repeats (y1, x1, y2, x2) k times. Products with them are exact (one term per
+    column) and replace broadcasts: LiteRT's GPU accelerator computed `[1, 4] + const [k, 4]`
+    (a TILE the converter folded) as k copies of row 0."""
+    return np.tile(np.eye(2, dtype=np.float32), [1, 2 * k]), np.tile(
+        np.eye(4, dtype=np.float32), [1, k]
+    )
 
 
 def anchor_boxes(locations: tf.Tensor, views: tf.Tensor, shapes: tf.Tensor) -> tf.Tensor:
     """The k anchor boxes centred at each location, clipped to the view.
 
     Clipping keeps every region inside the view (the image the agent was given), so a region at
-    the border covers less than its nominal area instead of reading zero padding.
+    the border covers less than its nominal area instead of reading zero padding. Written in
+    TFLite GPU-delegate ops (the exported graph calls it as it is): no broadcast of a runtime
+    tensor against a larger constant, no strided slices, no boolean select.
 
     Args:
       locations: [E, 2] (y, x) in the view frame, in [-1, 1].
@@ -84,21 +95,26 @@ def anchor_boxes(locations: tf.Tensor, views: tf.Tensor, shapes: tf.Tensor) -> t
       [E, k, 4] boxes (y1, x1, y2, x2) normalised to the feature map; for a flipped view the
       x coordinates come out mirrored (x1 > x2) so the crop is mirrored too.
     """
+    fixed_views = tf.get_static_value(views)
     views = tf.convert_to_tensor(views, tf.float32)
     shapes = tf.convert_to_tensor(shapes, tf.float32)
-    # Split instead of strided slices: the TFLite GPU delegate rejects `b[:, 0]`-style slices.
-    vy1, vx1, vy2, vx2 = tf.split(views[:, None, :], 4, axis=-1)  # each [E, 1, 1]
-    centre = location_to_point(locations, views)[:, None, :]  # [E, 1, 2]
-    cy, cx = tf.split(centre, 2, axis=-1)
-    h, w = tf.split(shapes[None, :, :], 2, axis=-1)  # each [1, k, 1]
+    k = shapes.shape[0]
+    spread, repeat = _repeats(k)
+    half = shapes / 2.0
+    # cy + (-(h / 2)) is cy - h / 2 exactly: offsets of (y1, x1, y2, x2) from the centre.
+    offsets = tf.reshape(tf.concat([-half, half], axis=-1), [1, 4 * k])
+    corners = tf.matmul(location_to_point(locations, views), spread) + offsets  # [E, 4k]
+    vy1, vx1, vy2, vx2 = tf.split(views, 4, axis=-1)  # [E, 1] each
+    low = tf.concat([tf.minimum(vy1, vy2), tf.minimum(vx1, vx2)] * 2, axis=-1)  # [E, 4]
+    high = tf.concat([tf.maximum(vy1, vy2), tf.maximum(vx1, vx2)] * 2, axis=-1)
+    corners = tf.clip_by_value(corners, tf.matmul(low, repeat), tf.matmul(high, repeat))
+    boxes = tf.reshape(corners, [-1, k, 4])
+    if fixed_views is not None and not np.any(fixed_views[:, 1] > fixed_views[:, 3]):
+        return boxes  # views known when tracing (the export's whole view), none flipped
     # A flipped view runs right to left: the anchor's left edge in the view frame is its
-    # right edge on the map.
-    x_sign = tf.sign(vx2 - vx1 + 1e-12)
-    y1 = tf.clip_by_value(cy - h / 2, tf.minimum(vy1, vy2), tf.maximum(vy1, vy2))
-    y2 = tf.clip_by_value(cy + h / 2, tf.minimum(vy1, vy2), tf.maximum(vy1, vy2))
-    x_lo = tf.clip_by_value(cx - w / 2, tf.minimum(vx1, vx2), tf.maximum(vx1, vx2))
-    x_hi = tf.clip_by_value(cx + w / 2, tf.minimum(vx1, vx2), tf.maximum(vx1, vx2))
-    flipped = x_sign < 0
-    x1 = tf.where(flipped, x_hi, x_lo)
-    x2 = tf.where(flipped, x_lo, x_hi)
+    # right edge on the map. Swapped by an arithmetic select with f in {0, 1} (exact).
+    flipped = tf.cast(vx2 - vx1 + 1e-12 < 0.0, tf.float32)[:, None]  # [E, 1, 1]
+    y1, x_lo, y2, x_hi = tf.split(boxes, 4, axis=-1)
+    x1 = x_lo * (1.0 - flipped) + x_hi * flipped
+    x2 = x_hi * (1.0 - flipped) + x_lo * flipped
     return tf.concat([y1, x1, y2, x2], axis=-1)

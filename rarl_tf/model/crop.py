@@ -113,6 +113,9 @@ def crop_regions_matmul(
       [K, s, s, C], equal to `crop_regions` up to float rounding.
     """
     h, w = _static_size(features)
+    if box_indices is None and features.shape[0] == 1 and boxes.shape[0] is not None:
+        # One image, a known number of boxes (the exported graph): one product.
+        return crop_one_image(features, boxes, crop_size)
     y1, x1, y2, x2 = tf.split(inside_map(boxes), 4, axis=-1)
     wy = interpolation_weights(y1, y2, h, crop_size)  # [K, s, h]
     wx = interpolation_weights(x1, x2, w, crop_size)  # [K, s, w]
@@ -169,7 +172,11 @@ def crop_weights(boxes: tf.Tensor, h: int, w: int, crop_size: int) -> tf.Tensor:
 def crop_one_image(features: tf.Tensor, boxes: tf.Tensor, crop_size: int) -> tf.Tensor:
     """`crop_regions` of boxes [K, 4] (static K) from ONE image's map [1, h, w, C] as one
     matrix product W [1, K*s*s, h*w] @ F [1, h*w, C] (a right-hand side the GPU kernel of
-    BATCH_MATMUL computes correctly): [K, s, s, C]."""
+    BATCH_MATMUL computes correctly): [K, s, s, C]. Boxes known when tracing take
+    `crop_constant`."""
+    fixed = tf.get_static_value(boxes)
+    if fixed is not None:
+        return crop_constant(features, fixed, crop_size)
     h, w = _static_size(features)
     k, c = boxes.shape[0], features.shape[-1]
     weights = crop_weights(boxes, h, w, crop_size)

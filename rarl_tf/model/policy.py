@@ -33,6 +33,7 @@ Normal, the most likely cell's position for the mixture). The baseline b_t(h_t) 
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -65,6 +66,36 @@ def position_features(points: tf.Tensor) -> tf.Tensor:
     """Fourier features of positions [..., 2] (view frame): [..., 4 * len(frequencies)]."""
     angles = tf.concat([points * (3.141592653589793 * f) for f in POSITION_FREQUENCIES], -1)
     return tf.concat([tf.sin(angles), tf.cos(angles)], -1)
+
+
+def first_arg_max(logits: tf.Tensor) -> tf.Tensor:
+    """[E, G] -> the one-hot [E, G] of the FIRST largest entry of each row, as
+    tf.one_hot(tf.argmax(.)), in TFLite GPU-delegate ops (the classic delegate lacks ARG_MAX,
+    and ONE_HOT on int64).
+
+    The comparison with REDUCE_MAX marks every tied maximum; one product with the constant
+    identity - strictly upper triangular [G, G] gives, per cell, its mark minus the count of
+    marks before it (one consumer of the CAST, as the delegate requires; no SUB of two halves
+    of a SPLIT, which ML Drift can compute wrongly), and relu keeps the first mark only.
+    Integer sums: exact in float16 up to 2048 cells. (An all-black image ties every cell.)
+    """
+    grid = logits.shape[-1]
+    top = tf.reduce_max(logits, axis=-1, keepdims=True)
+    marked = tf.cast(logits >= top, logits.dtype)
+    table = np.eye(grid, dtype=np.float32) - np.triu(np.ones((grid, grid), np.float32), k=1)
+    return tf.nn.relu(tf.matmul(marked, tf.constant(table, logits.dtype)))
+
+
+def with_episode_rows(op, rows: tf.Tensor, per_episode: tf.Tensor) -> tf.Tensor:
+    """op(rows [E, n, A], per_episode [E, A] repeated over the n rows) -> [E, n, A].
+
+    With one episode (the exported graph) computed as [n, A] with [1, A], a broadcast the GPU
+    delegate takes; in the general form the converter folds the reshape before it into
+    [n, A] with [1, 1, A], which the delegate refuses. The same values either way."""
+    if rows.shape[0] == 1:
+        n, width = rows.shape[1], rows.shape[2]
+        return tf.reshape(op(tf.reshape(rows, [n, width]), per_episode), [1, n, width])
+    return op(rows, per_episode[:, None])
 
 
 def gru_step(cell: keras.layers.GRUCell, inputs: tf.Tensor, state: tf.Tensor) -> tf.Tensor:
@@ -242,9 +273,15 @@ class LocationPolicy(keras.layers.Layer):
     def cell_terms(self, grid: tf.Tensor) -> tf.Tensor:
         """The spatial head's W_f F_g (query head: plus W_p pos(p_g)): [P, G * G, A] from the
         view's grid [P, G, G, F]."""
-        terms = self.loc_cell(tf.reshape(grid, [-1, self.loc_grid**2, grid.shape[-1]]))
+        cells = self.loc_grid**2
+        terms = self.loc_cell(tf.reshape(grid, [-1, cells, grid.shape[-1]]))
         if self.loc_position is not None:
-            terms += self.loc_position(position_features(self.cell_positions(terms.dtype)))
+            position = self.loc_position(position_features(self.cell_positions(terms.dtype)))
+            # Added as [P, G*G*A] + [1, G*G*A]: LiteRT's GPU accelerator computed the add of a
+            # [G*G, A] constant (first dimension > 1) wrongly in the exported graph.
+            width = terms.shape[-1]
+            flat = tf.reshape(terms, [-1, cells * width]) + tf.reshape(position, [1, -1])
+            terms = tf.reshape(flat, [-1, cells, width])
         return terms
 
     def initial_memory(self, h: tf.Tensor):
@@ -288,10 +325,11 @@ class LocationPolicy(keras.layers.Layer):
         [E, G * G]."""
         if self.loc_query is not None:
             query = self.loc_query(state)  # [E, A]
-            logits = tf.reduce_sum(tf.nn.relu(cells) * query[:, None], -1)
+            logits = tf.reduce_sum(with_episode_rows(tf.multiply, tf.nn.relu(cells), query), -1)
         elif self.loc_score is not None:
             logits = tf.squeeze(
-                self.loc_score(tf.nn.relu(cells + self.loc_state(state)[:, None])), -1
+                self.loc_score(tf.nn.relu(with_episode_rows(tf.add, cells, self.loc_state(state)))),
+                -1,
             )
         else:  # random_inhibited: every cell alike but for the inhibition
             logits = tf.zeros([tf.shape(state)[0], self.loc_grid**2], state.dtype)
@@ -315,9 +353,7 @@ class LocationPolicy(keras.layers.Layer):
         """pi(l | state) and its mode [E, 2]: a Normal(f_loc(h), sigma) per coordinate (the
         paper), or for the spatial head a mixture over the cells of Normals(p_g, sigma)."""
         if cells is None:
-            if self.loc_hidden_layer is not None:
-                state = self.loc_hidden_layer(state)
-            mean = self.mean_head(state)
+            mean = self.dense_mean(state)
             return tfd.Independent(tfd.Normal(loc=mean, scale=self.loc_std), 1), mean
         logits = self.cell_logits(state, cells, visited)
         positions = self.cell_positions(logits.dtype)
@@ -326,9 +362,18 @@ class LocationPolicy(keras.layers.Layer):
             1,
         )
         policy = tfd.MixtureSameFamily(tfd.Categorical(logits=logits), components)
-        # The most likely cell, as a one-hot product (no gather, for the TFLite GPU delegate).
-        best = tf.one_hot(tf.argmax(logits, axis=-1), self.loc_grid**2, dtype=logits.dtype)
-        return policy, tf.matmul(best, positions)
+        return policy, self.cell_mode(logits)
+
+    def dense_mean(self, state):
+        """The dense head's mean f_loc(state) [E, 2] (through `loc_hidden`'s layer if any)."""
+        if self.loc_hidden_layer is not None:
+            state = self.loc_hidden_layer(state)
+        return self.mean_head(state)
+
+    def cell_mode(self, logits):
+        """The position [E, 2] of the most likely cell, the first of tied ones (tf.argmax's
+        rule), as a one-hot product: no ARG_MAX, ONE_HOT or GATHER in the exported graph."""
+        return tf.matmul(first_arg_max(logits), self.cell_positions(logits.dtype))
 
     def head_input(self, h, memory=None):
         """The state the head reads: h_t, the policy's own s_t, or zeros (`policy_state`)."""

@@ -220,7 +220,7 @@ def broadcast_model(path: str, broadcast: bool, k: int = 3, n: int = 8) -> None:
 
     broadcast: as the old export did it, TILE + ADD (folded by the converter into
     ADD [1, 4] + const [k, 4], which the GPU accelerator computes as k copies of row 0); else
-    as `gpu_graph._boxes` now does it (a 0/1 product, then an ADD of equal shapes)."""
+    as `anchors.anchor_boxes` now does it (a 0/1 product, then an ADD of equal shapes)."""
     import tensorflow as tf
 
     offsets = np.arange(4 * k, dtype=np.float32).reshape(k, 4) / 10.0

@@ -47,17 +47,24 @@ def _crop_with(name, fmap, boxes, samples):
     boxes = np.asarray(boxes, np.float32)
     if name == "crop_and_resize":
         return crop.crop_regions(fmap, boxes, np.zeros(len(boxes), np.int32), samples)
-    if name == "matmul":
-        return crop.crop_regions_matmul(fmap, tf.constant(boxes), None, samples)
+    if name == "matmul":  # boxes whose count is known only at run time (training's case)
+        return _traced(lambda b: crop.crop_regions_matmul(fmap, b, None, samples), boxes, None)
     if name == "matmul_gather":  # the matmul crop's per-box path (box_indices given)
         return crop.crop_regions_matmul(
             fmap, tf.constant(boxes), np.zeros(len(boxes), np.int32), samples
         )
-    if name == "export":  # runtime boxes in the exported graph
-        return crop.crop_one_image(fmap, tf.constant(boxes), samples)
+    if name == "export":  # runtime boxes in the exported graph (the regions): one product
+        return _traced(lambda b: crop.crop_one_image(fmap, b, samples), boxes, len(boxes))
     if name == "export_constant":  # boxes known when the export is traced
         return crop.crop_constant(fmap, boxes, samples)
     raise ValueError(name)
+
+
+def _traced(crop_of, boxes, count):
+    """crop_of(boxes) traced with boxes whose values (and, for count None, number) are known
+    only at run time, as in a graph."""
+    spec = tf.TensorSpec([count, 4], tf.float32)
+    return tf.function(crop_of, input_signature=[spec])(tf.constant(boxes))
 
 
 CROPS = ("crop_and_resize", "matmul", "matmul_gather", "export", "export_constant")
