@@ -8,6 +8,7 @@ except under CI=true, where they fail (.ci/run installs both).
 """
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -86,18 +87,23 @@ def sites(runs):
     return {"float16": runs / "site", "none": runs / "site32"}
 
 
-def serve(site):
-    """`python -m http.server -d SITE` on a free port of 127.0.0.1: (process, its URL)."""
+@contextlib.contextmanager
+def serving(site):
+    """`python -m http.server -d SITE` on a free port of 127.0.0.1, for the block: its URL."""
     server = subprocess.Popen(
         [sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "-d", str(site)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    line = server.stdout.readline()
-    port = re.search(r"port (\d+)", line)
-    assert port, line
-    return server, f"http://127.0.0.1:{port.group(1)}/"
+    try:
+        line = server.stdout.readline()
+        port = re.search(r"port (\d+)", line)
+        assert port, line
+        yield f"http://127.0.0.1:{port.group(1)}/"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 class Browser:
@@ -126,8 +132,12 @@ class Browser:
         return self.ask("call", tab=tab, name=name, args=list(args))["value"]
 
     def close(self):
-        self.process.stdin.close()
-        self.process.wait(timeout=60)
+        self.process.stdin.close()  # the driver closes chromium when its input ends
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 def _missing() -> str:
@@ -149,23 +159,19 @@ def browser(request):
             pytest.fail(f"CI=true and the browser cannot be had: {missing}")
         pytest.skip(missing)
     sites = request.getfixturevalue("sites")
-    servers = {name: serve(site) for name, site in sites.items()}
-    driver = Browser()
-    urls = {name: url for name, (_, url) in servers.items()}
-    driver.ready = {}
-    for tab, url in [
-        ("auto", urls["float16"]),
-        ("wasm16", urls["float16"] + "?backend=wasm"),
-        ("wasm32", urls["none"] + "?backend=wasm"),
-        ("gpu32", urls["none"] + "?backend=webgpu"),
-    ]:
-        driver.ready[tab] = driver.ask("open", tab=tab, url=url)["ready"]
-    driver.urls = urls
-    yield driver
-    driver.close()
-    for server, _ in servers.values():
-        server.terminate()
-        server.wait(timeout=30)
+    with contextlib.ExitStack() as stack:
+        # Stopped however the module ends: a server or browser left behind would outlive pytest.
+        urls = {name: stack.enter_context(serving(site)) for name, site in sites.items()}
+        driver = stack.enter_context(contextlib.closing(Browser()))
+        driver.urls, driver.ready = urls, {}
+        for tab, url in [
+            ("auto", urls["float16"]),
+            ("wasm16", urls["float16"] + "?backend=wasm"),
+            ("wasm32", urls["none"] + "?backend=wasm"),
+            ("gpu32", urls["none"] + "?backend=webgpu"),
+        ]:
+            driver.ready[tab] = driver.ask("open", tab=tab, url=url)["ready"]
+        yield driver
 
 
 @pytest.fixture(scope="module")
