@@ -170,7 +170,9 @@ def browser(request):
             ("wasm32", urls["none"] + "?backend=wasm"),
             ("gpu32", urls["none"] + "?backend=webgpu"),
         ]:
-            driver.ready[tab] = driver.ask("open", tab=tab, url=url)["ready"]
+            opened = driver.ask("open", tab=tab, url=url)
+            assert opened["elsewhere"] == [], opened  # the site is self-contained
+            driver.ready[tab] = opened["ready"]
         yield driver
 
 

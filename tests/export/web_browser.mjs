@@ -1,6 +1,7 @@
 // Drives Debian's chromium for tests/export/test_export_web.py through puppeteer-core: one
 // browser for the whole test module, commands as JSON lines on stdin, one JSON line answers each.
-//   {"op": "open", "tab": "t", "url": "...", "noWasm": false}   -> {"ok": true, "ready": {...}}
+//   {"op": "open", "tab": "t", "url": "...", "noWasm": false}
+//       -> {"ok": true, "ready": {...}, "elsewhere": [URLs requested from other origins]}
 //   {"op": "call", "tab": "t", "name": "runPixels", "args": [...]} -> {"ok": true, "value": ...}
 //   {"op": "click", "tab": "t", "selector": "...", "waitFor": "..."} -> {"ok": true}
 //   {"op": "wait", "tab": "t", "selector": "..."}               -> {"ok": true}
@@ -24,9 +25,15 @@ async function open({ tab, url, noWasm }) {
   page.on('console', (m) => logs.push(`${tab}: ${m.text()}`));
   page.on('pageerror', (e) => logs.push(`${tab}: page error ${e.message}`));
   if (noWasm) await page.evaluateOnNewDocument(() => { delete globalThis.WebAssembly; });
+  // Every request the page makes to anywhere but its own server (it must work offline).
+  const elsewhere = [];
+  const origin = new URL(url).origin;
+  page.on('request', (r) => {
+    if (!/^(data|blob):/.test(r.url()) && new URL(r.url()).origin !== origin) elsewhere.push(r.url());
+  });
   await page.goto(url, { waitUntil: 'load' });
   tabs.set(tab, page);
-  return { ready: await page.evaluate(() => window.rarl.ready) };
+  return { ready: await page.evaluate(() => window.rarl.ready), elsewhere };
 }
 
 const ops = {
