@@ -248,11 +248,6 @@ def check_model(
     return check_graph(read_model(content), rules, max_delegated_partitions, allow_quant_ops)
 
 
-def check_all(content: bytes) -> dict:
-    """{rule set name: Report} for every rule set."""
-    return {name: check_model(content, name) for name in RULE_SETS}
-
-
 def check_op(op: OpInfo, graph, rules: str = "classic", allow_quant_ops: bool = True) -> dict:
     """One op's verdicts: {"refused": [...], "build_failure": [...], "wrong": [...]}."""
     module = RULE_SETS[rules].module

@@ -247,7 +247,7 @@ class TrainConfig:
     epochs: int = option(20, "Training epochs.")
     learning_rate: float = option(1e-5, "Adam learning rate (peak).")
     # The location head, the policy's own state and the baseline start from scratch and learn
-    # from REINFORCE alone (rarl_tf/optimizer.py); 0 keeps the paper's single rate.
+    # from REINFORCE alone (rarl_tf/model/optimizer.py); 0 keeps the paper's single rate.
     policy_learning_rate: float = option(
         0.0,
         "Adam learning rate (peak, same schedule) of the location policy and its baseline; "

@@ -31,7 +31,8 @@ ACCELERATORS = ("cpu", "gpu", "auto")
 # device supports it (ML Drift's default), else float32.
 PRECISIONS = ("fp32", "fp16")
 # Largest |GPU - CPU| on any output of the probe that counts as agreement. fp32 measured
-# <= 1e-7 on SwiftShader (docs/deployment_gpu.md); fp16 keeps ~3 significant digits.
+# <= 7.2e-7 on SwiftShader (docs/deployment.md, "The numbers and what each means"); fp16
+# keeps ~3 significant digits.
 TOLERANCES = {"fp32": 1e-3, "fp16": 1e-2}
 SIGNATURE = "serving_default"
 # The outputs of `export.tflite`'s signature (`outputs.EXPORTED_NAMES`'s values).

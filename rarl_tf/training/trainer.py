@@ -213,14 +213,11 @@ def learning_rate(config: ExperimentConfig, steps_per_epoch: int):
     )
 
 
-def prepare_model_dir(
-    config: ExperimentConfig, model_dir: str, write: bool = True
-) -> ExperimentConfig:
+def prepare_model_dir(config: ExperimentConfig, model_dir: str, write: bool = True) -> None:
     """Writes config.json, or checks that a resumed run asks for the same experiment."""
     model_folder.check_resumes(config, model_dir)
     if write:
         model_folder.save_config(config, model_dir)
-    return config
 
 
 def count_labeled(
