@@ -90,10 +90,13 @@ def test_the_checker_finds_a_circle_through_a_function_level_import():
 
 def test_no_import_circle_in_rarl_tf_and_export():
     graph = import_graph()
-    # The config is plain values (no file I/O): its only project import is the migrations of
-    # older runs, which import nothing of the project.
-    assert graph["rarl_tf.config.experiment"] == {"rarl_tf.config.compat"}
-    assert graph["rarl_tf.config.compat"] == set()
+    # The config is plain values (no file I/O): its only project imports are the migrations of
+    # older runs and the list of datasets, which import nothing of the project.
+    assert graph["rarl_tf.config.experiment"] == {
+        "rarl_tf.config.compat",
+        "rarl_tf.config.datasets",
+    }
+    assert graph["rarl_tf.config.compat"] == graph["rarl_tf.config.datasets"] == set()
     assert "rarl_tf.model.factory" in graph["rarl_tf.model_folder"]  # the function-level import
     assert circles(graph) == []
 

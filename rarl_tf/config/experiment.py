@@ -20,6 +20,7 @@ import typing
 from typing import Any, Iterator
 
 from rarl_tf.config import compat
+from rarl_tf.config.datasets import DATASETS
 
 BACKBONES = ("vgg16", "small_vgg")
 LR_SCHEDULES = ("constant", "cosine")
@@ -35,16 +36,6 @@ RECURRENCES = ("lstm", "localisation_only", "none")
 # policy's own that REINFORCE trains, or nothing (a saliency map of the view).
 POLICY_STATES = ("lstm", "own", "none")
 EVAL_VIEWS = (1, 10)
-# Names of rarl_tf/data/sources.py's SOURCES (kept here so flags are checked before TF loads).
-DATASETS = (
-    "cluttered_digits",
-    "cluttered_digits/small",
-    "cluttered_digits/large",
-    "cluttered_digits/repeats",
-    "voc2007",
-    "coco2014",
-    "voc_dir",
-)
 # tf.distribute strategies of rarl_tf/training/distribute.py (here so train.py's flag needs no TF).
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
@@ -219,7 +210,7 @@ class DataConfig:
     """Where images come from and how they are fed."""
 
     dataset: str = option(
-        "voc2007", "Data source name (see rarl_tf/data/sources.py).", choices=DATASETS
+        "voc2007", "Data source name (see rarl_tf/config/datasets.py).", choices=tuple(DATASETS)
     )
     # tensorflow-datasets' data_dir, or (dataset voc_dir) the VOC folder itself.
     data_dir: str | None = option(

@@ -15,7 +15,7 @@ from typing import Callable
 
 import tensorflow as tf
 
-from rarl_tf.config.experiment import DATASETS
+from rarl_tf.config.datasets import DATASETS, Dataset
 from rarl_tf.data import tfds_sources, voc_dir
 
 
@@ -43,33 +43,38 @@ def _voc_dir(
     return voc_dir.load(data_dir, split, shuffle_files, seed)
 
 
-_DIGITS = tuple(str(d) for d in range(10))
-SOURCES: dict[str, Source] = {
-    "cluttered_digits": Source(
-        _DIGITS, "train", "test", functools.partial(tfds_sources.load_cluttered_digits, "default")
+@dataclasses.dataclass(frozen=True)
+class Reader:
+    """How a kind of dataset is read: its class names and its loader (the dataset's variant, if
+    it has one, then the arguments of `Source.load`)."""
+
+    class_names: tuple[str, ...]
+    load: Callable[..., tf.data.Dataset]
+
+
+READERS: dict[str, Reader] = {
+    "cluttered_digits": Reader(
+        tuple(str(d) for d in range(10)), tfds_sources.load_cluttered_digits
     ),
-    "cluttered_digits/small": Source(
-        _DIGITS, "train", "test", functools.partial(tfds_sources.load_cluttered_digits, "small")
-    ),
-    "cluttered_digits/large": Source(
-        _DIGITS, "train", "test", functools.partial(tfds_sources.load_cluttered_digits, "large")
-    ),
-    "cluttered_digits/repeats": Source(
-        _DIGITS, "train", "test", functools.partial(tfds_sources.load_cluttered_digits, "repeats")
-    ),
-    # Paper: train on VOC07 trainval, test on test; COCO train / val2014.
-    "voc2007": Source(voc_dir.VOC_CLASSES, "train+validation", "test", tfds_sources.load_voc2007),
-    "coco2014": Source(
-        tfds_sources.COCO_CLASSES, "train", "validation", tfds_sources.load_coco2014
-    ),
-    "voc_dir": Source(voc_dir.VOC_CLASSES, "trainval", "test", _voc_dir),
+    "voc2007": Reader(voc_dir.VOC_CLASSES, tfds_sources.load_voc2007),
+    "coco2014": Reader(tfds_sources.COCO_CLASSES, tfds_sources.load_coco2014),
+    "voc_dir": Reader(voc_dir.VOC_CLASSES, _voc_dir),
 }
+
+
+def _source(dataset: Dataset) -> Source:
+    reader = READERS[dataset.reader]
+    load = reader.load
+    if dataset.variant is not None:
+        load = functools.partial(load, dataset.variant)
+    return Source(reader.class_names, dataset.train_split, dataset.eval_split, load)
+
+
+# Built from the one list of datasets (rarl_tf/config/datasets.py), in its order.
+SOURCES: dict[str, Source] = {name: _source(dataset) for name, dataset in DATASETS.items()}
 
 
 def get_source(name: str) -> Source:
     if name not in SOURCES:
         raise ValueError(f"--dataset={name} is not allowed: expected one of {sorted(SOURCES)}")
     return SOURCES[name]
-
-
-assert tuple(SOURCES) == DATASETS, "config.DATASETS must list the SOURCES"

@@ -115,7 +115,7 @@ def test_large_config_draws_one_to_three_large_digits():
 
 
 def test_large_dataset_is_registered():
-    from rarl_tf.config.experiment import DATASETS
+    from rarl_tf.config.datasets import DATASETS
     from rarl_tf.data.sources import get_source
 
     assert "cluttered_digits/large" in DATASETS
@@ -175,7 +175,7 @@ def test_repeats_leave_a_class_blind_policy_a_fifth_of_the_classes_to_miss():
 
 
 def test_repeats_dataset_is_registered():
-    from rarl_tf.config.experiment import DATASETS
+    from rarl_tf.config.datasets import DATASETS
     from rarl_tf.data.sources import get_source
 
     assert "cluttered_digits/repeats" in DATASETS
