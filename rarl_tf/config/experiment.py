@@ -256,6 +256,14 @@ class TrainConfig:
     )
     checkpoint_every_steps: int = option(500, "Save a resumable checkpoint every this many steps.")
     seed: int = option(0, "Seed of data order, augmentation, init and sampling.")
+    # The seed alone leaves kernels free to sum in any order: the quick start run twice with
+    # one seed scored 98.95 and 98.46 mAP (issue 31). Off by default: it costs time
+    # (docs/experiments.md, "Same-seed spread").
+    deterministic: bool = option(
+        False,
+        "Op determinism (tf.config.experimental.enable_op_determinism): a rerun with the same "
+        "--seed computes the same losses and metrics; slower.",
+    )
     # crop_and_resize has no XLA kernel. Off by default: slower on the CPUs measured
     # (docs/experiments.md, "Speed").
     jit_compile: bool = option(

@@ -248,14 +248,14 @@ def count_labeled(
 
 
 def training_examples(
-    config: ExperimentConfig, cache_dir: str | None = None, write: bool = True
+    examples: tf.data.Dataset, cache_dir: str | None = None, write: bool = True
 ) -> tuple[tf.data.Dataset, int]:
-    """The training split's labeled examples (encoded) and their number per pass.
+    """The labeled examples (encoded) of the training split `examples` (as `train` loads it:
+    `load_split(config, "train", shuffle_files=True)`) and their number per pass.
 
     Images without any label are left out of training (they carry no signal for the hybrid
     loss and would divide by zero in eq. 9); how many is printed once.
     """
-    examples = load_split(config, "train", shuffle_files=True)
     pass_size, unlabeled = count_labeled(examples, cache_dir, write)
     if unlabeled:
         print(
@@ -287,6 +287,11 @@ def compiled_model(
     `strategy`."""
     m, t = config.model, config.train
     keras.utils.set_random_seed(t.seed)
+    if t.deterministic:
+        # Every op then reduces in a fixed order (or raises where it has no such kernel); the
+        # samplers are seeded already (the data order, augmentation, init and the agent's
+        # location sampler all take --seed).
+        tf.config.experimental.enable_op_determinism()
     with strategy.scope():
         # crop_and_resize has no XLA kernel: an XLA step crops with matrix products instead.
         model = build_model(
@@ -436,13 +441,14 @@ def train(
     strategy = strategy or tf.distribute.get_strategy()
     config = dataclasses.replace(config, class_names=class_names(config))
     chief = distribute.is_chief()
-    # Data first: a dataset that is missing stops the run before anything is written.
-    load_split(config, "train")
+    # Data first: a dataset that is missing stops the run before anything is written. Loaded
+    # once and passed on: a VOC folder's annotations are parsed (and bad files named) per load.
+    train_split = load_split(config, "train", shuffle_files=True)
     os.makedirs(model_dir, exist_ok=True)
     # One run per folder, before anything is written; each worker locks the folder it writes.
     model_folder.acquire(distribute.worker_dir(model_dir))
     prepare_model_dir(config, model_dir, write=chief)
-    examples, pass_size = training_examples(config, model_dir, write=chief)
+    examples, pass_size = training_examples(train_split, model_dir, write=chief)
     steps_per_epoch = steps_per_epoch_of(config, pass_size)
     total_steps = config.train.epochs * steps_per_epoch
     model = compiled_model(config, strategy, steps_per_epoch, len(config.class_names))
