@@ -129,7 +129,10 @@ def test_export_refuses_ops_that_fall_back_to_the_cpu(tiny_model_dir, tmp_path, 
 
 
 @pytest.mark.parametrize("quantization", ["float16", "int8"])
-def test_quantized_exports_run_whole_on_the_gpu_delegate(tiny_model_dir, quantization, monkeypatch):
+def test_quantized_exports_pass_the_gpu_delegates_rules(tiny_model_dir, quantization, monkeypatch):
+    # A prediction from the rules (export/gpu_rules.py), not a run: float16 runs on the GPU
+    # in tests/inference/test_gpu_runtime.py; int8 crashes LiteRT's GPU accelerator and is
+    # refused for it. Both are compared with Keras on the CPU in test_export_parity.py.
     from export import gpu_rules
 
     rng = np.random.default_rng(0)
