@@ -102,10 +102,11 @@ def _rates_table(pipeline_rate: float, result: dict) -> str:
 def main(argv):
     cli.no_arguments(argv)
     config = rarl_flags.experiment_config_from_flags()
+    from rarl_tf.data.splits import load_split
     from rarl_tf.training import trainer
 
     m, t = config.model, config.train
-    examples, pass_size = trainer.training_examples(config)
+    examples, pass_size = trainer.training_examples(load_split(config, "train", shuffle_files=True))
     pipeline_rate = _pipeline_rate(config, examples, pass_size)
     result = {
         "dataset": config.data.dataset,
