@@ -46,7 +46,7 @@ def main(argv):
 
     # Imported after the flags are checked so a bad flag fails before TensorFlow starts.
     from rarl_tf.evaluation import scoring
-    from rarl_tf.training import checkpoints, distribute, trainer
+    from rarl_tf.training import callbacks, checkpoints, distribute, trainer
 
     distribute.split_cpu(FLAGS.num_cpu_devices)
     strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.num_cpu_devices, FLAGS.tpu)
@@ -65,7 +65,7 @@ def main(argv):
     if not distribute.is_chief():
         return
     results = scoring.evaluate(model, config)
-    results["steps"] = trainer.global_step(model)
+    results["steps"] = callbacks.global_step(model)
     results["train_and_eval_seconds"] = round(time.time() - start, 1)
     # Whole or not at all: a reader never sees half of it (train.py still holds the lock).
     model_folder.write_json(os.path.join(model_dir, model_folder.METRICS_FILE), results)

@@ -22,7 +22,7 @@ from rarl_tf.config.flags import experiment_config_from_flagfile
 from rarl_tf.inference.prediction import keras_predict
 from rarl_tf.model import optimizer as optimizer_lib
 from rarl_tf.model_folder import load_trained
-from rarl_tf.training import trainer
+from rarl_tf.training import callbacks, trainer
 
 RECIPES = ("voc.flags", "voc_paper.flags", "coco.flags", "coco_paper.flags")
 # N = 40: 32 px training crops; anchors the recipe's fractions of N (80/160/320 of 512);
@@ -52,7 +52,7 @@ def _train_and_export(recipe: str, model_changes: dict, tmp_path):
     model_dir = str(tmp_path / "run")
     with tfds.testing.mock_data(as_dataset_fn=as_dataset_fn(8)):
         model, saved = trainer.train(config, model_dir, verbose=0)
-    assert trainer.global_step(model) == 2
+    assert callbacks.global_step(model) == 2
     scaled = isinstance(model.optimizer, optimizer_lib.PolicyRateAdam)
     assert scaled == (config.train.policy_learning_rate > 0)
     num_classes = len(saved.class_names)

@@ -273,7 +273,7 @@ def test_gru_step_is_keras_gru_cell():
 
 
 def test_annealed_inhibition_fades_to_nothing_and_the_trained_model_keeps_none(tmp_path):
-    from rarl_tf.training.trainer import InhibitionAnneal
+    from rarl_tf.training.callbacks import InhibitionAnneal
 
     # The query head whose inhibition of return fades out over the first epoch.
     annealed = tiny_model_config(

@@ -11,7 +11,7 @@ from conftest import POLICY_LEVERS, QUERY_HEAD, compiled_tiny_model, tiny_batch
 from rarl_tf import model_folder
 from rarl_tf.config.experiment import ExperimentConfig, TrainConfig
 from rarl_tf.model import optimizer as optimizer_lib
-from rarl_tf.training import trainer
+from rarl_tf.training import callbacks
 
 # digits.flags's policy levers (K = 2 at tiny size) under the query head with its own GRU state.
 POLICY = dict(POLICY_LEVERS, **QUERY_HEAD, policy_units=8)
@@ -101,12 +101,12 @@ def test_a_checkpoint_written_with_plain_adam_resumes_into_the_policy_rate(tmp_p
     object of the new graph finds its value)."""
     old = _model(keras.optimizers.Adam(1e-3))
     tf.function(old.train_step)(_batch())
-    writer = trainer.StepCheckpoint(str(tmp_path), str(tmp_path), every_steps=1)
+    writer = callbacks.StepCheckpoint(str(tmp_path), str(tmp_path), every_steps=1)
     writer.attach(old)
     writer.set_model(old)
     writer._save()
     new = _model(optimizer_lib.PolicyRateAdam(1e-3, ratio=10.0))
-    reader = trainer.StepCheckpoint(str(tmp_path), str(tmp_path), every_steps=1)
+    reader = callbacks.StepCheckpoint(str(tmp_path), str(tmp_path), every_steps=1)
     assert reader.attach(new) == 1
     assert len(new.optimizer.variables) == len(old.optimizer.variables)
     for a, b in zip(old.optimizer.variables, new.optimizer.variables):

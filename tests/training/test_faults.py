@@ -19,7 +19,7 @@ from entry_points import TINY, run
 from fake_tfds import as_dataset_fn
 from rarl_tf import model_folder
 from rarl_tf.data import pipeline
-from rarl_tf.training import trainer
+from rarl_tf.training import callbacks, trainer
 
 # 2 epochs x 20 steps, a checkpoint every 4: long enough to be killed mid-run.
 LONGER = [*TINY, "--epochs=2", "--steps_per_epoch=20", "--checkpoint_every_steps=4"]
@@ -301,7 +301,7 @@ def test_training_resumes_from_the_previous_checkpoint_when_the_newest_is_trunca
     out = capsys.readouterr().out
     assert f"checkpoint {folder / 'ckpt-6'} cannot be read" in out
     assert f"Resuming from {folder / 'ckpt-4'} (step 4)" in out
-    assert trainer.global_step(model) == 6  # steps 5 and 6 made again, not from 0
+    assert callbacks.global_step(model) == 6  # steps 5 and 6 made again, not from 0
     assert (folder / "unreadable" / "ckpt-6.index").exists()
     assert tf.train.latest_checkpoint(str(folder)) == str(folder / "ckpt-6")  # written anew
     tf.train.load_checkpoint(str(folder / "ckpt-6"))  # and readable

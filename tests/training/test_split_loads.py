@@ -9,7 +9,7 @@ import tensorflow_datasets as tfds
 from conftest import tiny_voc_run
 from fake_tfds import as_dataset_fn
 from rarl_tf.data import sources
-from rarl_tf.training import trainer
+from rarl_tf.training import callbacks, trainer
 
 
 def test_train_loads_each_split_once(tmp_path, monkeypatch):
@@ -26,6 +26,6 @@ def test_train_loads_each_split_once(tmp_path, monkeypatch):
     )
     with tfds.testing.mock_data(as_dataset_fn=as_dataset_fn(8)):
         model, _ = trainer.train(config, str(tmp_path), verbose=0)
-    assert trainer.global_step(model) == 2
+    assert callbacks.global_step(model) == 2
     # The training split for the steps; the evaluation split for the attention pictures.
     assert loads == {source.train_split: 1, source.eval_split: 1}
