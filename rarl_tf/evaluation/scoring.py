@@ -94,17 +94,22 @@ def evaluate_scores(
     """Scores the evaluation split of `config`'s dataset with `scores_fn`; images that do not
     decode (or are over --max_pixels) are left out, and named in `skipped`."""
     examples = load_split(config, "eval")
+    counter = pipeline.SkipCounter()
     batches = pipeline.eval_batches(
         examples,
         config.model.image_size,
         config.eval.batch_size,
+        counter,
         max_pixels=config.data.max_pixels,
         ids=True,
     )
     num = int(examples.cardinality())
     scores, labels, ignore, scored_ids = score_dataset(scores_fn, batches, num if num > 0 else None)
     skipped = []
-    if num < 0 or len(scored_ids) < num:  # ids only (no image decoded) to name the missing
+    # The counter is exact once the split is read to its end, also where its length is unknown
+    # (a filtered split): the split is read a second time, ids only (no image decoded), to name
+    # the images left out, and only when there are some.
+    if counter.undecodable:
         every = [
             i.decode("utf-8", "replace")
             for i in pipeline.with_ids(examples).map(lambda ex: ex["id"]).as_numpy_iterator()
