@@ -277,6 +277,8 @@ def _train_remaining(model, strategy, stream, steps: tuple, callbacks: list, ver
         )
     except loop.NonFiniteStep as err:
         raise diverged(err, checkpoint.manager.latest_checkpoint) from None
+    finally:
+        stopper.on_train_end()  # whatever stopped the loop, the handlers go back
     if stopper.received and reached < total_steps:
         checkpoint.save_now()
         kept = checkpoint.manager.latest_checkpoint

@@ -70,7 +70,7 @@ def test_stop_on_signal_stops_after_the_step_and_gives_the_next_signal_back():
 
     from rarl_tf.training.signals import StopOnSignal
 
-    before = signal.getsignal(signal.SIGTERM)
+    before, before_int = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     stopper = StopOnSignal()
     stopper.set_model(types.SimpleNamespace(stop_training=False))
     stopper.on_train_begin()
@@ -79,4 +79,4 @@ def test_stop_on_signal_stops_after_the_step_and_gives_the_next_signal_back():
     assert stopper.received == signal.SIGTERM and stopper.model.stop_training
     assert signal.getsignal(signal.SIGTERM) == before  # a second SIGTERM terminates
     stopper.on_train_end()
-    assert signal.getsignal(signal.SIGINT) == signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) == before_int
