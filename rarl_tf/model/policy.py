@@ -125,7 +125,8 @@ class LocationPolicy(keras.layers.Layer):
     Args:
       loc_std: sigma of every Normal, in the [-1, 1] view frame (paper: 0.11).
       locations: "policy" (learned) or "random" (uniform centres; no REINFORCE term).
-      loc_head: "dense" (the paper's f_loc(h_t)) or "spatial" (a mixture over grid cells).
+      loc_head: "dense" (the paper's f_loc(h_t)), "spatial" (a mixture over grid cells) or
+        "query" (the same mixture, the state a query against cell keys that carry position).
       loc_hidden: units of the dense head's hidden ReLU layer (0: none, the paper), and the
         width A of the spatial head's cell terms when > 0.
       loc_grid: G, the side of the spatial head's grid.
@@ -137,7 +138,7 @@ class LocationPolicy(keras.layers.Layer):
         "none" (no state).
       policy_units: width of the "own" state.
       inhibition_anneal_epochs: > 0 gives the inhibition a strength (a non-trainable weight,
-        1 at first) that training anneals to 0 (`trainer.InhibitionAnneal`); the trained
+        1 at first) that training anneals to 0 (`training.callbacks.InhibitionAnneal`); the trained
         model's weights keep the strength it reached.
     """
 
