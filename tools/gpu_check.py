@@ -27,10 +27,12 @@ What it does:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -154,18 +156,47 @@ def _first_line(err: Exception) -> str:
     return lines[0] if lines else type(err).__name__
 
 
+@contextlib.contextmanager
+def _native_stderr_kept(kept: list):
+    """File descriptor 2 sent to a temporary file for the block; its text is appended to
+    `kept`. Mesa's Vulkan drivers print their own `error: XDG_RUNTIME_DIR is invalid ...`
+    lines there when LiteRT looks for a GPU, which would read as this tool's errors."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept.append(captured.read().decode("utf-8", "replace"))
+
+
+def _dawn_reason(log: str) -> str:
+    """Dawn's own words for a refused adapter ("Warning: Vulkan ... required"), if any."""
+    lines = [line.strip() for line in log.splitlines()]
+    warned = (line[len("Warning: ") :] for line in lines if line.startswith("Warning: "))
+    return "; ".join(dict.fromkeys(warned))
+
+
 def check(args, cpu) -> tuple[dict, int]:
     """The GPU part: (report, exit status)."""
     report = {"precision": args.precision, "atol": args.atol}
+    log: list = []
     try:
-        gpu = Runner(args.tflite, gpu=True, precision=args.precision)
+        with _native_stderr_kept(log):
+            gpu = Runner(args.tflite, gpu=True, precision=args.precision)
     except RuntimeError as err:
+        reason = _dawn_reason("".join(log))
         print(
-            f"error: LiteRT found no usable GPU here ({_first_line(err)}): this check needs "
-            f"a machine with a GPU",
+            f"error: LiteRT found no usable GPU here ({_first_line(err)}"
+            f"{'; ' + reason if reason else ''}): this check needs a machine with a GPU",
             file=sys.stderr,
         )
         return report, 2
+    sys.stderr.write("".join(log))  # e.g. LiteRT's "Selected adapter" line
     report["fully_accelerated"] = bool(gpu.model.is_fully_accelerated())
     print(f"gpu: is_fully_accelerated() = {report['fully_accelerated']}")
     if not report["fully_accelerated"]:
