@@ -168,6 +168,7 @@ def test_every_output_path_that_cannot_be_written_is_one_line(tiny_model_dir, tm
     assert taken.read_text() == "a file" and not any(folder.iterdir())
 
 
+@pytest.mark.slow  # evaluate loads TensorFlow and the model (~17 s on a loaded machine)
 def test_weights_of_another_model_name_both_files(tiny_model_dir, tmp_path):
     import json
     import shutil

@@ -89,6 +89,7 @@ def test_serving_default_sees_the_photo_upright(tiny_model_dir, tmp_path):
     np.testing.assert_allclose(got["boxes"][0].numpy(), got["boxes"][1].numpy(), atol=1e-6)
 
 
+@pytest.mark.slow  # predict as a process (~14 s on a loaded machine); decode is tested above
 def test_predict_scores_and_draws_a_phone_photo_upright(tiny_model_dir, tmp_path):
     array = np.random.default_rng(4).integers(0, 255, (30, 60, 3), np.uint8)
     sideways = encoded(array, "JPEG", 6)

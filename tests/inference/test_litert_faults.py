@@ -52,6 +52,8 @@ def mesa_lavapipe_icd() -> str | None:
     return found[0] if found else None
 
 
+# Slow: 3 predict processes; test_export_tflite's accelerator test covers auto/gpu by default.
+@pytest.mark.slow
 @pytest.mark.skipif(
     mesa_lavapipe_icd() is None,
     reason="Mesa's Vulkan drivers are not installed (apt-get install mesa-vulkan-drivers; "
