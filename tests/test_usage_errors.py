@@ -14,6 +14,8 @@ ENTRY_POINTS = [
     "tools.paired",
     "tools.export_accuracy",
     "tools.benchmark",
+    "tools.ablate",
+    "tools.policy_report",
 ]
 
 

@@ -262,4 +262,4 @@ if __name__ == "__main__":
     flags.DEFINE_string("output", "ablation.json", "JSON results (with a markdown table).")
     flags.DEFINE_integer("discovery_images", 512, "Test images for the discovery score.")
     flags.DEFINE_integer("verbose", 2, "Keras verbosity while training (0, 1 or 2).")
-    app.run(cli.user_errors_exit(main))
+    app.run(cli.user_errors_exit(main), flags_parser=cli.parse_flags)

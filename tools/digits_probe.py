@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from absl import app, flags
 
+from rarl_tf import cli
 from rarl_tf.data import cluttered_digits as cd
 
 FLAGS = flags.FLAGS
@@ -105,7 +106,12 @@ def probe(name: str, glimpses: int, image_size: int, count: int, seed: int) -> d
 
 
 def main(argv):
-    del argv
+    cli.no_arguments(argv)
+    known = [c.name for c in cd.ClutteredDigits.BUILDER_CONFIGS]
+    if FLAGS.config not in known:
+        raise ValueError(f"--config={FLAGS.config} is not allowed: expected one of {known}")
+    if FLAGS.glimpses < 1 or FLAGS.canvases < 1 or FLAGS.image_size < 1:
+        raise ValueError("--glimpses, --canvases and --image_size: expected integers >= 1")
     result = probe(FLAGS.config, FLAGS.glimpses, FLAGS.image_size, FLAGS.canvases, FLAGS.seed)
     print("| figure | value |\n|---|---|")
     for key, value in result.items():
@@ -117,4 +123,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(cli.user_errors_exit(main), flags_parser=cli.parse_flags)

@@ -90,4 +90,4 @@ if __name__ == "__main__":
         "(random_inhibited, inhibition_on) where the model has none of its own.",
     )
     flags.DEFINE_string("output", None, "JSON path; default MODEL_DIR/policy_report.json.")
-    app.run(cli.user_errors_exit(main))
+    app.run(cli.user_errors_exit(main), flags_parser=cli.parse_flags)
