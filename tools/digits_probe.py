@@ -40,10 +40,7 @@ def draw(config: cd.ClutteredDigitsConfig, count: int, seed: int) -> list[dict]:
     glyphs, targets = digits.images / 16.0, digits.target
     pool = cd.source_pools(config.seed)["test"]
     rng = np.random.default_rng([seed, 1])
-    plan = None
-    if config.classes_per_canvas:
-        keys = ("classes_per_canvas", "copies", "aspect_ratios", "gap", "edge")
-        plan = {key: getattr(config, key) for key in keys}
+    plan = cd.canvas_plan(config)
     return [
         cd.make_canvas(
             rng, glyphs, targets, pool, config.canvas_size, config.max_digits,

@@ -114,6 +114,14 @@ def _digit_shape(
     return height, width
 
 
+def canvas_plan(config: ClutteredDigitsConfig) -> dict | None:
+    """`make_canvas`'s `plan` for `config`: None for the default rule (independent classes)."""
+    if not config.classes_per_canvas:
+        return None
+    keys = ("classes_per_canvas", "copies", "aspect_ratios", "gap", "edge")
+    return {key: getattr(config, key) for key in keys}
+
+
 def _repeated_rows(
     rng: np.random.Generator, targets: np.ndarray, pool: np.ndarray, classes: int, copies
 ) -> list[int]:
@@ -277,12 +285,7 @@ class ClutteredDigits(tfds.core.GeneratorBasedBuilder):
         digits = load_digits()
         glyphs, targets = digits.images / 16.0, digits.target
         pool = source_pools(config.seed)[split]
-        plan = None
-        if config.classes_per_canvas:
-            plan = {
-                key: getattr(config, key)
-                for key in ("classes_per_canvas", "copies", "aspect_ratios", "gap", "edge")
-            }
+        plan = canvas_plan(config)
         rng = np.random.default_rng([config.seed, 0 if split == "train" else 1])
         for index in range(count):
             yield (

@@ -124,8 +124,7 @@ def test_large_dataset_is_registered():
 
 def _repeats_plan():
     config = next(c for c in cd.ClutteredDigits.BUILDER_CONFIGS if c.name == "repeats")
-    keys = ("classes_per_canvas", "copies", "aspect_ratios", "gap", "edge")
-    return config, {key: getattr(config, key) for key in keys}
+    return config, cd.canvas_plan(config)
 
 
 def test_repeats_config_draws_three_classes_each_two_or_three_times_apart():
