@@ -3,6 +3,7 @@ naming the setting or file, no traceback, and nothing written (issue 29)."""
 
 import pytest
 
+from conftest import tiny_model_config
 from entry_points import TINY, run, train_refused
 
 ENTRY_POINTS = [
@@ -71,15 +72,7 @@ def test_the_smallest_image_the_backbone_pools_is_allowed(tmp_path):
     # The bound is the backbone's stride, not more: small_vgg of two blocks pools once (2 px).
     from rarl_tf.config.experiment import ExperimentConfig, ModelConfig, backbone_stride
 
-    model = ModelConfig(
-        backbone="small_vgg",
-        backbone_weights="none",
-        backbone_widths=(8, 16),
-        image_size=10,
-        crop_margin=8,
-        anchor_sizes=(4.0,),
-        aspect_ratios=(1.0,),
-    )
+    model = tiny_model_config(image_size=10, anchor_sizes=(4.0,), aspect_ratios=(1.0,))
     assert backbone_stride(model) == 2
     ExperimentConfig(model=model).validate()
     assert backbone_stride(ModelConfig()) == 16
