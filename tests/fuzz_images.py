@@ -184,7 +184,7 @@ def through_pipeline(cases) -> dict:
 def through_serving(cases, model_dir: str, work_dir: str) -> dict:
     import tensorflow as tf
 
-    from export import saved_model
+    from rarl_tf.export import saved_model
 
     signature = tf.saved_model.load(saved_model.export(model_dir, work_dir)).signatures[
         "serving_default"

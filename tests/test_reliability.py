@@ -47,7 +47,7 @@ def _png(path, array):
 def test_1_tflite_export_refuses_an_existing_export_and_replaces_the_pair_whole(
     tiny_model_dir, tmp_path, monkeypatch, umask_022
 ):
-    from export import tflite
+    from rarl_tf.export import tflite
 
     output, labels = tmp_path / "m.tflite", tmp_path / "m.labels.txt"
     output.write_bytes(b"the good model")
@@ -83,7 +83,7 @@ def test_1_tflite_export_refuses_an_existing_export_and_replaces_the_pair_whole(
 
 @pytest.mark.slow  # a real conversion: ~40 s on 2 shared cores
 def test_1_tflite_export_with_overwrite_replaces_the_pair(tiny_model_dir, tmp_path, umask_022):
-    from export import tflite
+    from rarl_tf.export import tflite
 
     output, labels = tmp_path / "m.tflite", tmp_path / "m.labels.txt"
     output.write_bytes(b"the old model")
@@ -361,7 +361,7 @@ def test_7_run_files_get_the_umask_permissions_and_are_fsynced(tmp_path, monkeyp
 def test_8_saved_model_export_retries_a_taken_version_and_never_leaks_staging(
     tiny_model_dir, tmp_path, monkeypatch, umask_022
 ):
-    from export import saved_model
+    from rarl_tf.export import saved_model
 
     base = tmp_path / "exported"
     real_warmup = saved_model.write_warmup_requests

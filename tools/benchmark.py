@@ -189,7 +189,7 @@ def tflite_times(matmul_model, m, image, timed) -> dict:
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
-    from export.tflite import convert_model
+    from rarl_tf.export.tflite import convert_model
     from rarl_tf.inference import outputs
     from rarl_tf.model.views import FULL_VIEW
 

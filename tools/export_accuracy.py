@@ -33,8 +33,8 @@ def _scorers(model, work: str) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from export import saved_model, tflite
     from rarl_tf.evaluation import scoring
+    from rarl_tf.export import saved_model, tflite
     from rarl_tf.inference import outputs, prediction
     from rarl_tf.model.views import FULL_VIEW
     from rarl_tf.model_folder import WEIGHTS_FILE

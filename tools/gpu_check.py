@@ -253,7 +253,7 @@ def _verdict(report: dict, atol: float) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("tflite", help="the exported model (python -m export.tflite)")
+    parser.add_argument("tflite", help="the exported model (python -m rarl_tf.export.tflite)")
     parser.add_argument("--images", help=".npy of [count, N, N, 3] float32 real images")
     parser.add_argument("--random", type=int, default=8, help="how many random inputs")
     parser.add_argument(

@@ -26,7 +26,7 @@ def main(argv):
     cli.no_arguments(argv)
     if FLAGS.count < 1:
         raise ValueError(f"--count={FLAGS.count} is not allowed: expected an integer >= 1")
-    from export.tflite import training_images
+    from rarl_tf.export.tflite import training_images
 
     images = np.concatenate(list(training_images(FLAGS.model_dir, FLAGS.count, FLAGS.split)))
     buffer = io.BytesIO()

@@ -35,7 +35,7 @@ PRECISIONS = ("fp32", "fp16")
 # keeps ~3 significant digits.
 TOLERANCES = {"fp32": 1e-3, "fp16": 1e-2}
 SIGNATURE = "serving_default"
-# The outputs of `export.tflite`'s signature (`outputs.EXPORTED_NAMES`'s values).
+# The outputs of `rarl_tf.export.tflite`'s signature (`outputs.EXPORTED_NAMES`'s values).
 EXPORTED_OUTPUTS = ("scores", "boxes", "centres")
 # The GPU trial process's limit: compiling and running the probe on a software device
 # (SwiftShader) took up to ~2 min for VGG16 at 128 px; a real GPU takes seconds.
@@ -93,12 +93,12 @@ def compile_on(path: str, devices: str, precision: str = "fp32"):
 
 
 def _signature_problem(inputs: dict, outputs: dict) -> str | None:
-    """What differs from `export.tflite`'s signature: pixels float32 [1, N, N, 3] -> scores
+    """What differs from `rarl_tf.export.tflite`'s signature: pixels float32 [1, N, N, 3] -> scores
     [1, C], boxes [1, T, k, 4], centres [1, T, 2] (all float32); None if nothing."""
     if set(inputs) != {"pixels"} or set(outputs) != set(EXPORTED_OUTPUTS):
         return (
             f"its signature {SIGNATURE!r} takes {sorted(inputs)} and answers {sorted(outputs)}, "
-            f"where an export of `python -m export.tflite` takes ['pixels'] and answers "
+            f"where an export of `python -m rarl_tf.export.tflite` takes ['pixels'] and answers "
             f"{sorted(EXPORTED_OUTPUTS)}"
         )
     shapes = {n: [int(v) for v in d["shape"]] for n, d in {**inputs, **outputs}.items()}
@@ -122,8 +122,8 @@ def _signature_problem(inputs: dict, outputs: dict) -> str | None:
 
 
 def read_exported(path: str, labels: str) -> tuple[int, list[str]]:
-    """(N, class names) of an export of `python -m export.tflite` and its labels file, checked
-    before anything runs: the file is a TFLite model whose signature is the export's (one
+    """(N, class names) of an export of `python -m rarl_tf.export.tflite` and its labels file,
+    checked before anything runs: the file is a TFLite model whose signature is the export's (one
     pixels input, scores / boxes / centres outputs of the export's shapes), and the labels file
     names one class per score.
 
@@ -136,7 +136,7 @@ def read_exported(path: str, labels: str) -> tuple[int, list[str]]:
     for file in (path, labels):
         if not os.path.isfile(file):
             what = "not found" if not os.path.exists(file) else "not a regular file"
-            raise ValueError(f"{file} {what} (written by `python -m export.tflite`)")
+            raise ValueError(f"{file} {what} (written by `python -m rarl_tf.export.tflite`)")
     try:
         with _stdout_to_stderr():
             interpreter = Interpreter(model_path=path)
@@ -151,7 +151,7 @@ def read_exported(path: str, labels: str) -> tuple[int, list[str]]:
         size = int(runner.get_input_details()["pixels"]["shape"][1])
     except (ValueError, RuntimeError, OSError) as err:
         raise ValueError(
-            f"--tflite={path} is not a model exported by `python -m export.tflite` "
+            f"--tflite={path} is not a model exported by `python -m rarl_tf.export.tflite` "
             f"({_first_line(err)}): export it again from its --model_dir"
         ) from None
     return size, _read_labels(labels, classes)
@@ -166,7 +166,7 @@ def _read_labels(labels: str, classes: int) -> list[str]:
     if len(names) != classes:
         raise ValueError(
             f"{labels} names {len(names)} classes, but the model beside it scores {classes}: "
-            f"use the .labels.txt written with that .tflite by `python -m export.tflite`"
+            f"use the .labels.txt written with that .tflite by `python -m rarl_tf.export.tflite`"
         )
     return names
 
@@ -260,7 +260,7 @@ def gpu_problem(path: str, whole: bool, precision: str) -> str | None:
     if whole and not model.is_fully_accelerated():
         return (
             f"{path} is not fully accelerated on the GPU (check it with "
-            f"`python -m export.gpu_rules {path}`)"
+            f"`python -m rarl_tf.export.gpu_rules {path}`)"
         )
     try:
         return _disagreement(path, model, precision)

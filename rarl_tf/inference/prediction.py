@@ -78,7 +78,7 @@ def describe(
 
 
 class LiteRTPredictor:
-    """Runs an exported .tflite model (see export/tflite.py) through LiteRT's CompiledModel.
+    """Runs an exported .tflite model (see rarl_tf/export/tflite.py) through LiteRT's CompiledModel.
 
     accelerator: "cpu", "gpu" or "auto", precision: "fp32" or "fp16" on the GPU
     (`rarl_tf.inference.litert.compile_model`); `device` is where it runs ("cpu" or "gpu").

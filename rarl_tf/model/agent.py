@@ -289,7 +289,7 @@ class RecurrentAttention(keras.layers.Layer):
     def steps(self, features, views, image_size, sample=False, trajectories=1):
         """The iterations t = 1..T of `call`, one at a time: yields a dict of OUTPUTS, [E, ...]
         each (region_logits [E, k, C], boxes [E, k, 4], locations, means [E, 2], log_probs,
-        baselines [E]). `call` stacks them by image; the exported graph (export/gpu_graph.py)
+        baselines [E]). `call` stacks them by image; the export (rarl_tf/export/gpu_graph.py)
         reads them as they come (one image, one view), so it runs this very code."""
         views = tf.convert_to_tensor(views, tf.float32)
         batch = tf.shape(features)[0]

@@ -77,7 +77,7 @@ def test_the_data_pipeline_sees_the_photo_upright():
 
 
 def test_serving_default_sees_the_photo_upright(tiny_model_dir, tmp_path):
-    from export import saved_model
+    from rarl_tf.export import saved_model
 
     version = saved_model.export(str(tiny_model_dir), str(tmp_path / "serving"))
     serve = tf.saved_model.load(version).signatures["serving_default"]

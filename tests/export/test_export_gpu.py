@@ -1,5 +1,5 @@
-"""The exported graph (export/gpu_graph.py) passes the GPU delegate's rules whole and computes
-the Keras model's outputs: for the embedded default (digits.flags), the VOC recipe and the
+"""The exported graph (rarl_tf/export/gpu_graph.py) passes the GPU delegate's rules whole and
+computes the Keras model's outputs: for the embedded default (digits.flags), the VOC recipe and the
 model variants the agent offers."""
 
 import os
@@ -9,7 +9,7 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter
 
 from conftest import ROOT, tiny_model_config
-from export import gpu_rules, recipes, tflite
+from rarl_tf.export import gpu_rules, recipes, tflite
 from rarl_tf.inference.prediction import keras_predict
 from rarl_tf.model.factory import build_model
 

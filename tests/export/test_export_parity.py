@@ -14,7 +14,7 @@ from sklearn.metrics import average_precision_score
 
 from canvases import labelled_canvases
 from conftest import QUERY_HEAD, ROOT, TINY_SIZES, tiny_model_config
-from export import recipes, tflite
+from rarl_tf.export import recipes, tflite
 from rarl_tf.inference.prediction import keras_predict
 from rarl_tf.model.factory import build_model
 

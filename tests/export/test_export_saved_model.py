@@ -7,7 +7,7 @@ import tensorflow as tf
 from PIL import Image
 
 from conftest import run_python
-from export import saved_model
+from rarl_tf.export import saved_model
 from rarl_tf.inference.prediction import keras_predict
 from rarl_tf.model_folder import load_trained
 

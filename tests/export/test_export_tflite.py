@@ -3,7 +3,7 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter
 
 from conftest import ROOT, run_python
-from export import tflite
+from rarl_tf.export import tflite
 from rarl_tf.inference.prediction import keras_predict
 from rarl_tf.model_folder import load_trained
 
@@ -108,8 +108,8 @@ def test_export_prints_the_gpu_delegate_check(tiny_model_dir, tmp_path, capsys):
 
 
 def test_export_refuses_ops_that_fall_back_to_the_cpu(tiny_model_dir, tmp_path, monkeypatch):
-    from export import gpu_graph, gpu_rules
     from rarl_tf import cli
+    from rarl_tf.export import gpu_graph, gpu_rules
 
     # The model's own call (before the rewrite) has ops the delegate refuses.
     monkeypatch.setattr(gpu_graph, "inference_function", tflite.keras_inference_function)
@@ -130,10 +130,10 @@ def test_export_refuses_ops_that_fall_back_to_the_cpu(tiny_model_dir, tmp_path, 
 
 @pytest.mark.parametrize("quantization", ["float16", "int8"])
 def test_quantized_exports_pass_the_gpu_delegates_rules(tiny_model_dir, quantization, monkeypatch):
-    # A prediction from the rules (export/gpu_rules.py), not a run: float16 runs on the GPU
+    # A prediction from the rules (rarl_tf/export/gpu_rules.py), not a run: float16 runs on the GPU
     # in tests/inference/test_gpu_runtime.py; int8 crashes LiteRT's GPU accelerator and is
     # refused for it. Both are compared with Keras on the CPU in test_export_parity.py.
-    from export import gpu_rules
+    from rarl_tf.export import gpu_rules
 
     rng = np.random.default_rng(0)
     images = [rng.uniform(0, 255, (1, 40, 40, 3)).astype(np.float32) for _ in range(4)]

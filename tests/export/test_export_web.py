@@ -76,7 +76,7 @@ def runs(tmp_path_factory):
 def sites(runs):
     """{"float16": the site of the README's command, run as a user runs it from the folder
     holding runs/digits, "none": a float32 site exported in this process}."""
-    from export import web
+    from rarl_tf.export import web
 
     env = python_env(TFDS_DATA_DIR=str(runs / "tfds"))
     command = [sys.executable, "-m", "export.web", "--model_dir=runs/digits", "--output=site"]
@@ -325,8 +325,8 @@ def test_bad_files_and_browsers_get_one_clear_message(browser, sites, tmp_path):
 
 
 def test_export_refuses_an_existing_site_and_a_missing_litert(tiny_model_dir, tmp_path, capsys):
-    from export import web
     from rarl_tf import cli
+    from rarl_tf.export import web
 
     (tmp_path / "old").mkdir()
     refused = cli.user_errors_exit(

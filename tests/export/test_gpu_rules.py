@@ -1,11 +1,11 @@
-"""Each GPU-delegate rule of export/gpu_rules.py, shown with a tiny model that breaks it."""
+"""Each GPU-delegate rule of rarl_tf/export/gpu_rules.py, shown with a tiny model that breaks it."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from export import gpu_rules
-from export.tflite_graph import Graph
+from rarl_tf.export import gpu_rules
+from rarl_tf.export.tflite_graph import Graph
 
 
 def _convert(fn, *specs) -> bytes:

@@ -16,9 +16,9 @@ import tensorflow_datasets as tfds
 from ai_edge_litert.interpreter import Interpreter
 
 from conftest import ROOT, TINY_SIZES
-from export import saved_model, tflite
 from fake_tfds import as_dataset_fn
 from rarl_tf.config.flags import experiment_config_from_flagfile
+from rarl_tf.export import saved_model, tflite
 from rarl_tf.inference.prediction import keras_predict
 from rarl_tf.model import optimizer as optimizer_lib
 from rarl_tf.model_folder import load_trained

@@ -10,7 +10,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from conftest import tiny_model_config
-from export import gpu_rules, tflite
+from rarl_tf.export import gpu_rules, tflite
 from rarl_tf.inference.prediction import keras_predict
 from rarl_tf.model import agent as agent_module
 from rarl_tf.model.factory import build_model

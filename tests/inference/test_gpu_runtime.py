@@ -22,7 +22,7 @@ from PIL import Image
 
 from canvases import cluttered_canvases
 from conftest import QUERY_HEAD, ROOT, run_python, tiny_model_config
-from export import recipes, tflite
+from rarl_tf.export import recipes, tflite
 from rarl_tf.inference import litert
 from rarl_tf.inference.prediction import keras_predict
 from rarl_tf.model.factory import build_model

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from conftest import python_env, run_python
-from export import tflite
+from rarl_tf.export import tflite
 from rarl_tf.inference import litert
 
 

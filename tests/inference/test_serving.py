@@ -7,9 +7,9 @@ import numpy as np
 import tensorflow as tf
 
 from conftest import tiny_model_config
-from export import saved_model, tflite
 from rarl_tf.config.experiment import EvalConfig
 from rarl_tf.evaluation import metrics
+from rarl_tf.export import saved_model, tflite
 from rarl_tf.inference import outputs, prediction
 from rarl_tf.model.factory import build_model
 from rarl_tf.model.views import FULL_VIEW
@@ -59,7 +59,7 @@ def test_predict_is_the_models_whole_view_forward_pass():
 
 
 def test_labels_path_is_the_models_path_with_labels_txt():
-    # The file itself is written by `python -m export.tflite`: tests/export/test_export_tflite.py.
+    # The file itself is written by rarl_tf.export.tflite: tests/export/test_export_tflite.py.
     assert outputs.labels_path("out/rarl.tflite") == "out/rarl.labels.txt"
     assert outputs.labels_path("a.b/model.tflite") == "a.b/model.labels.txt"
 

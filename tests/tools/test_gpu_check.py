@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from export import tflite
+from rarl_tf.export import tflite
 
 SCRIPT = os.path.join(ROOT, "tools", "gpu_check.py")
 

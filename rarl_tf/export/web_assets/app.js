@@ -1,7 +1,7 @@
 // The RARL demo page: decodes an image, resizes it as `predict` does, runs the exported model
 // with LiteRT.js (WebGPU or WebAssembly) and draws each step's attended regions.
-// Written by `python -m export.web`; config.json beside it says the image size, class names,
-// colours, top-k and threshold. `window.rarl` is what the tests (and a curious user) call.
+// Written by `python -m rarl_tf.export.web`; config.json beside it says the image size, class
+// names, colours, top-k and threshold. `window.rarl` is what the tests (and a curious user) call.
 
 const $ = (id) => document.getElementById(id);
 const f = Math.fround;  // float32 rounding: the resize below computes as TensorFlow's C++ does

@@ -27,7 +27,7 @@ ai-edge-litert 2.3 is built from this tree):
   so only a runtime right-hand side shaped [1, I, O] (or [1, 1, I, O]) computes a product;
   `gpu_compatibility.cc` accepts any BATCH_MATMUL, this module holds it to the kernel's shape.
 * `tflite/delegates/utils.cc` `FP16GraphPartitionHelper` (commit
-  38ee59721b37a8aa2dc9abadcc43c0cbd8dbb3d3): see export/gpu_rules.py.
+  38ee59721b37a8aa2dc9abadcc43c0cbd8dbb3d3): see rarl_tf/export/gpu_rules.py.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from export.tflite_graph import (
+from rarl_tf.export.tflite_graph import (
     BOOL,
     FLOAT32,
     FLOATS,

@@ -1,6 +1,6 @@
 """Export a trained model as a SavedModel in TF Serving's versioned layout.
 
-    python -m export.saved_model --model_dir=runs/digits --export_base=exported/rarl
+    python -m rarl_tf.export.saved_model --model_dir=runs/digits --export_base=exported/rarl
 
 writes `exported/rarl/1`, then `exported/rarl/2` on the next export (never overwriting; each
 version is written to a temporary folder, fsynced and renamed, so Serving never sees half a

@@ -53,14 +53,14 @@ alone computes right).
 
 from __future__ import annotations
 
-from export.gpu_rules_classic import (
+from rarl_tf.export.gpu_rules_classic import (
     BATCHED_CONSTANT,
     Miscompute,
     miscompute_reasons,
     select_shape_rules,
     strided_slice_mask_reasons,
 )
-from export.tflite_graph import BOOL, INT32, TYPE_NAMES
+from rarl_tf.export.tflite_graph import BOOL, INT32, TYPE_NAMES
 
 UNARY = {
     "ABS": 5,

@@ -2,8 +2,8 @@
 type, constant or not), ops in execution order, who reads and who writes each tensor, and the
 partitioning of the ops into GPU and CPU blocks (`partition`).
 
-Shared by both rule sets of export/gpu_rules.py (the classic TFLite GPU delegate and ML Drift);
-holds no rule of its own.
+Shared by both rule sets of rarl_tf/export/gpu_rules.py (the classic TFLite GPU delegate and ML
+Drift); holds no rule of its own.
 """
 
 from __future__ import annotations

@@ -1,14 +1,15 @@
 """Export a trained model as a static web page that runs it in the browser with LiteRT.js.
 
-    python -m export.web --model_dir=runs/digits --output=site
+    python -m rarl_tf.export.web --model_dir=runs/digits --output=site
     python -m http.server -d site      # then open http://localhost:8000
 
 SITE holds everything the page needs, nothing is fetched from elsewhere when it loads (it works
-offline): index.html, app.js, the model (model.tflite, `export.tflite`'s graph; float16 weights
-by default, --quantization as export.tflite), model.labels.txt, config.json (image size, class
-names, the iteration colours of `predict`'s pictures, top-k and threshold), a few test images of
-the model's evaluation split under samples/, and the LiteRT.js files under litert/, copied from the
-repository's node_modules (`npm ci`: package.json and package-lock.json pin them).
+offline): index.html, app.js, the model (model.tflite, `rarl_tf.export.tflite`'s graph; float16
+weights by default, --quantization as rarl_tf.export.tflite), model.labels.txt, config.json
+(image size, class names, the iteration colours of `predict`'s pictures, top-k and threshold), a
+few test images of the model's evaluation split under samples/, and the LiteRT.js files under
+litert/, copied from the checkout's node_modules (`npm ci`: package.json and package-lock.json
+pin them; --node_modules names another folder).
 
 The page runs the model on WebGPU where the browser has it and the model is fully accelerated
 there, else on WebAssembly (`?backend=webgpu|wasm` forces one). It resizes images as `predict`
@@ -29,13 +30,15 @@ from rarl_tf import cli
 from rarl_tf.config import flags as rarl_flags
 
 FLAGS = flags.FLAGS
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The checkout, where `npm ci` puts node_modules. Installed from a wheel the package has no
+# checkout above it: --node_modules names the folder then.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web_assets")
 PAGE_FILES = ("index.html", "app.js")
 # --quantization -> what the page and the summary call the model's weights.
 WEIGHTS = {"none": "float32", "float16": "float16", "int8": "int8"}
 MODEL_FILE = "model.tflite"
-# FILE.labels.txt beside FILE.tflite, as export.tflite names it: so
+# FILE.labels.txt beside FILE.tflite, as rarl_tf.export.tflite names it: so
 # `predict --tflite=SITE/model.tflite` runs the very model the page runs.
 LABELS_FILE = "model.labels.txt"
 CONFIG_FILE = "config.json"
@@ -136,10 +139,10 @@ def page_config(config, quantization: str, samples) -> dict:
 
 
 def model_content(model_dir: str, quantization: str, calibration_images: int) -> bytes:
-    """The .tflite bytes as `export.tflite` writes them: builtin ops only (ValueError
+    """The .tflite bytes as `rarl_tf.export.tflite` writes them: builtin ops only (ValueError
     otherwise), the GPU delegate check printed (a fallback only costs WebGPU: the page then runs
     on WebAssembly, so it does not stop the export)."""
-    from export import tflite
+    from rarl_tf.export import tflite
 
     images = None
     if quantization == "int8":
@@ -215,7 +218,7 @@ def export(
     """
     import json
 
-    from export import tflite
+    from rarl_tf.export import tflite
     from rarl_tf.model_folder import load_config
 
     if quantization not in tflite.QUANTIZATIONS:
@@ -260,7 +263,7 @@ def main(argv):
 
 def run():
     """Defines this entry point's flags and runs it (`python -m` and the console script)."""
-    from export import tflite
+    from rarl_tf.export import tflite
 
     rarl_flags.define_model_dir_flag()
     flags.DEFINE_string("output", None, "The folder to write the site to.", required=True)

@@ -1,10 +1,11 @@
 """Export a trained model to TFLite with builtin ops only (stock LiteRT, GPU delegate).
 
-    python -m export.tflite --model_dir=runs/digits --output=rarl.tflite --quantization=none
+    python -m rarl_tf.export.tflite --model_dir=runs/digits --output=rarl.tflite --quantization=none
 
-`tf.image.crop_and_resize` is not a TFLite builtin, so the exported graph (`export/gpu_graph.py`)
-crops with interpolation weights multiplied into the feature map, one matrix product per step;
-locations are the policy's mode, so the graph holds no random op. The model takes one image:
+`tf.image.crop_and_resize` is not a TFLite builtin, so the exported graph
+(`rarl_tf/export/gpu_graph.py`) crops with interpolation weights multiplied into the feature map,
+one matrix product per step; locations are the policy's mode, so the graph holds no random op.
+The model takes one image:
 
   signature "serving_default": pixels float32 [1, N, N, 3] (RGB in [0, 255], already resized)
     -> scores [1, C], boxes [1, T, k, 4] (normalised y1, x1, y2, x2), centres [1, T, 2]
@@ -15,10 +16,10 @@ The class names go beside it, one per line, in FILE.labels.txt (the classic TFLi
 
 Quantization: none (float32), float16 (weights), int8 (weights and activations, calibrated on
 images of the training split; inputs and outputs stay float32).
-The exporter prints the op list and the GPU delegate check of `export/gpu_rules.py` (the
+The exporter prints the op list and the GPU delegate check of `rarl_tf/export/gpu_rules.py` (the
 delegate's own rules; TF's Analyzer reports "compatible" for anything), fails if any op is not
 a TFLite builtin, and fails naming each op that would fall back from the GPU delegate to the CPU
-unless --allow_cpu_fallback. The graph is `export/gpu_graph.py`'s rewrite of the model's
+unless --allow_cpu_fallback. The graph is `rarl_tf/export/gpu_graph.py`'s rewrite of the model's
 forward pass, which the delegate takes whole.
 """
 
@@ -41,7 +42,7 @@ SIGNATURE = "serving_default"
 
 def keras_inference_function(model, image_size: int):
     """tf.function pixels [1, N, N, 3] -> {"scores", "boxes", "centres"} through the Keras
-    model's own call (the graph before the GPU-delegate rewrite of `export/gpu_graph.py`)."""
+    model's own call (the graph before the GPU-delegate rewrite of rarl_tf/export/gpu_graph.py)."""
     import tensorflow as tf
 
     from rarl_tf.inference import outputs
@@ -91,7 +92,7 @@ def convert_model(
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    from export import gpu_graph
+    from rarl_tf.export import gpu_graph
 
     concrete = gpu_graph.inference_function(model, image_size).get_concrete_function()
     # Freeze explicitly: handed the live function (or a SavedModel of it), the converter kept
@@ -141,10 +142,10 @@ def training_images(model_dir: str, count: int = 100, split: str = "train"):
 
 
 def gpu_check(content: bytes, allow_cpu_fallback: bool = False):
-    """The GPU delegate's rules applied to a converted model (export/gpu_rules.py); prints the
-    summary and raises `cli.RunFailed` with one line per op that would fall back to the CPU,
-    unless `allow_cpu_fallback`."""
-    from export import gpu_rules
+    """The GPU delegate's rules applied to a converted model (rarl_tf/export/gpu_rules.py);
+    prints the summary and raises `cli.RunFailed` with one line per op that would fall back to the
+    CPU, unless `allow_cpu_fallback`."""
+    from rarl_tf.export import gpu_rules
 
     report = gpu_rules.check_model(content)
     print(report.summary())

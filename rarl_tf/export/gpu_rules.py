@@ -1,11 +1,12 @@
 """GPU rule checks of a `.tflite` flatbuffer, op by op, under two rule sets:
 
 * "classic": the classic TFLite GPU delegate (`tflite/delegates/gpu`), the one Android's
-  `GpuDelegateV2` uses (export/gpu_rules_classic.py). It cannot run on this machine, so its
+  `GpuDelegateV2` uses (rarl_tf/export/gpu_rules_classic.py). It cannot run on this machine, so its
   verdict stays a prediction.
 * "ml_drift": ML Drift, the GPU backend of ai-edge-litert's `CompiledModel` accelerator
-  (export/gpu_rules_mldrift.py). It runs here on a software Vulkan device (tools/swiftshader.py),
-  so its verdict can be, and should be, checked against a run (tools/gpu_check.py).
+  (rarl_tf/export/gpu_rules_mldrift.py). It runs here on a software Vulkan device
+  (tools/swiftshader.py), so its verdict can be, and should be, checked against a run
+  (tools/gpu_check.py).
 
 `tf.lite.experimental.Analyzer.analyze(..., gpu_compatibility=True)` in TF 2.21 reports "looks
 compatible" whatever the model holds, hence these re-implementations. Each op gets three kinds
@@ -19,7 +20,7 @@ google-ai-edge/LiteRT, commit 38ee59721b37a8aa2dc9abadcc43c0cbd8dbb3d3): a DEQUA
 constant float16 weight is not taken by itself, its consumers are checked as if they read the
 constant, and the DEQUANTIZE ops join the GPU only when every other op is taken; otherwise they
 all stay on the CPU. The partitioning follows `PartitionGraphIntoIndependentNodeSubsets`
-(export/tflite_graph.partition); the delegate takes the largest `max_delegated_partitions`
+(rarl_tf/export/tflite_graph.partition); the delegate takes the largest `max_delegated_partitions`
 (default 1) blocks.
 
 Usage:
@@ -27,7 +28,7 @@ Usage:
     print(report.summary())
     for line in report.problem_lines(): print(line)
 
-    python -m export.gpu_rules FILE.tflite [--rules=classic|ml_drift|both]
+    python -m rarl_tf.export.gpu_rules FILE.tflite [--rules=classic|ml_drift|both]
         # prints each summary and problem; exit 1 unless every rule set takes the whole
         # model, builds and computes it right (as far as the rules can tell)
 """
@@ -38,8 +39,8 @@ import collections
 import dataclasses
 import sys
 
-from export import gpu_rules_classic, gpu_rules_mldrift
-from export.tflite_graph import (  # noqa: F401
+from rarl_tf.export import gpu_rules_classic, gpu_rules_mldrift
+from rarl_tf.export.tflite_graph import (  # noqa: F401
     BOOL,
     FLOAT16,
     FLOAT32,
@@ -275,7 +276,8 @@ def main(argv) -> int:
     parsed = _parse_args(argv)
     if parsed is None:
         print(
-            f"usage: python -m export.gpu_rules FILE.tflite [--rules={'|'.join(RULE_SETS)}|both]",
+            f"usage: python -m rarl_tf.export.gpu_rules FILE.tflite "
+            f"[--rules={'|'.join(RULE_SETS)}|both]",
             file=sys.stderr,
         )
         return 2
