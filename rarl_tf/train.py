@@ -17,7 +17,7 @@ from absl import flags
 
 from rarl_tf import cli, model_folder
 from rarl_tf.config import flags as rarl_flags
-from rarl_tf.config.experiment import STRATEGIES
+from rarl_tf.config.experiment import STRATEGIES, ExperimentConfig
 
 FLAGS = flags.FLAGS
 
@@ -34,6 +34,30 @@ def check_writable(model_dir: str) -> None:
         )
 
 
+def train_and_evaluate(config: ExperimentConfig, model_dir: str, strategy) -> dict | None:
+    """Trains (or resumes) `config` in `model_dir`, then on the chief scores the evaluation split
+    and writes metrics.json; returns the results (None on the other workers). Each split is
+    loaded once: training, its attention pictures and the scoring share `Splits`."""
+    from rarl_tf.data.splits import Splits
+    from rarl_tf.evaluation import scoring
+    from rarl_tf.training import callbacks, checkpoints, distribute, trainer
+
+    start = time.time()
+    splits = Splits(config)
+    try:
+        model, config = trainer.train(config, model_dir, strategy, splits=splits)
+    except (model_folder.ModelDirBusy, checkpoints.CheckpointWriteFailed) as err:
+        raise cli.RunFailed(str(err)) from None
+    if not distribute.is_chief():
+        return None
+    results = scoring.evaluate(model, config, splits.eval)
+    results["steps"] = callbacks.global_step(model)
+    results["train_and_eval_seconds"] = round(time.time() - start, 1)
+    # Whole or not at all: a reader never sees half of it (train.py still holds the lock).
+    model_folder.write_json(os.path.join(model_dir, model_folder.METRICS_FILE), results)
+    return results
+
+
 def main(argv):
     cli.no_arguments(argv)
     config = rarl_flags.experiment_config_from_flags()
@@ -45,8 +69,7 @@ def main(argv):
         )
 
     # Imported after the flags are checked so a bad flag fails before TensorFlow starts.
-    from rarl_tf.evaluation import scoring
-    from rarl_tf.training import callbacks, checkpoints, distribute, trainer
+    from rarl_tf.training import distribute
 
     distribute.split_cpu(FLAGS.num_cpu_devices)
     strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.num_cpu_devices, FLAGS.tpu)
@@ -56,20 +79,9 @@ def main(argv):
             f"--batch_size={config.train.batch_size} is not allowed: expected a "
             f"multiple of the {replicas} replicas of --strategy={FLAGS.strategy}"
         )
-
-    start = time.time()
-    try:
-        model, config = trainer.train(config, model_dir, strategy)
-    except (model_folder.ModelDirBusy, checkpoints.CheckpointWriteFailed) as err:
-        raise cli.RunFailed(str(err)) from None
-    if not distribute.is_chief():
-        return
-    results = scoring.evaluate(model, config)
-    results["steps"] = callbacks.global_step(model)
-    results["train_and_eval_seconds"] = round(time.time() - start, 1)
-    # Whole or not at all: a reader never sees half of it (train.py still holds the lock).
-    model_folder.write_json(os.path.join(model_dir, model_folder.METRICS_FILE), results)
-    print(json.dumps({k: v for k, v in results.items() if k != "per_class_ap"}))
+    results = train_and_evaluate(config, model_dir, strategy)
+    if results is not None:
+        print(json.dumps({k: v for k, v in results.items() if k != "per_class_ap"}))
 
 
 def run():

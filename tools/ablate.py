@@ -204,6 +204,7 @@ def variant_runs(name: str, config) -> list[tuple[int, ExperimentConfig, str]]:
 
 def run_variant(name: str, config, digits: bool) -> dict:
     """Trains and evaluates `config` --repeats times; {"paper", "runs", "summary"}."""
+    from rarl_tf.data.splits import Splits
     from rarl_tf.evaluation import scoring
     from rarl_tf.evaluation.policy_report import policy_report
     from rarl_tf.training import trainer
@@ -212,9 +213,10 @@ def run_variant(name: str, config, digits: bool) -> dict:
     for seed, run_config, model_dir in variant_runs(name, config):
         print(f"== {name}, seed {seed}: {model_dir}", flush=True)
         start = time.time()
-        model, saved = trainer.train(run_config, model_dir, verbose=FLAGS.verbose)
+        splits = Splits(run_config)  # the scoring reads the attention pictures' load
+        model, saved = trainer.train(run_config, model_dir, verbose=FLAGS.verbose, splits=splits)
         train_seconds = time.time() - start
-        metrics = scoring.evaluate(model, saved)
+        metrics = scoring.evaluate(model, saved, splits.eval)
         run = {
             "seed": seed,
             "model_dir": model_dir,

@@ -8,6 +8,8 @@ The examples are those of `sources.Source.load` (encoded images, multi-hot label
 
 from __future__ import annotations
 
+import functools
+
 import tensorflow as tf
 
 from rarl_tf.config.experiment import ExperimentConfig
@@ -51,6 +53,25 @@ def load_split(
         seed=config.train.seed,
         download=data.download,
     )
+
+
+class Splits:
+    """A run's two splits, each loaded when first asked for and then kept, so the parts of one
+    run that read a split (training, its attention pictures, the evaluation after it) share
+    one load: a VOC folder's annotations are parsed, and its bad files named, at every load."""
+
+    def __init__(self, config: ExperimentConfig):
+        self.config = config
+
+    @functools.cached_property
+    def train(self) -> tf.data.Dataset:
+        """The training split, read in an order shuffled by the seed."""
+        return load_split(self.config, "train", shuffle_files=True)
+
+    @functools.cached_property
+    def eval(self) -> tf.data.Dataset:
+        """The evaluation split, in its stored order."""
+        return load_split(self.config, "eval")
 
 
 def class_names(config: ExperimentConfig) -> tuple[str, ...]:

@@ -89,11 +89,15 @@ def compute_metrics(
 
 
 def evaluate_scores(
-    scores_fn: Callable[[tf.Tensor], np.ndarray], config: ExperimentConfig
+    scores_fn: Callable[[tf.Tensor], np.ndarray],
+    config: ExperimentConfig,
+    examples: tf.data.Dataset | None = None,
 ) -> Scored:
     """Scores the evaluation split of `config`'s dataset with `scores_fn`; images that do not
-    decode (or are over --max_pixels) are left out, and named in `skipped`."""
-    examples = load_split(config, "eval")
+    decode (or are over --max_pixels) are left out, and named in `skipped`. `examples`: that
+    split where the caller has loaded it already (`splits.Splits.eval`), else it is loaded."""
+    if examples is None:
+        examples = load_split(config, "eval")
     counter = pipeline.SkipCounter()
     batches = pipeline.eval_batches(
         examples,
@@ -137,10 +141,13 @@ def eval_views(config: ExperimentConfig) -> np.ndarray:
     return views_for(config.eval.views, config.model.image_size, config.model.crop_margin)
 
 
-def evaluate(model: keras.Model, config: ExperimentConfig) -> dict:
-    """The paper's metrics of `model` on the evaluation split, with `config.eval`'s views."""
+def evaluate(
+    model: keras.Model, config: ExperimentConfig, examples: tf.data.Dataset | None = None
+) -> dict:
+    """The paper's metrics of `model` on the evaluation split (`examples` if the caller has it
+    loaded), with `config.eval`'s views."""
     scores, labels, ignore, skipped = evaluate_scores(
-        model_scorer(model, eval_views(config)), config
+        model_scorer(model, eval_views(config)), config, examples
     )
     return with_skipped(
         compute_metrics(scores, labels, ignore, config.eval, config.class_names), skipped

@@ -29,7 +29,7 @@ import tensorflow as tf
 from rarl_tf import cli, model_folder
 from rarl_tf.config.experiment import ExperimentConfig
 from rarl_tf.data import pipeline
-from rarl_tf.data.splits import class_names, load_split
+from rarl_tf.data.splits import Splits, class_names
 from rarl_tf.model import optimizer as optimizer_lib
 from rarl_tf.model.factory import build_model
 from rarl_tf.training import distribute, loop, signals
@@ -51,12 +51,13 @@ class TrainingIncomplete(cli.RunFailed):
     written (a `cli.RunFailed`: exit 1)."""
 
 
-def attention_sample(config: ExperimentConfig, count: int = 4) -> np.ndarray:
-    """The first `count` evaluation images that decode, resized to N x N: [n <= count, N, N, 3]
-    float32."""
+def attention_sample(
+    config: ExperimentConfig, examples: tf.data.Dataset, count: int = 4
+) -> np.ndarray:
+    """The first `count` images of the evaluation split `examples` that decode, resized to
+    N x N: [n <= count, N, N, 3] float32."""
     # The first `count` that decode (lazily: only as many are read as needed); an image that
     # does not decode must not end the run. None decode: no pictures.
-    examples = load_split(config, "eval")
     batch = next(iter(pipeline.eval_batches(examples, config.model.image_size, count)), None)
     if batch is None:
         size = config.model.image_size
@@ -117,7 +118,7 @@ def training_examples(
     examples: tf.data.Dataset, cache_dir: str | None = None, write: bool = True
 ) -> tuple[tf.data.Dataset, int]:
     """The labeled examples (encoded) of the training split `examples` (as `train` loads it:
-    `load_split(config, "train", shuffle_files=True)`) and their number per pass.
+    `Splits.train`) and their number per pass.
 
     Images without any label are left out of training (they carry no signal for the hybrid
     loss and would divide by zero in eq. 9); how many is printed once.
@@ -169,17 +170,17 @@ def compiled_model(
 
 
 def chief_callbacks(
-    config: ExperimentConfig, model_dir: str, resumed: bool
+    config: ExperimentConfig, model_dir: str, resumed: bool, splits: Splits
 ) -> list[keras.callbacks.Callback]:
     """What only the chief writes: TensorBoard logs, history.csv (appended to when `resumed`)
-    and, for RARL, the attention pictures."""
+    and, for RARL, the attention pictures (of `splits.eval`'s first images)."""
     callbacks = [
         keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
         keras.callbacks.CSVLogger(
             os.path.join(model_dir, model_folder.HISTORY_FILE), append=resumed
         ),
     ]
-    sample = attention_sample(config) if config.model.architecture == "rarl" else []
+    sample = attention_sample(config, splits.eval) if config.model.architecture == "rarl" else []
     if len(sample):
         callbacks.append(AttentionPictures(os.path.join(model_dir, "logs", "attention"), sample))
     return callbacks
@@ -235,16 +236,17 @@ def run_callbacks(
     counter: pipeline.SkipCounter,
     steps_per_epoch: int,
     step: int,
+    splits: Splits,
 ) -> list:
     """The Keras callbacks of a run resumed at `step`: checkpoints, skipped-image counts, the
-    inhibition's annealing, and on the chief the logs, history and metrics files."""
+    inhibition's annealing, and on the chief the logs, history and attention pictures."""
     callbacks = [
         checkpoint,
         SkippedImages(counter),
         *anneal_callbacks(model, config, steps_per_epoch),
     ]
     if distribute.is_chief():
-        callbacks += chief_callbacks(config, model_dir, resumed=step > 0)
+        callbacks += chief_callbacks(config, model_dir, step > 0, splits)
     return callbacks
 
 
@@ -291,11 +293,14 @@ def train(
     model_dir: str,
     strategy: tf.distribute.Strategy | None = None,
     verbose: int = 1,
+    splits: Splits | None = None,
 ) -> tuple[keras.Model, ExperimentConfig]:
     """Trains (or resumes) the experiment in `model_dir` and writes its final weights.
 
     Args:
       strategy: a tf.distribute strategy (`distribute.make_strategy`); default one device.
+      splits: `Splits(config)` when the caller reads a split too (the evaluation after
+        training), so that each is loaded once; default: the splits are loaded here.
 
     Returns:
       The model and the config as saved (with the dataset's class names).
@@ -309,9 +314,9 @@ def train(
     strategy = strategy or tf.distribute.get_strategy()
     config = dataclasses.replace(config, class_names=class_names(config))
     chief = distribute.is_chief()
-    # Data first: a dataset that is missing stops the run before anything is written. Loaded
-    # once and passed on: a VOC folder's annotations are parsed (and bad files named) per load.
-    train_split = load_split(config, "train", shuffle_files=True)
+    splits = splits or Splits(config)
+    # Data first: a dataset that is missing stops the run before anything is written.
+    train_split = splits.train
     os.makedirs(model_dir, exist_ok=True)
     # One run per folder, before anything is written; each worker locks the folder it writes.
     model_folder.acquire(distribute.worker_dir(model_dir))
@@ -331,7 +336,9 @@ def train(
     # Every worker must start from the same step, or their collectives stop pairing up.
     distribute.check_same_step(strategy, step)
     counter = pipeline.SkipCounter()
-    callbacks = run_callbacks(model, config, model_dir, checkpoint, counter, steps_per_epoch, step)
+    callbacks = run_callbacks(
+        model, config, model_dir, checkpoint, counter, steps_per_epoch, step, splits
+    )
     if step < total_steps:
         stream = _train_stream(config, examples, pass_size, step, total_steps, counter)
         reached = _train_remaining(
