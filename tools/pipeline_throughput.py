@@ -34,17 +34,8 @@ def _train_stream(config, examples, pass_size: int, batches: int):
     """The training stream of `batches` batches, built with the settings `rarl_tf.train` uses."""
     from rarl_tf.data import pipeline
 
-    m, t = config.model, config.train
     return pipeline.train_stream(
-        examples,
-        pass_size,
-        0,
-        batches,
-        t.batch_size,
-        m.image_size,
-        m.crop_margin,
-        t.seed,
-        config.data.shuffle_buffer,
+        examples, pipeline.StreamSettings.from_config(config), pass_size, 0, batches
     )
 
 

@@ -6,15 +6,18 @@ Pixels stay float32 in [0, 255]; each backbone does its own preprocessing.
 
 Training reads a *stream*: pass after pass over the training split, each pass shuffled with its
 own seed, and every image augmented with a seed made of `(seed, its index in the stream)`. The
-stream is therefore a pure function of the seed, and `train_stream(start_step=s)` starts exactly
-where step s of an earlier run would have read, which is how a resumed run continues mid-epoch.
+stream is therefore a pure function of the seed, and `train_stream(..., start_step=s, ...)`
+starts exactly where step s of an earlier run would have read, which is how a resumed run
+continues mid-epoch.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import tensorflow as tf
 
-from rarl_tf.config.experiment import DEFAULT_MAX_PIXELS
+from rarl_tf.config.experiment import DEFAULT_MAX_PIXELS, ExperimentConfig
 from rarl_tf.data import image_header
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -135,35 +138,57 @@ def _indexed_stream(
     return stream.skip(first % pass_size)
 
 
+@dataclasses.dataclass(frozen=True)
+class StreamSettings:
+    """What the training stream takes from a run's config (`from_config` is the one place it is
+    read): the global batch size B, the model's N and m, the seed, the shuffle buffer and the
+    pixel limit."""
+
+    batch_size: int
+    image_size: int
+    crop_margin: int
+    seed: int
+    shuffle_buffer: int = 2048
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    @classmethod
+    def from_config(cls, config: ExperimentConfig) -> StreamSettings:
+        m, t, d = config.model, config.train, config.data
+        return cls(
+            batch_size=t.batch_size,
+            image_size=m.image_size,
+            crop_margin=m.crop_margin,
+            seed=t.seed,
+            shuffle_buffer=d.shuffle_buffer,
+            max_pixels=d.max_pixels,
+        )
+
+
 def train_stream(
     examples: tf.data.Dataset,
+    settings: StreamSettings,
     pass_size: int,
     start_step: int,
     total_steps: int,
-    batch_size: int,
-    image_size: int,
-    crop_margin: int,
-    seed: int,
-    shuffle_buffer: int = 2048,
     counter: SkipCounter | None = None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> tf.data.Dataset:
     """Training batches from global step `start_step` up to `total_steps`.
 
     Args:
       examples: the training examples (labeled images only, encoded) in a fixed order; every
         pass reshuffles them with a seed of its own.
+      settings: the run's batch size, image size, crop margin, seed, buffer and pixel limit.
       pass_size: number of examples in `examples`.
       start_step: global step to start at (0 for a new run; the checkpoint's step on resume).
       total_steps: the run's last step; the stream ends there.
-      batch_size: global batch size B.
 
     Returns:
       (images [B, N - m, N - m, 3] float32, labels [B, C] float32); `total_steps - start_step`
-      batches. Images that fail to decode or are over `max_pixels` are skipped (and counted in
-      `counter`); the images after them fill their places, so the run still makes its
-      configured number of steps.
+      batches. Images that fail to decode or are over `settings.max_pixels` are skipped (and
+      counted in `counter`); the images after them fill their places, so the run still makes
+      its configured number of steps.
     """
+    batch_size, seed = settings.batch_size, settings.seed
     if pass_size < batch_size:
         raise ValueError(
             f"the training split has {pass_size} usable images, fewer than one batch "
@@ -171,15 +196,16 @@ def train_stream(
         )
     first = start_step * batch_size
     stream = _indexed_stream(
-        examples, pass_size, first, total_steps * batch_size, shuffle_buffer, seed
+        examples, pass_size, first, total_steps * batch_size, settings.shuffle_buffer, seed
     )
     stream = stream.map(lambda index, example: {**example, "index": index})
 
     def prepare(example):
         seed_pair = tf.stack([tf.constant(seed, tf.int64), example["index"]])
-        return augment(example["image"], seed_pair, image_size, crop_margin), example["labels"]
+        image = augment(example["image"], seed_pair, settings.image_size, settings.crop_margin)
+        return image, example["labels"]
 
-    ds = decode(stream, counter, max_pixels).map(
+    ds = decode(stream, counter, settings.max_pixels).map(
         prepare, num_parallel_calls=AUTOTUNE, deterministic=True
     )
     # drop_remainder: every step sees the same global batch, which tf.distribute needs to split.

@@ -186,31 +186,6 @@ def chief_callbacks(
     return callbacks
 
 
-def _train_stream(
-    config: ExperimentConfig,
-    examples: tf.data.Dataset,
-    pass_size: int,
-    step: int,
-    total_steps: int,
-    counter: pipeline.SkipCounter,
-) -> tf.data.Dataset:
-    """The training batches from global step `step` (mid-epoch included) to `total_steps`."""
-    m, t, d = config.model, config.train, config.data
-    return pipeline.train_stream(
-        examples,
-        pass_size,
-        step,
-        total_steps,
-        t.batch_size,
-        m.image_size,
-        m.crop_margin,
-        t.seed,
-        d.shuffle_buffer,
-        counter,
-        d.max_pixels,
-    )
-
-
 def check_complete(
     reached: int, start: int, total_steps: int, counter: pipeline.SkipCounter, kept: str | None
 ) -> None:
@@ -340,7 +315,8 @@ def train(
         model, config, model_dir, checkpoint, counter, steps_per_epoch, step, splits
     )
     if step < total_steps:
-        stream = _train_stream(config, examples, pass_size, step, total_steps, counter)
+        settings = pipeline.StreamSettings.from_config(config)
+        stream = pipeline.train_stream(examples, settings, pass_size, step, total_steps, counter)
         reached = _train_remaining(
             model, strategy, stream, (step, total_steps, steps_per_epoch), callbacks, verbose
         )

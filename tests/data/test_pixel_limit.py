@@ -86,7 +86,8 @@ def test_training_stream_skips_counts_and_names_the_bomb(capfd):
         }
     )
     counter = pipeline.SkipCounter()
-    stream = pipeline.train_stream(examples, 6, 0, 2, 2, 10, 2, seed=0, counter=counter)
+    settings = pipeline.StreamSettings(batch_size=2, image_size=10, crop_margin=2, seed=0)
+    stream = pipeline.train_stream(examples, settings, 6, 0, 2, counter)
     batches = list(stream)
     assert len(batches) == 2 and all(b[0].shape == (2, 8, 8, 3) for b in batches)
     err = capfd.readouterr().err
