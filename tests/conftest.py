@@ -137,6 +137,9 @@ def tiny_model_dir(tmp_path_factory):
 # the `gpu_env` fixture, and those marked gpu_runtime. Where the device cannot be fetched they
 # skip, saying why (`-rs` in pyproject.toml prints it); under CI=true a run in which they were
 # collected and none executed fails: a CI that silently skipped them proved nothing on the GPU.
+# Counted from the test reports, which reach the process that prints the summary: pytest
+# itself, or pytest-xdist's controller, which collects nothing and sees every worker's reports
+# (a worker alone may run none of them while another runs them all).
 GPU_RUNTIME = {"collected": 0, "executed": 0}
 
 
@@ -144,12 +147,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu_env" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.gpu_runtime)
-    GPU_RUNTIME["collected"] = sum(1 for item in items if item.get_closest_marker("gpu_runtime"))
 
 
 def pytest_runtest_logreport(report):
-    if report.when == "call" and not report.skipped and "gpu_runtime" in report.keywords:
-        GPU_RUNTIME["executed"] += 1
+    if "gpu_runtime" not in report.keywords:
+        return
+    # Every test that runs has a setup report, a skipped one included.
+    GPU_RUNTIME["collected"] += report.when == "setup"
+    GPU_RUNTIME["executed"] += report.when == "call" and not report.skipped
 
 
 def gpu_runtime_failure(collected: int, executed: int, ci: bool) -> str | None:
@@ -163,6 +168,8 @@ def gpu_runtime_failure(collected: int, executed: int, ci: bool) -> str | None:
 
 
 def pytest_sessionfinish(session, exitstatus):
+    if hasattr(session.config, "workerinput"):  # an xdist worker: the controller decides
+        return
     line = gpu_runtime_failure(
         GPU_RUNTIME["collected"], GPU_RUNTIME["executed"], os.environ.get("CI") == "true"
     )

@@ -2,6 +2,8 @@
 why; under CI=true the fetch fails the run in one line, and so does a pytest run in which the
 GPU-runtime tests executed none (tests/conftest.py)."""
 
+import pytest
+
 from conftest import gpu_runtime_failure, python_env, run_python
 
 
@@ -28,13 +30,16 @@ def test_the_fetch_fails_ci_in_one_line_and_only_warns_elsewhere(tmp_path):
     assert elsewhere.stderr.strip().startswith("error: no SwiftShader device: apt-get not found")
 
 
-def test_ci_fails_a_run_whose_gpu_runtime_tests_all_skipped(tmp_path):
-    # A GPU-runtime test that needs nothing but the device (its fixture skips at set-up).
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_ci_fails_a_run_whose_gpu_runtime_tests_all_skipped(tmp_path, workers):
+    # A GPU-runtime test that needs nothing but the device (its fixture skips at set-up). Under
+    # pytest-xdist (.ci/run) the controller, which collects nothing, must still see it skip.
     test = (
         "tests/inference/test_gpu_runtime.py::"
         "test_predict_auto_warns_and_answers_as_the_cpu_where_the_gpu_is_wrong"
     )
-    ci = run_python("-m", "pytest", "-q", test, env=_without_device(tmp_path, CI="true"))
+    env = _without_device(tmp_path, CI="true")
+    ci = run_python("-m", "pytest", "-q", *workers, test, env=env)
     assert ci.returncode == 1, ci.stdout[-2000:]
     # -rs (pyproject.toml) prints the skip and its reason, then the run fails saying why.
     assert "SKIPPED" in ci.stdout and "could not be fetched" in ci.stdout
