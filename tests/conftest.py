@@ -5,6 +5,7 @@ tests in the sub-folders import `conftest`, `fake_tfds` and the project alike.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -131,6 +132,25 @@ def tiny_model_dir(tmp_path_factory):
     save_config(config, str(model_dir))
     build_model(config.model, 10, seed=0).save_weights(str(model_dir / WEIGHTS_FILE))
     return model_dir
+
+
+@pytest.fixture(scope="session")
+def prepared_digits(tmp_path_factory):
+    """A TFDS data_dir where cluttered_digits/small is prepared, built once per test process by
+    the function `rarl_tf.train` prepares it with."""
+    from rarl_tf.data.tfds_sources import cluttered_digits_builder
+
+    folder = tmp_path_factory.mktemp("prepared_digits")
+    cluttered_digits_builder("small", str(folder))
+    return folder
+
+
+@pytest.fixture
+def digits_tfds(tmp_path, prepared_digits):
+    """tmp_path/tfds holding a copy of `prepared_digits`: for the entry-point tests about
+    something other than preparing the data (a process that prepares it takes seconds more;
+    tests/test_cli.py's training still prepares its own)."""
+    return shutil.copytree(prepared_digits, tmp_path / "tfds")
 
 
 # The GPU-runtime tests (LiteRT's GPU accelerator on the SwiftShader device): those that use

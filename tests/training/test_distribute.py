@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import ROOT, python_env, run_python
-from entry_points import TINY, run
+from entry_points import TINY
 
 EQUIVALENCE = r"""
 import json, sys
@@ -80,24 +80,10 @@ def free_ports(n):
     return ports
 
 
-def prepare_dataset(tmp_path):
-    """Generates the dataset into tmp_path/tfds (by one training step) before the workers start,
-    so they do not race to write it; returns that data_dir."""
-    data_dir = tmp_path / "tfds"
-    prepare = run(
-        "rarl_tf.train",
-        *TINY,
-        "--epochs=1",
-        "--steps_per_epoch=1",
-        f"--model_dir={tmp_path / 'warmup'}",
-        data_dir=data_dir,
-    )
-    assert prepare.returncode == 0, prepare.stderr[-3000:]
-    return data_dir
-
-
-def test_two_workers_on_localhost_finish_and_only_the_chief_writes(tmp_path):
-    data_dir, model_dir = prepare_dataset(tmp_path), tmp_path / "run"
+def test_two_workers_on_localhost_finish_and_only_the_chief_writes(tmp_path, digits_tfds):
+    # The dataset is prepared before the workers start (digits_tfds), so they do not race to
+    # write it.
+    data_dir, model_dir = digits_tfds, tmp_path / "run"
     workers = start_workers(model_dir, data_dir, TINY, free_ports(2))
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     for index, (worker, output) in enumerate(zip(workers, outputs)):
@@ -142,8 +128,8 @@ def start_workers(model_dir, data_dir, flags_, ports):
 
 
 @pytest.mark.slow
-def test_killed_workers_restarted_with_the_same_command_resume_together(tmp_path):
-    data_dir, model_dir = prepare_dataset(tmp_path), tmp_path / "run"
+def test_killed_workers_restarted_with_the_same_command_resume_together(tmp_path, digits_tfds):
+    data_dir, model_dir = digits_tfds, tmp_path / "run"
     longer = [*TINY, "--epochs=2", "--steps_per_epoch=20", "--checkpoint_every_steps=4"]
     workers = start_workers(model_dir, data_dir, longer, free_ports(2))
     index = model_dir / "checkpoints" / "checkpoint"

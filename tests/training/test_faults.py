@@ -25,8 +25,10 @@ from rarl_tf.training import callbacks, trainer
 LONGER = [*TINY, "--epochs=2", "--steps_per_epoch=20", "--checkpoint_every_steps=4"]
 
 
-def test_sigkill_then_same_command_resumes_and_makes_exactly_the_configured_steps(tmp_path):
-    model_dir, data_dir = tmp_path / "run", tmp_path / "tfds"
+def test_sigkill_then_same_command_resumes_and_makes_exactly_the_configured_steps(
+    tmp_path, digits_tfds
+):
+    model_dir, data_dir = tmp_path / "run", digits_tfds
     command = [sys.executable, "-m", "rarl_tf.train", *LONGER, f"--model_dir={model_dir}"]
     env = python_env(TFDS_DATA_DIR=str(data_dir))
     first = subprocess.Popen(
@@ -87,7 +89,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     assert not (tmp_path / "model.weights.h5").exists()
 
 
-def test_diverging_run_exits_1_with_one_line_naming_the_step_and_checkpoint(tmp_path):
+def test_diverging_run_exits_1_with_one_line_naming_the_step_and_checkpoint(tmp_path, digits_tfds):
     # Adam at lr 1e30 sends the weights to infinity within a couple of steps.
     result = run(
         "rarl_tf.train",
@@ -95,7 +97,7 @@ def test_diverging_run_exits_1_with_one_line_naming_the_step_and_checkpoint(tmp_
         "--learning_rate=1e30",
         "--checkpoint_every_steps=1",
         f"--model_dir={tmp_path / 'run'}",
-        data_dir=tmp_path / "tfds",
+        data_dir=digits_tfds,
     )
     assert result.returncode == 1
     error = re.search(
@@ -128,8 +130,8 @@ def _listing(folder):
     )
 
 
-def test_a_second_run_on_the_same_folder_stops_and_the_first_finishes(tmp_path):
-    model_dir, data_dir = tmp_path / "run", tmp_path / "tfds"
+def test_a_second_run_on_the_same_folder_stops_and_the_first_finishes(tmp_path, digits_tfds):
+    model_dir, data_dir = tmp_path / "run", digits_tfds
     command = [sys.executable, "-m", "rarl_tf.train", *LONGER, f"--model_dir={model_dir}"]
     env = python_env(TFDS_DATA_DIR=str(data_dir))
     first = subprocess.Popen(
@@ -330,8 +332,8 @@ runpy.run_module("rarl_tf.train", run_name="__main__")
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full for ENOSPC")
-def test_a_full_disk_stops_cleanly_and_the_same_command_resumes(tmp_path):
-    model_dir, data_dir = tmp_path / "run", tmp_path / "tfds"
+def test_a_full_disk_stops_cleanly_and_the_same_command_resumes(tmp_path, digits_tfds):
+    model_dir, data_dir = tmp_path / "run", digits_tfds
     args = [*LONGER, f"--model_dir={model_dir}"]
     # Saves at steps 4, 8, 12: the third one meets the full disk.
     full = run_python(

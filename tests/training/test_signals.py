@@ -18,7 +18,7 @@ LONG = [f for f in TINY if not f.startswith(("--epochs", "--steps_per_epoch", "-
 LONG += ["--epochs=1", "--steps_per_epoch=400", "--checkpoint_every_steps=1000"]
 
 
-def stopped_by(signum, model_dir, tmp_path, name):
+def stopped_by(signum, model_dir, tmp_path, name, data_dir):
     """Runs the training command, sends `signum` once its loop is running; returns (exit
     status, stdout, stderr)."""
     out, err = tmp_path / f"{name}.out", tmp_path / f"{name}.err"
@@ -26,7 +26,7 @@ def stopped_by(signum, model_dir, tmp_path, name):
         child = subprocess.Popen(
             [sys.executable, "-m", "rarl_tf.train", *LONG, f"--model_dir={model_dir}"],
             cwd=ROOT,
-            env=python_env(TFDS_DATA_DIR=str(tmp_path / "tfds")),
+            env=python_env(TFDS_DATA_DIR=str(data_dir)),
             stdout=stdout,
             stderr=stderr,
         )
@@ -49,16 +49,16 @@ def resume_step(stderr: str, signame: str) -> int:
 
 
 @pytest.mark.slow
-def test_a_signal_saves_a_checkpoint_and_the_same_command_resumes_there(tmp_path):
+def test_a_signal_saves_a_checkpoint_and_the_same_command_resumes_there(tmp_path, digits_tfds):
     model_dir = tmp_path / "run"
-    code, _, stderr = stopped_by(signal.SIGTERM, model_dir, tmp_path, "first")
+    code, _, stderr = stopped_by(signal.SIGTERM, model_dir, tmp_path, "first", digits_tfds)
     assert code == 128 + signal.SIGTERM
     step = resume_step(stderr, "SIGTERM")
     assert 1 <= step < 400
     assert (model_dir / "checkpoints" / f"ckpt-{step}.index").exists()
     assert not (model_dir / "model.weights.h5").exists()  # not a finished model
 
-    code, stdout, stderr = stopped_by(signal.SIGINT, model_dir, tmp_path, "second")
+    code, stdout, stderr = stopped_by(signal.SIGINT, model_dir, tmp_path, "second", digits_tfds)
     assert f"ckpt-{step} (step {step})" in stdout  # "Resuming from ...": the step it named
     assert code == 128 + signal.SIGINT
     assert resume_step(stderr, "SIGINT") >= step
