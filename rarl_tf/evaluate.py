@@ -23,7 +23,7 @@ import os
 
 from absl import flags
 
-from rarl_tf import cli, model_folder
+from rarl_tf import atomic, cli
 from rarl_tf.config import flags as rarl_flags
 from rarl_tf.evaluation import tables
 
@@ -38,7 +38,7 @@ def main(argv):
     cli.no_arguments(argv)
     eval_config = rarl_flags.eval_config_from_flags()
     if FLAGS.output:  # before the scoring, not after it
-        model_folder.check_writable_file(FLAGS.output, f"--output={FLAGS.output}")
+        atomic.check_writable_file(FLAGS.output, f"--output={FLAGS.output}")
     from rarl_tf.evaluation import scoring
     from rarl_tf.model_folder import load_trained
 
@@ -92,7 +92,7 @@ def main(argv):
     text = json.dumps(results, indent=2)
     print(tables.results_tables(named) if FLAGS.format == "markdown" else text)
     if FLAGS.output:
-        model_folder.write_text(FLAGS.output, text)
+        atomic.write_text(FLAGS.output, text)
 
 
 def run():

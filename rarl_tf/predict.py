@@ -53,7 +53,7 @@ def _check_settings(paths) -> None:
         given = "not both" if FLAGS.tflite else "one of them"
         raise ValueError(f"give --model_dir=DIR (Keras) or --tflite=FILE.tflite (LiteRT), {given}")
     if FLAGS.output_dir:
-        from rarl_tf.model_folder import check_folder_can_be
+        from rarl_tf.atomic import check_folder_can_be
 
         check_folder_can_be(FLAGS.output_dir, f"--output_dir={FLAGS.output_dir}")
 
@@ -83,13 +83,13 @@ def main(argv):
         from rarl_tf.inference.outputs import labels_path
 
         read_exported(FLAGS.tflite, labels_path(FLAGS.tflite))
-    from rarl_tf import model_folder
+    from rarl_tf import atomic
     from rarl_tf.inference import prediction
 
     predict_fn, image_size, class_names = _predictor()
     if FLAGS.output_dir:
         os.makedirs(FLAGS.output_dir, exist_ok=True)
-        model_folder.check_writable_folder(FLAGS.output_dir, f"--output_dir={FLAGS.output_dir}")
+        atomic.check_writable_folder(FLAGS.output_dir, f"--output_dir={FLAGS.output_dir}")
     failed = 0
     for path in paths:
         try:

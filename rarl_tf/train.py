@@ -15,23 +15,11 @@ import time
 
 from absl import flags
 
-from rarl_tf import cli, model_folder
+from rarl_tf import atomic, cli, model_folder
 from rarl_tf.config import flags as rarl_flags
 from rarl_tf.config.experiment import STRATEGIES, ExperimentConfig
 
 FLAGS = flags.FLAGS
-
-
-def check_writable(model_dir: str) -> None:
-    """Raises PermissionError unless `model_dir` exists as a writable folder or can be made."""
-    path = os.path.abspath(model_dir)
-    while not os.path.exists(path):
-        path = os.path.dirname(path)
-    if not os.path.isdir(path) or not os.access(path, os.W_OK | os.X_OK):
-        raise PermissionError(
-            f"--model_dir={model_dir} is not allowed: expected a folder this "
-            f"process can write ({path} is not a writable directory)"
-        )
 
 
 def train_and_evaluate(config: ExperimentConfig, model_dir: str, strategy) -> dict | None:
@@ -54,7 +42,7 @@ def train_and_evaluate(config: ExperimentConfig, model_dir: str, strategy) -> di
     results["steps"] = callbacks.global_step(model)
     results["train_and_eval_seconds"] = round(time.time() - start, 1)
     # Whole or not at all: a reader never sees half of it (train.py still holds the lock).
-    model_folder.write_json(os.path.join(model_dir, model_folder.METRICS_FILE), results)
+    atomic.write_json(os.path.join(model_dir, model_folder.METRICS_FILE), results)
     return results
 
 
@@ -62,7 +50,7 @@ def main(argv):
     cli.no_arguments(argv)
     config = rarl_flags.experiment_config_from_flags()
     model_dir = FLAGS.model_dir
-    check_writable(model_dir)
+    atomic.check_folder_can_be(model_dir, f"--model_dir={model_dir}")
     if FLAGS.num_cpu_devices < 1:
         raise ValueError(
             f"--num_cpu_devices={FLAGS.num_cpu_devices} is not allowed: expected an integer >= 1"

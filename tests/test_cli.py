@@ -132,16 +132,17 @@ def test_bad_flags_stop_with_one_clear_line(tmp_path, flag, message):
 
 
 def test_unwritable_model_dir_stops_before_any_work(tmp_path):
-    # A path under a regular file: unwritable even for root, who ignores permission bits.
-    (tmp_path / "a_file").write_text("")
-    result = run(
-        "rarl_tf.train",
-        *TINY,
-        f"--model_dir={tmp_path / 'a_file' / 'run'}",
-        data_dir=tmp_path / "tfds",
-    )
-    assert result.returncode == 2
-    assert "--model_dir=" in result.stderr and "is not a writable directory" in result.stderr
+    """A file, or a path under one (unwritable even for root, who ignores permission bits):
+    atomic.check_folder_can_be's words, as for predict's --output_dir."""
+    taken = tmp_path / "a_file"
+    taken.write_text("")
+    for model_dir, says in [
+        (taken, f"--model_dir={taken} is a file, not a folder"),
+        (taken / "run", f"--model_dir={taken / 'run'} cannot be made: {taken} is not a folder"),
+    ]:
+        result = run("rarl_tf.train", *TINY, f"--model_dir={model_dir}", data_dir=tmp_path / "tfds")
+        assert result.returncode == 2
+        assert says in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "tfds").exists()  # not even the dataset was prepared
 
 

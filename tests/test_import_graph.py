@@ -106,6 +106,7 @@ def test_no_import_circle_in_rarl_tf():
 FLOORS = {
     "config": 0,
     "cli": 0,
+    "atomic": 0,
     "data": 1,
     "model": 1,
     "evaluation": 2,

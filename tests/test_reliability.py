@@ -22,7 +22,7 @@ from PIL import Image
 from conftest import ROOT, run_python, tiny_model_config, tiny_voc_run
 from entry_points import run
 from fake_tfds import as_dataset_fn
-from rarl_tf import cli, model_folder
+from rarl_tf import atomic, cli, model_folder
 from rarl_tf.config.experiment import DataConfig, ExperimentConfig
 from voc_files import write_voc
 
@@ -338,7 +338,7 @@ def test_7_run_files_get_the_umask_permissions_and_are_fsynced(tmp_path, monkeyp
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
     model = build_model(tiny_model_config(), 10, seed=0)
-    model_folder.write_json(str(tmp_path / "metrics.json"), {"mAP": 1.0})
+    atomic.write_json(str(tmp_path / "metrics.json"), {"mAP": 1.0})
     model_folder.save_weights(model, str(tmp_path / "model.weights.h5"))
     model_folder.save_keras(model, str(tmp_path / "model.keras"))
     model_folder.save_config(ExperimentConfig(), str(tmp_path))
@@ -346,7 +346,7 @@ def test_7_run_files_get_the_umask_permissions_and_are_fsynced(tmp_path, monkeyp
         assert _mode(tmp_path / name) == 0o644, name
     assert len(synced) >= 8  # each file, and the folder after each rename
     os.umask(0o027)
-    model_folder.write_json(str(tmp_path / "private.json"), {})
+    atomic.write_json(str(tmp_path / "private.json"), {})
     assert _mode(tmp_path / "private.json") == 0o640
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "config.json",

@@ -19,7 +19,7 @@ import time
 
 from absl import app, flags
 
-from rarl_tf import cli, model_folder
+from rarl_tf import atomic, cli, model_folder
 from rarl_tf.config import flags as rarl_flags
 from rarl_tf.config.experiment import ExperimentConfig
 from rarl_tf.evaluation import tables
@@ -186,7 +186,7 @@ def main(argv):
             results["variants"][name] = run_variant(name, config, digits)
         results["markdown"] = markdown(results)
         # Rewritten whole after each variant: an interrupted run keeps the variants it finished.
-        model_folder.write_json(FLAGS.output, results)
+        atomic.write_json(FLAGS.output, results)
     print(results["markdown"])
 
 

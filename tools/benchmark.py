@@ -44,7 +44,7 @@ import time
 
 from absl import app, flags
 
-from rarl_tf import cli, model_folder
+from rarl_tf import atomic, cli
 from rarl_tf.config import flags as rarl_flags
 
 FLAGS = flags.FLAGS
@@ -399,7 +399,7 @@ def main(argv):
             results["sizes"][size] = measure_size(config.model, num_classes, here, progress)
     results["markdown"] = markdown(results)
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-    model_folder.write_json(FLAGS.output, results)
+    atomic.write_json(FLAGS.output, results)
     print(results["markdown"])
 
 

@@ -114,9 +114,9 @@ def main(argv):
     for key, value in result.items():
         print(f"| {key} | {value:.3f} |" if isinstance(value, float) else f"| {key} | {value} |")
     if FLAGS.output:
-        from rarl_tf import model_folder
+        from rarl_tf import atomic
 
-        model_folder.write_json(FLAGS.output, result)
+        atomic.write_json(FLAGS.output, result)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import os
 
 from absl import app, flags
 
-from rarl_tf import cli, model_folder
+from rarl_tf import atomic, cli
 from rarl_tf.config import flags as rarl_flags
 from rarl_tf.evaluation import tables
 
@@ -102,7 +102,7 @@ def main(argv):
         rows.append([name, f"{r['mAP']:.4f}", f"{r['delta_vs_keras']:+.4f}", r["bytes"]])
     print(tables.markdown_table(["model", "mAP", "mAP - Keras", "size (bytes)"], rows))
     if FLAGS.output:
-        model_folder.write_json(
+        atomic.write_json(
             FLAGS.output, {"dataset": config.data.dataset, "views": 1, "results": results}
         )
 

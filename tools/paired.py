@@ -18,7 +18,7 @@ import json
 
 from absl import app, flags
 
-from rarl_tf import cli, model_folder
+from rarl_tf import atomic, cli
 from rarl_tf.evaluation import tables
 from tools.ablate import summarize
 
@@ -155,7 +155,7 @@ def main(argv):
     }
     result["markdown"] = markdown(result, names)
     if FLAGS.output:
-        model_folder.write_json(FLAGS.output, result)
+        atomic.write_json(FLAGS.output, result)
     print(result["markdown"])
 
 

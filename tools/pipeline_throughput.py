@@ -16,7 +16,7 @@ import time
 
 from absl import app, flags
 
-from rarl_tf import cli, model_folder
+from rarl_tf import atomic, cli
 from rarl_tf.config import flags as rarl_flags
 from rarl_tf.evaluation import tables
 
@@ -118,7 +118,7 @@ def main(argv):
 
     print(_rates_table(pipeline_rate, result))
     if FLAGS.output:
-        model_folder.write_json(FLAGS.output, result)
+        atomic.write_json(FLAGS.output, result)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import os
 
 from absl import app, flags
 
-from rarl_tf import cli, model_folder
+from rarl_tf import atomic, cli
 from rarl_tf.config import flags as rarl_flags
 
 FLAGS = flags.FLAGS
@@ -73,8 +73,8 @@ def main(argv):
     table = markdown(result)
     output = FLAGS.output or os.path.join(FLAGS.model_dir, "policy_report.json")
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    model_folder.write_json(output, {**result, "markdown": table})
-    model_folder.write_text(os.path.splitext(output)[0] + ".md", table + "\n")
+    atomic.write_json(output, {**result, "markdown": table})
+    atomic.write_text(os.path.splitext(output)[0] + ".md", table + "\n")
     print(table)
 
 

@@ -27,7 +27,7 @@ import time
 
 from absl import app, flags
 
-from rarl_tf import cli, model_folder
+from rarl_tf import atomic, cli
 
 FLAGS = flags.FLAGS
 MB = 2.0**20
@@ -202,7 +202,7 @@ def main(argv):
                 if complete
                 else None,
             }
-            model_folder.write_json(FLAGS.output, results, 1)
+            atomic.write_json(FLAGS.output, results, 1)
     print(json.dumps(results["ratios_to_first"], indent=1))
 
 

@@ -16,7 +16,7 @@ import io
 import numpy as np
 from absl import app, flags
 
-from rarl_tf import cli, model_folder
+from rarl_tf import atomic, cli
 from rarl_tf.config import flags as rarl_flags
 
 FLAGS = flags.FLAGS
@@ -31,7 +31,7 @@ def main(argv):
     images = np.concatenate(list(training_images(FLAGS.model_dir, FLAGS.count, FLAGS.split)))
     buffer = io.BytesIO()
     np.save(buffer, images.astype(np.float32))
-    model_folder.write_bytes(FLAGS.output, buffer.getvalue())
+    atomic.write_bytes(FLAGS.output, buffer.getvalue())
     print(f"{len(images)} {FLAGS.split} images {list(images.shape[1:])} written to {FLAGS.output}")
 
 

@@ -33,7 +33,7 @@ import tempfile
 
 from absl import flags
 
-from rarl_tf import cli, model_folder
+from rarl_tf import atomic, cli
 from rarl_tf.config import flags as rarl_flags
 from rarl_tf.config.experiment import DEFAULT_MAX_PIXELS, DataConfig, EvalConfig, ExperimentConfig
 
@@ -56,10 +56,10 @@ def publish_version(staging: str, export_base: str, attempts: int = 100) -> str:
     rename cannot leave a version whose files are empty; the version folder gets the umask's
     permissions (mkdtemp made it 0700, which TF Serving running as another user cannot read).
     """
-    from rarl_tf import model_folder
+    from rarl_tf import atomic
 
-    os.chmod(staging, model_folder.folder_mode())
-    model_folder.fsync_tree(staging)
+    os.chmod(staging, atomic.folder_mode())
+    atomic.fsync_tree(staging)
     for _ in range(attempts):
         target = next_version_dir(export_base)
         try:
@@ -68,7 +68,7 @@ def publish_version(staging: str, export_base: str, attempts: int = 100) -> str:
             if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
             continue  # another export took this version meanwhile
-        model_folder.fsync_folder(export_base)
+        atomic.fsync_folder(export_base)
         return target
     raise RuntimeError(
         f"could not claim a version folder under {export_base} after "
@@ -253,7 +253,7 @@ def main(argv):
         raise ValueError(f"--max_pixels={FLAGS.max_pixels} is not allowed: expected >= 1")
     # The serving signature's top-K settings, checked as evaluate's (ValueError names them).
     ExperimentConfig(eval=EvalConfig(top_k=FLAGS.top_k, threshold=FLAGS.threshold)).validate()
-    model_folder.check_folder_can_be(FLAGS.export_base, f"--export_base={FLAGS.export_base}")
+    atomic.check_folder_can_be(FLAGS.export_base, f"--export_base={FLAGS.export_base}")
     path = export(
         FLAGS.model_dir, FLAGS.export_base, FLAGS.max_pixels, FLAGS.top_k, FLAGS.threshold
     )

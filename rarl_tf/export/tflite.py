@@ -163,7 +163,7 @@ def gpu_check(content: bytes, allow_cpu_fallback: bool = False):
 def check_output(output: str, overwrite: bool = False) -> None:
     """Raises ValueError (before any work) if `output` or its labels file exists and
     `overwrite` is False, or PermissionError if its folder cannot be written."""
-    from rarl_tf import model_folder
+    from rarl_tf import atomic
 
     for path in (output, labels_path(output)):
         if os.path.lexists(path) and not overwrite:
@@ -172,19 +172,19 @@ def check_output(output: str, overwrite: bool = False) -> None:
                 f"it, or choose another --output"
             )
     folder = os.path.dirname(os.path.abspath(output))
-    model_folder.check_folder_can_be(folder, f"--output={output}'s folder {folder}")
+    atomic.check_folder_can_be(folder, f"--output={output}'s folder {folder}")
     os.makedirs(folder, exist_ok=True)
-    model_folder.check_writable_file(output, f"--output={output}")
+    atomic.check_writable_file(output, f"--output={output}")
 
 
 def write_pair(output: str, content: bytes, class_names, overwrite: bool = False) -> None:
     """Writes FILE.tflite and FILE.labels.txt as a pair: both are written whole to temporary
-    files first, so a failure leaves any earlier export as it was (`model_folder.replacing_all`)."""
-    from rarl_tf import model_folder
+    files first, so a failure leaves any earlier export as it was (`atomic.replacing_all`)."""
+    from rarl_tf import atomic
 
     labels = labels_path(output)
     try:
-        with model_folder.replacing_all([labels, output], overwrite=overwrite) as (
+        with atomic.replacing_all([labels, output], overwrite=overwrite) as (
             labels_temporary,
             model_temporary,
         ):

@@ -74,7 +74,7 @@ def litert_sources(node_modules: str) -> dict[str, str]:
 def check_output(output: str, overwrite: bool) -> None:
     """Raises ValueError if `output` exists and not `overwrite` (or is not a folder), or
     PermissionError if its parent cannot be written; before any work."""
-    from rarl_tf import model_folder
+    from rarl_tf import atomic
 
     if os.path.lexists(output):
         if not os.path.isdir(output) or os.path.islink(output):
@@ -84,7 +84,7 @@ def check_output(output: str, overwrite: bool) -> None:
                 f"--output={output} exists (an earlier export): pass --overwrite to replace "
                 f"it, or choose another --output"
             )
-    model_folder.check_writable_file(os.path.abspath(output), f"--output={output}")
+    atomic.check_writable_file(os.path.abspath(output), f"--output={output}")
 
 
 def sample_images(model_dir: str, count: int) -> list[tuple[bytes, list[str]]]:
@@ -159,22 +159,22 @@ def write_site(site: str, files: dict[str, bytes | str], overwrite: bool) -> Non
     """Writes `files` (site path -> bytes, or the path of a file to copy) as the folder `site`,
     whole: built in a staging folder beside it with the umask's permissions, fsynced, then
     renamed into place, so a failure leaves any earlier site as it was."""
-    from rarl_tf import model_folder
+    from rarl_tf import atomic
 
     parent = os.path.dirname(os.path.abspath(site))
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(site)}.", dir=parent)
     try:
-        os.chmod(staging, model_folder.folder_mode())  # mkdtemp makes 0700 folders
+        os.chmod(staging, atomic.folder_mode())  # mkdtemp makes 0700 folders
         for relative, content in files.items():
             path = os.path.join(staging, relative)
-            os.makedirs(os.path.dirname(path), mode=model_folder.folder_mode(), exist_ok=True)
+            os.makedirs(os.path.dirname(path), mode=atomic.folder_mode(), exist_ok=True)
             if isinstance(content, bytes):
                 with open(path, "wb") as f:
                     f.write(content)
             else:
                 shutil.copyfile(content, path)
-            os.chmod(path, model_folder.file_mode())
-        model_folder.fsync_tree(staging)
+            os.chmod(path, atomic.file_mode())
+        atomic.fsync_tree(staging)
         _publish_folder(staging, site, overwrite)
     finally:
         if os.path.exists(staging):
@@ -182,7 +182,7 @@ def write_site(site: str, files: dict[str, bytes | str], overwrite: bool) -> Non
 
 
 def _publish_folder(staging: str, site: str, overwrite: bool) -> None:
-    from rarl_tf import model_folder
+    from rarl_tf import atomic
 
     if os.path.lexists(site):
         if not overwrite:
@@ -198,7 +198,7 @@ def _publish_folder(staging: str, site: str, overwrite: bool) -> None:
         shutil.rmtree(old)
     else:
         os.rename(staging, site)
-    model_folder.fsync_folder(os.path.dirname(os.path.abspath(site)))
+    atomic.fsync_folder(os.path.dirname(os.path.abspath(site)))
 
 
 def export(

@@ -104,9 +104,9 @@ class LiteRTPredictor:
 def save_picture(picture: Image.Image, output_dir: str, image_path: str) -> str:
     """Writes `picture` as OUT/<stem>_attention.png, or <stem>_attention-2.png, -3, ... where
     that name is taken (by an earlier picture of this run, `a/x.png b/x.png`, or a file already
-    there): no picture is overwritten. Written whole (`model_folder.save_image`); returns the path.
+    there): no picture is overwritten. Written whole (`atomic.save_image`); returns the path.
     """
-    from rarl_tf import model_folder
+    from rarl_tf import atomic
 
     stem = os.path.splitext(os.path.basename(image_path))[0]
     for number in range(1, 1_000_000):
@@ -115,7 +115,7 @@ def save_picture(picture: Image.Image, output_dir: str, image_path: str) -> str:
         if os.path.lexists(path):
             continue
         try:
-            model_folder.save_image(picture, path, overwrite=False)
+            atomic.save_image(picture, path, overwrite=False)
         except FileExistsError:
             continue  # taken between the check and the write (another predict)
         return path

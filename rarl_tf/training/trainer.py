@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from rarl_tf import cli, model_folder
+from rarl_tf import atomic, cli, model_folder
 from rarl_tf.config.experiment import ExperimentConfig
 from rarl_tf.data import pipeline
 from rarl_tf.data.splits import Splits, class_names
@@ -110,7 +110,7 @@ def count_labeled(
     )
     labeled, total = int(labeled), int(total)
     if path and write:
-        model_folder.write_json(path, {"labeled": labeled, "unlabeled": total - labeled}, None)
+        atomic.write_json(path, {"labeled": labeled, "unlabeled": total - labeled}, None)
     return labeled, total - labeled
 
 

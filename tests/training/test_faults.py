@@ -17,7 +17,7 @@ import tensorflow_datasets as tfds
 from conftest import ROOT, python_env, run_python, tiny_voc_run
 from entry_points import TINY, run
 from fake_tfds import as_dataset_fn
-from rarl_tf import model_folder
+from rarl_tf import atomic, model_folder
 from rarl_tf.data import pipeline
 from rarl_tf.training import callbacks, trainer
 
@@ -188,14 +188,14 @@ def test_lock_names_the_holder_and_is_dropped_when_it_ends(tmp_path):
 
 def test_files_are_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
     path = tmp_path / "metrics.json"
-    model_folder.write_json(str(path), {"mAP": 0.5})
+    atomic.write_json(str(path), {"mAP": 0.5})
 
     def disk_full(fd):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", disk_full)
     with pytest.raises(OSError):
-        model_folder.write_json(str(path), {"mAP": 0.9})
+        atomic.write_json(str(path), {"mAP": 0.9})
     assert json.loads(path.read_text()) == {"mAP": 0.5}
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary left
 
@@ -371,7 +371,7 @@ def test_a_full_disk_while_writing_a_result_is_one_line_and_exit_1(tmp_path, mon
     from rarl_tf import cli
 
     def main(argv):
-        model_folder.write_json(str(tmp_path / "metrics.json"), {"mAP": 1.0})
+        atomic.write_json(str(tmp_path / "metrics.json"), {"mAP": 1.0})
 
     def disk_full(fd):
         raise OSError(28, "No space left on device")
