@@ -59,16 +59,18 @@ def _check_settings(paths) -> None:
 
 
 def _predictor():
-    """(predict_fn, image_size, class names) of --tflite or --model_dir."""
+    """(predict_fn, image_size, class names) of --tflite (loaded as the export registry loads
+    that target) or --model_dir."""
+    from rarl_tf.export.registry import EXPORTERS
     from rarl_tf.inference import prediction
+    from rarl_tf.inference.litert import read_exported
     from rarl_tf.inference.outputs import labels_path
     from rarl_tf.model_folder import load_trained
 
     if FLAGS.tflite:
-        predict_fn = prediction.LiteRTPredictor(
-            FLAGS.tflite, labels_path(FLAGS.tflite), FLAGS.accelerator, FLAGS.gpu_precision
-        )
-        return predict_fn, predict_fn.image_size, predict_fn.class_names
+        image_size, class_names = read_exported(FLAGS.tflite, labels_path(FLAGS.tflite))
+        predict_fn = EXPORTERS["tflite"].load(FLAGS.tflite, FLAGS.accelerator, FLAGS.gpu_precision)
+        return predict_fn, image_size, class_names
     model, config = load_trained(FLAGS.model_dir)
     predict_fn = lambda images: prediction.keras_predict(model, images)  # noqa: E731
     return predict_fn, config.model.image_size, config.class_names

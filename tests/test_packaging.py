@@ -18,6 +18,7 @@ import zipfile
 import pytest
 
 from conftest import ROOT
+from rarl_tf.export.registry import EXPORTERS
 
 
 def pyproject() -> dict:
@@ -68,13 +69,12 @@ def test_console_scripts_are_installed():
     """The editable install .ci/run makes matches pyproject.toml (its scripts answer --help in
     test_a_wheel_installs_rarl_tf_alone, installed from a wheel)."""
     scripts = pyproject()["project"]["scripts"]
-    assert set(scripts) == {
-        "rarl-train",
-        "rarl-evaluate",
-        "rarl-predict",
-        "rarl-export-tflite",
-        "rarl-export-saved-model",
-        "rarl-export-web",
+    exporters = {e.script: f"{e.module}:run" for e in EXPORTERS.values()}
+    assert scripts == {
+        "rarl-train": "rarl_tf.train:run",
+        "rarl-evaluate": "rarl_tf.evaluate:run",
+        "rarl-predict": "rarl_tf.predict:run",
+        **exporters,  # one per registered export target
     }
     installed = {
         ep.name: ep.value
@@ -173,7 +173,9 @@ def test_the_checkouts_export_shortcuts_only_forward():
     shortcuts = sorted(
         name[:-3] for name in os.listdir(folder) if name.endswith(".py") and name != "__init__.py"
     )
-    assert shortcuts == ["gpu_rules", "saved_model", "tflite", "web"]
+    # One per registered target, and the rule checker of a .tflite.
+    registered = [e.module.removeprefix("rarl_tf.export.") for e in EXPORTERS.values()]
+    assert shortcuts == sorted(registered + ["gpu_rules"])
     for name in shortcuts:
         assert importlib.util.find_spec(f"rarl_tf.export.{name}") is not None
         with open(os.path.join(folder, f"{name}.py")) as f:

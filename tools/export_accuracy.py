@@ -3,7 +3,8 @@
     python -m tools.export_accuracy --model_dir=runs/digits \
         --output=runs/digits/export_accuracy.json
 
-Exports the model (SavedModel; TFLite float32, float16, int8) into --work_dir, scores the
+Exports the model to every target of the export registry that Python can run, at each of its
+quantizations (today SavedModel; TFLite float32, float16, int8), into --work_dir, scores the
 evaluation split with each through the same pipeline and metrics, and prints a markdown table of
 mAP, its difference from Keras, and file size; the JSON holds every figure.
 """
@@ -29,13 +30,10 @@ def _size(path: str) -> int:
 
 def _scorers(model, work: str) -> dict:
     """Each export's name mapped to (a function from a batch of images to probabilities, the
-    path whose size is reported); exports the SavedModel and the three TFLite files into `work`."""
-    import numpy as np
-    import tensorflow as tf
-
+    path whose size is reported): Keras, and every registered target Python can run at each of
+    its quantizations, exported into `work`."""
     from rarl_tf.evaluation import scoring
-    from rarl_tf.export import saved_model, tflite
-    from rarl_tf.inference import outputs, prediction
+    from rarl_tf.export.registry import EXPORTERS
     from rarl_tf.model.views import FULL_VIEW
     from rarl_tf.model_folder import WEIGHTS_FILE
 
@@ -45,25 +43,16 @@ def _scorers(model, work: str) -> dict:
             os.path.join(FLAGS.model_dir, WEIGHTS_FILE),
         )
     }
-    served = saved_model.export(FLAGS.model_dir, os.path.join(work, "saved_model"))
-    signature = tf.saved_model.load(served).signatures["predict_pixels"]
-    # predict_pixels resizes uint8 input itself; feed it the same N x N pixels, rounded.
-    scorers["saved_model"] = (
-        lambda images: outputs.from_exported(signature(pixels=tf.cast(tf.round(images), tf.uint8)))[
-            "probs"
-        ].numpy(),
-        served,
-    )
-    for quantization in ("none", "float16", "int8"):
-        path = os.path.join(work, f"rarl_{quantization}.tflite")
-        tflite.export(FLAGS.model_dir, path, quantization, FLAGS.calibration_images)
-        run = prediction.LiteRTPredictor(path, outputs.labels_path(path))
-        scorers[f"tflite_{'float32' if quantization == 'none' else quantization}"] = (
-            lambda images, run=run: np.concatenate(
-                [run(image[None])["probs"] for image in images.numpy()]
-            ),
-            path,
-        )
+    for exporter in EXPORTERS.values():
+        for quantization in exporter.quantizations if exporter.load else ():
+            weights = "float32" if quantization == "none" else quantization
+            name = (
+                exporter.name if len(exporter.quantizations) == 1 else f"{exporter.name}_{weights}"
+            )
+            output = os.path.join(work, name + exporter.suffix)
+            path = exporter.write(FLAGS.model_dir, output, quantization, FLAGS.calibration_images)
+            predict = exporter.load(path)
+            scorers[name] = (lambda images, predict=predict: predict(images.numpy())["probs"], path)
     return scorers
 
 

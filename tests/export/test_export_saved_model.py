@@ -8,6 +8,7 @@ from PIL import Image
 
 from conftest import run_python
 from rarl_tf.export import saved_model
+from rarl_tf.export.registry import EXPORTERS
 from rarl_tf.inference.prediction import keras_predict
 from rarl_tf.model_folder import load_trained
 
@@ -38,6 +39,19 @@ def test_versions_are_numbered_and_never_overwritten(exported, tiny_model_dir):
     second = saved_model.export(str(tiny_model_dir), str(base))
     assert second == str(base / "2")
     assert sorted(p.name for p in base.iterdir() if not p.name.startswith(".")) == ["1", "2"]
+
+
+def test_the_registry_runs_predict_pixels_as_keras(exported, tiny_model_dir):
+    """As tools.export_accuracy runs it: N x N pixels (rounded to uint8 by the loader) give the
+    Keras model's outputs on the same rounded pixels."""
+    _, first, _ = exported
+    model, config = load_trained(str(tiny_model_dir))
+    side = config.model.image_size
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, side, side, 3)).astype(np.float32)
+    got = EXPORTERS["saved_model"].load(first)(pixels)
+    want = keras_predict(model, np.round(pixels))
+    for name in ("probs", "boxes"):  # the SavedModel answers no centres
+        np.testing.assert_allclose(got[name], want[name], atol=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from conftest import ROOT, run_python
 from rarl_tf.export import tflite
+from rarl_tf.export.registry import EXPORTERS
 from rarl_tf.inference.prediction import keras_predict
 from rarl_tf.model_folder import load_trained
 
@@ -51,6 +52,12 @@ def test_float32_tflite_equals_keras(exported, tiny_model_dir):
         np.testing.assert_allclose(got["scores"], want["probs"], atol=1e-4)
         np.testing.assert_allclose(got["boxes"], want["boxes"], atol=1e-4)
         np.testing.assert_allclose(got["centres"], want["centres"], atol=1e-4)
+    # As predict and tools.export_accuracy run it: the registry's loader, a batch of two.
+    pixels = rng.uniform(0, 255, (2, side, side, 3)).astype(np.float32)
+    got = EXPORTERS["tflite"].load(str(path))(pixels)
+    want = keras_predict(model, pixels)
+    for name in ("probs", "boxes", "centres"):
+        np.testing.assert_allclose(got[name], want[name], atol=1e-4)
 
 
 def test_predict_cli_runs_the_tflite_model(exported, tmp_path):
