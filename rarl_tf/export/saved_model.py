@@ -103,7 +103,7 @@ def _serving_outputs(model, class_names, images, top_k: int, threshold: float) -
 
     from rarl_tf.inference import outputs
 
-    out = outputs.predict(model, images)
+    out = outputs.run_model(model, images)
     top_scores, top_classes = tf.math.top_k(out["probs"], k=top_k)
     keep = top_scores >= threshold
     return {

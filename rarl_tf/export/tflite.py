@@ -51,7 +51,7 @@ def keras_inference_function(model, image_size: int):
         input_signature=[tf.TensorSpec([1, image_size, image_size, 3], tf.float32, name="pixels")]
     )
     def infer(pixels):
-        return outputs.to_exported(outputs.predict(model, pixels))
+        return outputs.to_exported(outputs.run_model(model, pixels))
 
     return infer
 

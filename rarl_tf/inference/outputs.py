@@ -26,7 +26,7 @@ def centres(locations):
     return (locations + 1.0) / 2.0
 
 
-def outputs(model_outputs: dict) -> dict:
+def from_model(model_outputs: dict) -> dict:
     """A model's outputs for one view (`model(images, views=FULL_VIEW)`) -> {"probs" [B, C],
     "boxes" [B, T, k, 4], "centres" [B, T, 2]} (tensors)."""
     return {
@@ -36,11 +36,12 @@ def outputs(model_outputs: dict) -> dict:
     }
 
 
-def predict(model, images) -> dict:
-    """`outputs` of the model on images [B, N, N, 3], whole view, policy mean (no sampling)."""
+def run_model(model, images) -> dict:
+    """`from_model` of the model run on images [B, N, N, 3], whole view, policy mean (no
+    sampling)."""
     from rarl_tf.model.views import FULL_VIEW
 
-    return outputs(model(images, training=False, views=FULL_VIEW))
+    return from_model(model(images, training=False, views=FULL_VIEW))
 
 
 def to_exported(named: dict) -> dict:

@@ -59,8 +59,8 @@ def model_input(image: Image.Image, image_size: int) -> np.ndarray:
 
 def keras_predict(model, images: np.ndarray) -> dict[str, np.ndarray]:
     """probs [B, C], boxes [B, T, k, 4] and centres [B, T, 2], normalised to the image
-    (`outputs.outputs`)."""
-    return {name: value.numpy() for name, value in outputs.predict(model, images).items()}
+    (`outputs.from_model`)."""
+    return {name: value.numpy() for name, value in outputs.run_model(model, images).items()}
 
 
 def describe(

@@ -140,7 +140,7 @@ class AttentionPictures(keras.callbacks.Callback):
 
         from rarl_tf.inference.visualize import draw_attention
 
-        out = outputs.predict(self.model, self.images)
+        out = outputs.run_model(self.model, self.images)
         boxes = out["boxes"].numpy()  # [n, T, k, 4]
         centres = out["centres"].numpy()  # [n, T, 2], normalised to the image
         pictures = [

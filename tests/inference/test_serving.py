@@ -19,7 +19,7 @@ def test_outputs_take_the_one_view_and_map_locations_to_the_image():
     probs = np.array([[0.7, 0.2, 0.1]], np.float32)
     boxes = np.arange(1 * 2 * 2 * 3 * 4, dtype=np.float32).reshape(1, 2, 2, 3, 4)  # [B, V, T, k, 4]
     locations = np.array([[[[-1.0, 1.0], [0.0, 0.5]], [[9.0, 9.0], [9.0, 9.0]]]], np.float32)
-    out = outputs.outputs(
+    out = outputs.from_model(
         {
             "probs": tf.constant(probs),
             "boxes": tf.constant(boxes),
