@@ -91,12 +91,15 @@ def test_the_checker_finds_a_circle_through_a_function_level_import():
 def test_no_import_circle_in_rarl_tf():
     graph = import_graph()
     # The config is plain values (no file I/O): its only project imports are the migrations of
-    # older runs and the list of datasets, which import nothing of the project.
+    # older runs and the lists of datasets and location heads, which import nothing of the
+    # project but the heads' list (the migrations read old heads' settings through it).
     assert graph["rarl_tf.config.experiment"] == {
         "rarl_tf.config.compat",
         "rarl_tf.config.datasets",
+        "rarl_tf.config.location_heads",
     }
-    assert graph["rarl_tf.config.compat"] == graph["rarl_tf.config.datasets"] == set()
+    assert graph["rarl_tf.config.compat"] == {"rarl_tf.config.location_heads"}
+    assert graph["rarl_tf.config.datasets"] == graph["rarl_tf.config.location_heads"] == set()
     assert "rarl_tf.model.factory" in graph["rarl_tf.model_folder"]  # the function-level import
     assert circles(graph) == []
 

@@ -15,8 +15,9 @@ order:
   optimizer   Adam's update of every weight
 
 The parts are timed apart, so their sum is not the step's time: the step runs some of them side
-by side on several cores and pays for what joins them. Used by `tools/benchmark.py`; it reads the
-agent's parts (its `_crop`, `_embed`, `_step`, `_seed`) directly, which a profiling tool may.
+by side on several cores and pays for what joins them. Used by `tools/benchmark.py`; it runs the
+agent's parts through their public methods (`crop`, `embed_regions`, `start`, `lstm_step`,
+`view_cells`, `next_seed`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from rarl_tf.model.agent import _repeat_rows  # noqa: PLC2701 (the agent's own broadcast)
+from rarl_tf.model.agent import repeat_rows
 from rarl_tf.model.views import FULL_VIEW
 
 PARTS = ("backbone", "crops", "embedding", "lstm", "heads", "loss", "optimizer")
@@ -54,8 +55,8 @@ def _step_inputs(model, images):
     boxes = [tf.reshape(out["boxes"][:, :, t], [-1, 4]) for t in steps]
     locations = [tf.reshape(out["locations"][:, :, t], [-1, 2]) for t in steps]
     pair_views = tf.reshape(FULL_VIEW[None] + tf.zeros([images.shape[0], 1, 1]), [-1, 4])
-    regions = [agent._crop(features, b) for b in boxes]
-    embedded = [tf.reshape(agent._embed(r), [-1, k, agent.embed_dim]) for r in regions]
+    regions = [agent.crop(features, b) for b in boxes]
+    embedded = [tf.reshape(agent.embed_regions(r), [-1, k, agent.embed_dim]) for r in regions]
     return dict(
         features=features,
         out=out,
@@ -70,11 +71,11 @@ def _step_inputs(model, images):
 def _lstm_states(agent, x, trajectories):
     """The T steps' region states h_r [E, k, H] and episode states [E, H], chained as in
     `RecurrentAttention.call`."""
-    state = [_repeat_rows(s, trajectories) for s in agent._start(x["features"], x["pair_views"])]
+    state = [repeat_rows(s, trajectories) for s in agent.start(x["features"], x["pair_views"])]
     region_states, episode_states = [], []
     for embedded, location in zip(x["embedded"], x["locations"]):
         episode_states.append(state[0])
-        h_r, c_r = agent._step(embedded, location, state)
+        h_r, c_r = agent.lstm_step(embedded, location, state)
         region_states.append(h_r)
         state = [tf.reduce_mean(h_r, axis=1), tf.reduce_mean(c_r, axis=1)]
     return region_states, episode_states
@@ -96,7 +97,7 @@ def _placements(agent, states, locations, cells):
                 cells=cells,
                 visited=locations[:t],
                 sample=True,
-                seed=agent._seed(True),
+                seed=agent.next_seed(True),
                 memory=memory,
             )[2:]
         )
@@ -120,8 +121,8 @@ def train_breakdown(model, images, labels, timed) -> dict[str, float]:
     h = [tf.stop_gradient(s) for s in h]
 
     def heads():
-        cells = agent._cell_scores(x["features"], x["pair_views"])
-        cells = None if cells is None else _repeat_rows(cells, trajectories)
+        cells = agent.view_cells(x["features"], x["pair_views"])
+        cells = None if cells is None else repeat_rows(cells, trajectories)
         scores = [agent.cls_head(tf.reshape(s, [-1, s.shape[-1]])) for s in h_r]
         return scores, _placements(agent, h, x["locations"], cells)
 
@@ -132,13 +133,13 @@ def train_breakdown(model, images, labels, timed) -> dict[str, float]:
         "backbone": _forward_backward(lambda: model.backbone(images, training=True), backbone_vars),
         "crops": _forward_backward(
             lambda: (
-                [agent._crop(x["features"], b) for b in x["boxes"]]
-                + [agent._crop(x["features"], x["pair_views"])]
+                [agent.crop(x["features"], b) for b in x["boxes"]]
+                + [agent.crop(x["features"], x["pair_views"])]
             ),
             [x["features"]],
         ),
         "embedding": _forward_backward(
-            lambda: [agent._embed(r) for r in x["regions"]],
+            lambda: [agent.embed_regions(r) for r in x["regions"]],
             agent.embed.trainable_variables + x["regions"],
         ),
         "lstm": _forward_backward(

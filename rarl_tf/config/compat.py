@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rarl_tf.config.location_heads import settings_from_flags
+
 # ModelConfig keys of runs before 2026-11-26. Under Adam they had no effect (each scaled the
 # only loss of its head), so such runs load as if they were never set.
 REMOVED_MODEL_KEYS = ("reinforce_weight", "baseline_weight")
@@ -24,17 +26,22 @@ AGENT_POLICY_ARGUMENTS = (
 )
 
 # Weight-file paths of the policy's layers, which files of every run name as the agent's own:
-# agent attribute -> the policy's attribute of today. Keras saves a layer under the first
-# attribute path it walks, in sorted order; these names sort before "policy", so the files of
-# runs before 2026-11-27 (and every file since) keep their paths.
+# agent attribute -> the layer's attribute on the location head (None: the policy's own).
+# Keras saves a layer under the first attribute path it walks, in sorted order; these names
+# sort before "policy", so the files of runs before 2026-11-27 (and every file since) keep
+# their paths. The heads became classes of their own on 2026-12-06 (`location_head`); their
+# layers kept their attribute names.
 AGENT_WEIGHT_PATHS = {
     "loc_head": "mean_head",
     "loc_hidden_layer": "loc_hidden_layer",
     "loc_cell": "loc_cell",
     "loc_state": "loc_state",
     "loc_score": "loc_score",
-    "baseline_head": "baseline_head",
+    "baseline_head": None,
 }
+# Layers of the query head that files since 2026-11-29 name as the policy's own
+# (agent/policy/loc_position): these sort before "location_head", the head's attribute.
+POLICY_WEIGHT_PATHS = ("loc_position", "loc_query")
 
 
 def model_section(values: dict[str, Any]) -> dict[str, Any]:
@@ -51,10 +58,28 @@ def policy_arguments(policy: dict | None, agent_kwargs: dict) -> dict:
     return {**(policy or {}), **moved}
 
 
+def head_arguments(head: dict | None, policy_kwargs: dict) -> dict | None:
+    """The policy's `head` settings; from `loc_head` and `loc_hidden` (popped from
+    `policy_kwargs`, changed in place) where a configuration written before 2026-12-06 gives
+    them: `loc_hidden` was the dense head's hidden layer and a cells head's width."""
+    name = policy_kwargs.pop("loc_head", None)
+    hidden = policy_kwargs.pop("loc_hidden", 0)
+    if head is not None or name is None:
+        return head
+    return {"type": name, **settings_from_flags(name, hidden)}
+
+
 def keep_weight_paths(agent, policy) -> None:
     """Names the policy's layers on `agent` as its weight files do (`AGENT_WEIGHT_PATHS`).
 
     These attributes exist for the weight files alone; code reads the layers from the policy.
     """
-    for agent_name, policy_name in AGENT_WEIGHT_PATHS.items():
-        setattr(agent, agent_name, getattr(policy, policy_name))
+    for agent_name, head_name in AGENT_WEIGHT_PATHS.items():
+        owner = policy if head_name is None else policy.location_head
+        setattr(agent, agent_name, getattr(owner, head_name or agent_name, None))
+
+
+def keep_head_paths(policy, head) -> None:
+    """Names the query head's layers on `policy` as weight files do (`POLICY_WEIGHT_PATHS`)."""
+    for name in POLICY_WEIGHT_PATHS:
+        setattr(policy, name, getattr(head, name, None))

@@ -19,7 +19,7 @@ import json
 import typing
 from typing import Any, Iterator
 
-from rarl_tf.config import compat
+from rarl_tf.config import compat, location_heads
 from rarl_tf.config.datasets import DATASETS
 
 BACKBONES = ("vgg16", "small_vgg")
@@ -27,7 +27,6 @@ LR_SCHEDULES = ("constant", "cosine")
 REGION_POOLS = ("flatten", "max")
 REWARDS = ("top_n", "log_likelihood")
 STEP_REWARDS = ("final", "improvement")
-LOC_HEADS = ("dense", "spatial", "query")
 # Ablations of the paper's Tables 3-4 and a global-pooling baseline (tools/ablate.py).
 ARCHITECTURES = ("rarl", "global")
 LOCATIONS = ("policy", "random", "random_inhibited")
@@ -168,18 +167,26 @@ class ModelConfig:
     location_input: bool = option(  # as RAM does
         False, "Feed l_t into the LSTM with every region."
     )
-    loc_hidden: int = option(0, "Hidden ReLU units in the location head (0: one layer, the paper).")
+    # Each head's own setting (rarl_tf/config/location_heads.py): a normal head's hidden layer,
+    # a cells head's width; one flag, as recipes before the heads' sections wrote it.
+    loc_hidden: int = option(
+        0,
+        "dense head: hidden ReLU units (0: one layer, the paper); spatial and query heads: the "
+        "width of their cell terms (0: --embed_dim).",
+    )
     context_grid: bool = option(
         False,
         "Embed the whole view of iteration 0 from its flattened s x s grid (keeps where "
         "things are).",
     )
-    loc_head: str = option(  # the heads' equations: rarl_tf/model/policy.py
+    # The registered heads (rarl_tf/config/location_heads.py; their equations in
+    # rarl_tf/model/location_heads.py), checked in `_policy_checks`: a head registered after
+    # this module is read is a choice too.
+    loc_head: str = option(
         "dense",
-        "dense (the paper's f_loc(h_t)), spatial (cells of a G x G grid of the view "
-        "score themselves; the mean is their weighted position) or query (the state is a "
-        "query against cell keys that carry their position).",
-        choices=LOC_HEADS,
+        "A registered location head: dense (the paper's f_loc(h_t)), spatial (cells of a "
+        "G x G grid of the view score themselves) or query (the state is a query against cell "
+        "keys that carry their position).",
     )
     loc_grid: int = option(7, "G: side of the spatial head's grid.")
     inhibition_radius: float = option(
@@ -573,19 +580,20 @@ def _size_checks(m: ModelConfig, t: TrainConfig, e: EvalConfig) -> list[tuple]:
 
 def _policy_checks(m: ModelConfig) -> list[tuple]:
     """(ok, flag, value, allowed) for the location-policy fields."""
+    heads = location_heads.names()
+    cells = m.loc_head in heads and location_heads.spec(m.loc_head).reads_cells
     return [
+        (m.loc_head in heads, "loc_head", m.loc_head, f"one of {heads}"),
         (m.trajectories >= 1, "trajectories", m.trajectories, "an integer K >= 1"),
         (m.loc_grid >= 2, "loc_grid", m.loc_grid, "an integer G >= 2"),
         (
             m.inhibition_radius == 0
-            or (
-                m.inhibition_radius > 0
-                and (m.loc_head in ("spatial", "query") or m.locations == "random_inhibited")
-            ),
+            or (m.inhibition_radius > 0 and (cells or m.locations == "random_inhibited")),
             "inhibition_radius",
             m.inhibition_radius,
-            "0, or > 0 with --loc_head=spatial or query (it acts on the head's cells) or "
-            "--locations=random_inhibited",
+            "0, or > 0 with a --loc_head that scores cells "
+            f"({', '.join(h for h in heads if location_heads.spec(h).reads_cells)}: it acts on "
+            "the head's cells) or --locations=random_inhibited",
         ),
         (
             m.inhibition_anneal_epochs == 0

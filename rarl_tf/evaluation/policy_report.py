@@ -3,7 +3,8 @@
 For the policy (its mode, as at evaluation), for test-time interventions on the state its head
 reads (zero, another image's, the batch's mean, the first state held), with the hand-coded
 inhibition of return switched off (or on), and for random centres (uniform, and with
-inhibition of return) *with the same weights* (`PLACEMENTS`, `altered_policy`):
+inhibition of return) *with the same weights* (`PLACEMENTS`: `altered_policy` for the
+policy's settings, a `PolicyOverride` passed to the model for the interventions):
   - mAP, one view, on the first `max_images` test images;
   - object discovery per step and over the union of the T steps (`discovery.py`): "centre
     inside" (l_t inside a digit's box) and IoU >= 0.5 (some region of the step);
@@ -31,6 +32,7 @@ from rarl_tf.data import pipeline
 from rarl_tf.evaluation import metrics, scoring
 from rarl_tf.evaluation.discovery import discovery_rates
 from rarl_tf.model import losses
+from rarl_tf.model.overrides import PolicyOverride
 
 
 def digit_test_batches(
@@ -63,27 +65,29 @@ def digit_test_batches(
     )
 
 
-# Test-time placements of the same weights: name -> (LocationPolicy attributes to set, what it
-# tests). "rho" stands for the report's inhibition radius.
+# Test-time placements of the same weights: name -> (what changes, what it tests). What changes
+# is `LocationPolicy` settings (`locations`, `inhibition_radius`; `altered_policy`) and the
+# fields of a `PolicyOverride` (`state`, `strength`, `placements`: "oracle" for
+# `oracle_locations`). "rho" stands for the report's inhibition radius.
 PLACEMENTS = {
     "policy": ({}, "the learned policy, its real state"),
-    "zero_state": ({"intervention": "zero"}, "the head reads a zero state"),
-    "other_image_state": ({"intervention": "other_image"}, "the head reads another image's state"),
-    "batch_mean_state": ({"intervention": "batch_mean"}, "the head reads the batch's mean state"),
-    "first_state_held": ({"intervention": "first"}, "the head reads its first state at every step"),
+    "zero_state": ({"state": "zero"}, "the head reads a zero state"),
+    "other_image_state": ({"state": "other_image"}, "the head reads another image's state"),
+    "batch_mean_state": ({"state": "batch_mean"}, "the head reads the batch's mean state"),
+    "first_state_held": ({"state": "first"}, "the head reads its first state at every step"),
     "inhibition_off": ({"inhibition_radius": 0.0}, "hand-coded inhibition of return off"),
     "inhibition_on": (
-        {"inhibition_radius": "rho", "strength_override": 1.0},
+        {"inhibition_radius": "rho", "strength": 1.0},
         "hand-coded inhibition of return on",
     ),
     "random": ({"locations": "random"}, "uniform random centres"),
     "random_inhibited": (
-        {"locations": "random_inhibited", "inhibition_radius": "rho", "strength_override": 1.0},
+        {"locations": "random_inhibited", "inhibition_radius": "rho", "strength": 1.0},
         "random centres with inhibition of return",
     ),
     # The ceiling of placement: centres on ground-truth digits, a digit of a class not yet
     # visited while one is left (`oracle_locations`).
-    "oracle": ({"forced": "oracle"}, "centres on digits of distinct classes (ground truth)"),
+    "oracle": ({"placements": "oracle"}, "centres on digits of distinct classes (ground truth)"),
 }
 # Paired differences reported with bootstrap intervals: (row a, row b), mAP of a minus b.
 DIFFERENCES = (
@@ -109,9 +113,9 @@ STATE_ROWS = (
 
 @contextlib.contextmanager
 def altered_policy(model: keras.Model, **attributes):
-    """Temporarily sets the agent's `LocationPolicy` attributes (`locations`, `intervention`,
-    `inhibition_radius`, `strength_override`), weights unchanged. Functions traced inside see
-    the change; trace new ones after leaving."""
+    """Temporarily sets the agent's `LocationPolicy` settings (`locations`,
+    `inhibition_radius`), weights unchanged. Functions traced inside see the change; trace new
+    ones after leaving."""
     policy = model.agent.policy
     saved = {name: getattr(policy, name) for name in attributes}
     for name, value in attributes.items():
@@ -136,7 +140,7 @@ def placements_for(model: keras.Model, rho: float) -> dict:
         if not learned and not random_row and name != "oracle":
             continue
         if inhibition_row and (
-            not policy.spatial or (name == "inhibition_off") != policy.inhibits()
+            not policy.reads_cells or (name == "inhibition_off") != policy.inhibits()
         ):
             continue
         chosen[name] = {k: rho if v == "rho" else v for k, v in attributes.items()}
@@ -162,19 +166,21 @@ def oracle_locations(boxes: np.ndarray, classes: np.ndarray, steps: int, seed: i
     return centres
 
 
-def attended(model: keras.Model, batches: tf.data.Dataset, oracle_seed: int | None = None) -> dict:
-    """One view, locations at the policy's mean (or random under `altered_policy`; at
-    `oracle_locations` with `oracle_seed`): {"probs" [N, C], "labels" [N, C], "boxes"
-    [N, T, k, 4], "locations" [N, T, 2], "objects": list of [n, 4], "classes": list of [n]}."""
-    policy = model.agent.policy
+def attended(
+    model: keras.Model,
+    batches: tf.data.Dataset,
+    oracle_seed: int | None = None,
+    override: dict | None = None,
+) -> dict:
+    """One view, locations at the policy's mode (or random under `altered_policy`; under a
+    `PolicyOverride` of the fields `override` gives; at `oracle_locations` with `oracle_seed`):
+    {"probs" [N, C], "labels" [N, C], "boxes" [N, T, k, 4], "locations" [N, T, 2], "objects":
+    list of [n, 4], "classes": list of [n]}."""
 
     @tf.function(reduce_retracing=True)
     def forward(images, forced):
-        policy.forced = forced
-        try:
-            out = model(images, training=False)
-        finally:
-            policy.forced = None
+        change = PolicyOverride(**(override or {}), placements=forced)
+        out = model(images, training=False, override=change)
         return out["probs"], out["boxes"][:, 0], out["locations"][:, 0]
 
     collected = {k: [] for k in ("probs", "labels", "boxes", "locations", "objects", "classes")}
@@ -312,16 +318,7 @@ def gradient_snr(model: keras.Model, batches: tf.data.Dataset) -> dict | None:
     policy = agent.policy
     variables = [
         v
-        for layer in (
-            policy.loc_hidden_layer,
-            policy.mean_head,
-            policy.loc_cell,
-            policy.loc_state,
-            policy.loc_score,
-            policy.loc_position,
-            policy.loc_query,
-            policy.loc_memory,
-        )
+        for layer in (policy.location_head, policy.loc_memory)
         if layer is not None
         for v in layer.trainable_variables
     ]
@@ -352,9 +349,11 @@ def placement_rows(model: keras.Model, config: ExperimentConfig, batches, rho: f
     rows, found = {}, {}
     for name, attributes in placements_for(model, rho).items():
         keras.utils.set_random_seed(config.train.seed)
-        oracle = attributes.pop("forced", None) is not None
+        oracle = attributes.pop("placements", None) is not None
+        override = {k: attributes.pop(k) for k in ("state", "strength") if k in attributes}
         with altered_policy(model, **attributes):
-            found[name] = attended(model, batches, config.train.seed if oracle else None)
+            seed = config.train.seed if oracle else None
+            found[name] = attended(model, batches, seed, override)
         rows[name] = placement_scores(found[name], config.eval)
         if name in STATE_ROWS and "policy" in found:
             rows[name].update(cells_kept(found[name], found["policy"], model.agent.policy.loc_grid))

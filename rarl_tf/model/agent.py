@@ -15,8 +15,8 @@ off by default (the paper): `location_input` appends l_t to every region's LSTM 
 glimpse network of Mnih et al. (2014) does, so the agent knows where it has looked;
 `context_grid` embeds iteration 0's whole view from its flattened s x s grid by a dense layer
 of its own, so the state that places l_1.. keeps where things are in the view even when regions
-are max-pooled (`region_pool="max"`); the location policy's own (`loc_head`, `loc_hidden`,
-`loc_grid`, `inhibition_radius`) are described in `policy.py`.
+are max-pooled (`region_pool="max"`); the location policy's own (its head, `loc_grid`,
+`inhibition_radius`) are described in `policy.py` and `location_heads.py`.
 
 Ablations (the paper's Tables 3 and 4): `locations="random"` draws l_t uniformly in the view
 instead (`policy.py`); `recurrence="localisation_only"` scores regions with an independent
@@ -36,7 +36,8 @@ from rarl_tf.config import compat
 from rarl_tf.config.experiment import RECURRENCES, REGION_POOLS, ModelConfig, check_choices
 from rarl_tf.model import anchors as anchors_lib
 from rarl_tf.model import crop as crop_lib
-from rarl_tf.model.policy import LocationPolicy, with_episode_rows
+from rarl_tf.model.location_heads import with_episode_rows
+from rarl_tf.model.policy import LocationPolicy
 
 CROP_MODES = ("crop_and_resize", "matmul")
 # The per-step outputs of `RecurrentAttention.call`, in the order each step yields them.
@@ -45,7 +46,7 @@ OUTPUTS = ("region_logits", "boxes", "locations", "means", "log_probs", "baselin
 _M = ModelConfig()
 
 
-def _repeat_rows(x: tf.Tensor, k: int) -> tf.Tensor:
+def repeat_rows(x: tf.Tensor, k: int) -> tf.Tensor:
     """[E, ...] -> [E * k, ...], each row k times in a row (a broadcast add, not a gather).
     The trailing dimensions must be static."""
     if k == 1:
@@ -97,10 +98,10 @@ class RecurrentAttention(keras.layers.Layer):
       location_input: feed l_t (2 numbers, view frame) into the LSTM with every region.
       context_grid: embed iteration 0's whole view from its flattened s x s grid.
       seed: seed of the location sampler.
-      policy: `LocationPolicy` arguments (loc_std, locations, loc_head, loc_hidden, loc_grid,
-        inhibition_radius; `build_model` passes every config field the policy takes); the
-        agent sets its cell width and whether REINFORCE trains the state. Given as the
-        agent's own arguments (configurations written before 2026-11-27) they land here.
+      policy: `LocationPolicy` arguments (loc_std, locations, head, loc_grid,
+        inhibition_radius, ...; `factory.policy_arguments`); the agent sets its cell width and
+        whether REINFORCE trains the state. Given as the agent's own arguments (configurations
+        written before 2026-11-27) they land here.
     """
 
     def __init__(
@@ -164,7 +165,7 @@ class RecurrentAttention(keras.layers.Layer):
             else None
         )
         # With recurrence="localisation_only" the LSTM serves the policy alone, so REINFORCE
-        # trains it too (its input is cut from the trunk in `_step` instead).
+        # trains it too (its input is cut from the trunk in `lstm_step` instead).
         self.policy = LocationPolicy(
             **policy,
             cell_width=self.embed_dim,
@@ -187,7 +188,7 @@ class RecurrentAttention(keras.layers.Layer):
         self.policy.build((None, state), channels)
         self.built = True
 
-    def _crop(self, features, boxes, size=None):
+    def crop(self, features, boxes, size=None):
         """Region features [K, s, s, F] of boxes [K, 4] grouped by image: the first K / B read
         image 0, the next K / B image 1, ... (episode e = (b * V + v) * K + j, region e * k + r)."""
         size = size or self.crop_size
@@ -197,17 +198,17 @@ class RecurrentAttention(keras.layers.Layer):
         owners = tf.repeat(tf.range(batch, dtype=tf.int32), tf.shape(boxes)[0] // batch)
         return crop_lib.crop_regions(features, boxes, owners, size)
 
-    def _cell_scores(self, features, pair_views):
-        """The spatial head's per-cell terms W_f F_g of each (image, view) pair: [P, G * G, A]
-        (None for other heads). The map is read through a stop-gradient: REINFORCE must not
-        reach the backbone (see `LocationPolicy.call`)."""
-        if not self.policy.spatial:
+    def view_cells(self, features, pair_views):
+        """The location head's cell terms of each (image, view) pair's G x G grid: [P, G * G, A]
+        (None for a head that reads no cells). The map is read through a stop-gradient:
+        REINFORCE must not reach the backbone (see `LocationPolicy.call`)."""
+        if not self.policy.reads_cells:
             return None
         return self.policy.cell_terms(
-            self._crop(tf.stop_gradient(features), pair_views, self.policy.loc_grid)
+            self.crop(tf.stop_gradient(features), pair_views, self.policy.loc_grid)
         )
 
-    def _embed(self, regions, context=False):
+    def embed_regions(self, regions, context=False):
         """Region features [R, s, s, F] -> embeddings e [R, D] (iteration 0's whole view, marked
         by `context`, through `context_embed` with `context_grid`)."""
         grid = tf.reshape(regions, [-1, self.crop_size * self.crop_size * regions.shape[-1]])
@@ -221,7 +222,7 @@ class RecurrentAttention(keras.layers.Layer):
             return self.embed(tf.reshape(pooled, [-1, regions.shape[-1]]))
         return self.embed(grid)
 
-    def _step(self, embedded, location, state):
+    def lstm_step(self, embedded, location, state):
         """One LSTM step for each of an episode's n regions from the episode's state.
 
         Args:
@@ -255,7 +256,7 @@ class RecurrentAttention(keras.layers.Layer):
         c_r = tf.sigmoid(f) * c[:, None] + tf.sigmoid(i) * tf.tanh(g)
         return tf.sigmoid(o) * tf.tanh(c_r), c_r
 
-    def call(self, features, views, image_size, sample=False, trajectories=1):
+    def call(self, features, views, image_size, sample=False, trajectories=1, override=None):
         """Runs T + 1 iterations on every (image, view) pair, `trajectories` times.
 
         Args:
@@ -267,6 +268,7 @@ class RecurrentAttention(keras.layers.Layer):
           sample: draw l_{t+1} from the policy (training) instead of taking its mean.
           trajectories: K, episodes per (image, view) pair; they differ only where sampled
             locations differ (REINFORCE's K trajectories through one feature map).
+          override: a test-time `overrides.PolicyOverride` handed to the policy (or None).
 
         Returns:
           dict of tensors, with E = B * V * K episodes laid out as [B, V * K, ...] (episode
@@ -281,16 +283,19 @@ class RecurrentAttention(keras.layers.Layer):
         """
         views = tf.convert_to_tensor(views, tf.float32)
         outputs = {key: [] for key in OUTPUTS}
-        for step in self.steps(features, views, image_size, sample, trajectories):
+        for step in self.steps(features, views, image_size, sample, trajectories, override):
             for key in OUTPUTS:
                 outputs[key].append(step[key])
         return _by_image(outputs, tf.shape(features)[0], views.shape[0] * int(trajectories))
 
-    def steps(self, features, views, image_size, sample=False, trajectories=1):
+    def steps(
+        self, features, views, image_size, sample=False, trajectories=1, override=None, export=False
+    ):
         """The iterations t = 1..T of `call`, one at a time: yields a dict of OUTPUTS, [E, ...]
         each (region_logits [E, k, C], boxes [E, k, 4], locations, means [E, 2], log_probs,
         baselines [E]). `call` stacks them by image; the export (rarl_tf/export/gpu_graph.py)
-        reads them as they come (one image, one view), so it runs this very code."""
+        reads them as they come (one image, one view; `export`: the head's export form of its
+        mode), so it runs this very code."""
         views = tf.convert_to_tensor(views, tf.float32)
         batch = tf.shape(features)[0]
         num_trajectories = int(trajectories)
@@ -299,10 +304,10 @@ class RecurrentAttention(keras.layers.Layer):
         shapes = tf.constant(self.anchor_px) / size
         # Iteration 0 and the spatial head's cell terms do not depend on sampled locations:
         # computed once per (image, view) pair and shared by its K trajectories.
-        state = [_repeat_rows(x, num_trajectories) for x in self._start(features, pair_views)]
-        cells = self._cell_scores(features, pair_views)
-        cells = None if cells is None else _repeat_rows(cells, num_trajectories)
-        episode_views = _repeat_rows(pair_views, num_trajectories)
+        state = [repeat_rows(x, num_trajectories) for x in self.start(features, pair_views)]
+        cells = self.view_cells(features, pair_views)
+        cells = None if cells is None else repeat_rows(cells, num_trajectories)
+        episode_views = repeat_rows(pair_views, num_trajectories)
         visited = []
         memory = self.policy.remember(
             self.policy.initial_memory(state[0]), tf.zeros([tf.shape(state[0])[0], 2]), state[0]
@@ -314,9 +319,11 @@ class RecurrentAttention(keras.layers.Layer):
                 cells=cells,
                 visited=list(visited),
                 sample=sample,
-                seed=self._seed(sample),
+                seed=self.next_seed(sample),
                 memory=memory,
                 first=first,
+                override=override,
+                export=export,
             )
             boxes, logits, state = self._regions(features, used, episode_views, shapes, state)
             memory = self.policy.remember(memory, used, state[0])
@@ -328,25 +335,25 @@ class RecurrentAttention(keras.layers.Layer):
         map, their scores a_tr [E, k, C] and the episodes' next state [h_t, c_t] ([E, H] each)."""
         k = self.num_anchors
         boxes = anchors_lib.anchor_boxes(used, episode_views, shapes)  # [E, k, 4]
-        embedded = self._embed(self._crop(features, tf.reshape(boxes, [-1, 4])))
+        embedded = self.embed_regions(self.crop(features, tf.reshape(boxes, [-1, 4])))
         embedded = tf.reshape(embedded, [-1, k, embedded.shape[-1]])  # [E, k, D]
-        h_r, c_r = self._step(embedded, used, state)  # [E, k, H] each
+        h_r, c_r = self.lstm_step(embedded, used, state)  # [E, k, H] each
         scored = h_r if self.recurrence == "lstm" else embedded
         logits = self.cls_head(tf.reshape(scored, [-1, scored.shape[-1]]))  # [E * k, C]
         state = [tf.reduce_mean(h_r, axis=1), tf.reduce_mean(c_r, axis=1)]
         return boxes, tf.reshape(logits, [-1, k, self.num_classes]), state
 
-    def _start(self, features, pair_views):
+    def start(self, features, pair_views):
         """Iteration 0: each pair's whole view [P, 4] as its one region, from a zero state at
         l = (0, 0); returns its state (h, c), [P, H] each."""
         count = tf.shape(pair_views)[0]
         zeros = tf.zeros([count, self.lstm_units], features.dtype)
-        embedded = self._embed(self._crop(features, pair_views), context=True)
-        h, c = self._step(embedded[:, None], tf.zeros([count, 2]), (zeros, zeros))
+        embedded = self.embed_regions(self.crop(features, pair_views), context=True)
+        h, c = self.lstm_step(embedded[:, None], tf.zeros([count, 2]), (zeros, zeros))
         # A squeeze, not h[:, 0]: the GPU delegate refuses shrinking strided slices.
         return tf.squeeze(h, 1), tf.squeeze(c, 1)
 
-    def _seed(self, sample):
+    def next_seed(self, sample):
         """A seed from the agent's generator where the policy draws (a sample, or random
         centres); None otherwise."""
         return self.seed_generator.next() if sample or self.policy.uniform else None

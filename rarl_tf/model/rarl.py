@@ -77,7 +77,7 @@ class RARLModel(MultiLabelModel):
         self.agent_kwargs = dict(agent_kwargs or {})
         self.agent = RecurrentAttention(num_classes, name="agent", **self.agent_kwargs)
 
-    def call(self, images, training=False, views=None, sample=None, trajectories=1):
+    def call(self, images, training=False, views=None, sample=None, trajectories=1, override=None):
         """Forward pass.
 
         Args:
@@ -87,6 +87,7 @@ class RARLModel(MultiLabelModel):
           sample: sample locations from the policy instead of taking its mean.
           trajectories: K episodes per (image, view) on the one backbone pass (see
             `RecurrentAttention.call`); the outputs' view axis is then V * K.
+          override: a test-time `overrides.PolicyOverride` of the location policy (or None).
 
         Returns:
           The agent's outputs (see `RecurrentAttention.call`) plus
@@ -104,7 +105,12 @@ class RARLModel(MultiLabelModel):
             shape = tf.cast(tf.shape(images)[1:3], tf.float32)
             image_size = (shape[0], shape[1])
         out = self.agent(
-            features, views, image_size=image_size, sample=bool(sample), trajectories=trajectories
+            features,
+            views,
+            image_size=image_size,
+            sample=bool(sample),
+            trajectories=trajectories,
+            override=override,
         )
         view_logits = tf.reduce_max(out["region_logits"], axis=[2, 3])
         out["view_logits"] = view_logits

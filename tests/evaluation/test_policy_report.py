@@ -7,6 +7,7 @@ from sklearn.metrics import average_precision_score
 from conftest import tiny_model_config
 from rarl_tf.evaluation import policy_report as report
 from rarl_tf.model.factory import build_model
+from rarl_tf.model.overrides import PolicyOverride
 
 # Image 0: classes 3, 3, 5, 7; image 1: two digits of class 4 (rows padded by -1).
 BOXES = np.array(
@@ -71,9 +72,7 @@ def test_forced_locations_replace_the_policys_and_leave_no_reinforce_term():
     model = build_model(tiny_model_config(num_steps=3), 5)
     images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
     forced = np.array([[[0.5, -0.5], [0.0, 0.25], [-0.75, 0.75]]] * 2, np.float32)
-    model.agent.policy.forced = forced
-    out = model(images, training=False)
-    model.agent.policy.forced = None
+    out = model(images, training=False, override=PolicyOverride(placements=forced))
     np.testing.assert_allclose(out["locations"][:, 0].numpy(), forced, atol=1e-6)
     assert not np.any(out["log_probs"].numpy())
     again = model(images, training=False)["locations"][:, 0].numpy()

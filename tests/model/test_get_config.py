@@ -8,6 +8,7 @@ import pytest
 from conftest import tiny_model_config
 from rarl_tf.model.agent import RecurrentAttention
 from rarl_tf.model.factory import build_model
+from rarl_tf.model.location_heads import DenseHead, QueryHead, SpatialHead
 from rarl_tf.model.policy import LocationPolicy
 
 
@@ -17,14 +18,16 @@ from rarl_tf.model.policy import LocationPolicy
         LocationPolicy(
             loc_std=0.2,
             locations="policy",
-            loc_head="spatial",
-            loc_hidden=3,
+            head={"type": "spatial", "width": 3},
             loc_grid=5,
             inhibition_radius=0.3,
             cell_width=8,
             train_state=True,
         ),
         LocationPolicy(locations="random"),
+        DenseHead(hidden=3, grid=5, cell_width=8),
+        SpatialHead(width=4, grid=5, cell_width=8),
+        QueryHead(grid=4, cell_width=6),
         RecurrentAttention(
             5,
             anchor_sizes=(8.0, 16.0),
@@ -43,12 +46,22 @@ from rarl_tf.model.policy import LocationPolicy
             seed=3,
         ),
     ],
-    ids=["spatial_policy", "random_policy", "agent"],
+    ids=["spatial_policy", "random_policy", "dense_head", "spatial_head", "query_head", "agent"],
 )
 def test_layer_config_round_trip(layer):
     config = layer.get_config()
     again = type(layer).from_config(config)
     assert again.get_config() == config
+
+
+def test_a_policy_config_written_before_the_heads_were_classes_loads_as_today():
+    # loc_hidden was the dense head's hidden layer and a cells head's width.
+    old = LocationPolicy(loc_head="spatial", loc_hidden=3, loc_grid=5, cell_width=8, name="p")
+    today = LocationPolicy(head={"type": "spatial", "width": 3}, loc_grid=5, cell_width=8, name="p")
+    assert old.get_config() == today.get_config()
+    assert old.location_head.units == 3
+    dense = LocationPolicy(loc_head="dense", loc_hidden=7).get_config()["head"]
+    assert dense == {"type": "dense", "hidden": 7}
 
 
 @pytest.mark.parametrize(

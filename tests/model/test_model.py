@@ -70,7 +70,7 @@ def test_reinforce_gradient_reaches_the_location_head_not_the_sample(tiny_config
         out = model(images, training=True)
         terms = model.compute_terms(out, labels)
         surrogate = tf.reduce_mean(terms["reinforce_loss"])
-    loc_kernel = model.agent.policy.mean_head.kernel
+    loc_kernel = model.agent.policy.location_head.mean_head.kernel
     grad = tape.gradient(surrogate, loc_kernel)
     assert grad is not None and float(tf.norm(grad)) > 0.0
     # The sampled locations (and the boxes cut from them) carry no gradient.

@@ -11,6 +11,7 @@ import tensorflow as tf
 from conftest import QUERY_HEAD, tiny_model_config
 from rarl_tf.config.experiment import ExperimentConfig, ModelConfig
 from rarl_tf.model.factory import build_model
+from rarl_tf.model.overrides import PolicyOverride
 from rarl_tf.model_folder import load_config, save_config
 
 
@@ -39,9 +40,10 @@ def test_location_input_changes_the_scores_of_the_same_regions():
 
 def test_loc_hidden_adds_a_hidden_layer_to_the_location_head():
     model = build_model(tiny_model_config(loc_hidden=7), 5)
-    assert model.agent.policy.loc_hidden_layer.kernel.shape == (16, 7)
-    assert model.agent.policy.mean_head.kernel.shape == (7, 2)
-    assert build_model(tiny_model_config(), 5).agent.policy.loc_hidden_layer is None
+    head = model.agent.policy.location_head
+    assert head.loc_hidden_layer.kernel.shape == (16, 7)
+    assert head.mean_head.kernel.shape == (7, 2)
+    assert build_model(tiny_model_config(), 5).agent.policy.location_head.loc_hidden_layer is None
 
 
 def test_context_grid_embeds_the_whole_view_from_its_flattened_grid():
@@ -102,18 +104,19 @@ def test_bad_policy_settings_name_the_flag(field, value, message):
 def test_spatial_head_points_at_the_cell_whose_features_score_highest():
     model = build_model(tiny_model_config(loc_head="spatial", loc_grid=5, loc_hidden=4), 5)
     agent = model.agent
-    assert agent.policy.mean_head is None and agent.policy.loc_cell.kernel.shape == (16, 4)
+    head = agent.policy.location_head
+    assert not hasattr(head, "mean_head") and head.loc_cell.kernel.shape == (16, 4)
     # Features: one hot cell at row 1, column 3 of a 5 x 5 map (the grid samples cell centres).
     features = np.zeros((1, 5, 5, 16), np.float32)
     features[0, 1, 3, 0] = 1.0
-    agent.policy.loc_cell.kernel.assign(np.eye(16, 4, dtype=np.float32) * 50.0)
-    agent.policy.loc_cell.bias.assign(np.zeros(4, np.float32))
-    agent.policy.loc_score.kernel.assign(np.ones((4, 1), np.float32))
-    cells = agent._cell_scores(tf.constant(features), tf.constant([[0.0, 0.0, 1.0, 1.0]]))
+    head.loc_cell.kernel.assign(np.eye(16, 4, dtype=np.float32) * 50.0)
+    head.loc_cell.bias.assign(np.zeros(4, np.float32))
+    head.loc_score.kernel.assign(np.ones((4, 1), np.float32))
+    cells = agent.view_cells(tf.constant(features), tf.constant([[0.0, 0.0, 1.0, 1.0]]))
     mean = agent.policy.distribution(tf.zeros([1, 16]), cells, [])[1].numpy()[0]
     np.testing.assert_allclose(mean, [-1.0 + 2 * 1 / 4, -1.0 + 2 * 3 / 4], atol=1e-3)
     # A mirrored view reads the map right to left: the same cell is at -x.
-    cells = agent._cell_scores(tf.constant(features), tf.constant([[0.0, 1.0, 1.0, 0.0]]))
+    cells = agent.view_cells(tf.constant(features), tf.constant([[0.0, 1.0, 1.0, 0.0]]))
     mean = agent.policy.distribution(tf.zeros([1, 16]), cells, [])[1].numpy()[0]
     np.testing.assert_allclose(mean, [-0.5, -0.5], atol=1e-3)
 
@@ -129,10 +132,7 @@ def test_spatial_head_learns_from_reinforce_only_and_not_through_the_map():
         out = model(images, training=True, views=np.repeat([[0.0, 0.0, 1.0, 1.0]], 2, 0))
         terms = model.compute_terms(out, labels)
         rl, cls = tf.reduce_mean(terms["reinforce_loss"]), tf.reduce_mean(terms["cls_loss"])
-    head = (
-        model.agent.policy.loc_cell.trainable_variables
-        + model.agent.policy.loc_score.trainable_variables
-    )
+    head = model.agent.policy.location_head.trainable_variables
     assert all(g is not None and float(tf.norm(g)) > 0 for g in tape.gradient(rl, head))
     assert all(g is None for g in tape.gradient(cls, head))
     assert all(g is None for g in tape.gradient(rl, model.backbone.trainable_variables))
@@ -146,10 +146,11 @@ def test_inhibition_of_return_sends_the_next_step_to_the_next_best_cell():
     features = np.zeros((1, 5, 5, 16), np.float32)
     features[0, 1, 3, 0] = 1.0  # the best cell, at (-0.5, 0.5)
     features[0, 4, 0, 0] = 0.8  # the second best, at (1, -1)
-    agent.policy.loc_cell.kernel.assign(np.eye(16, 4, dtype=np.float32) * 50.0)
-    agent.policy.loc_cell.bias.assign(np.zeros(4, np.float32))
-    agent.policy.loc_score.kernel.assign(np.ones((4, 1), np.float32))
-    cells = agent._cell_scores(tf.constant(features), tf.constant([[0.0, 0.0, 1.0, 1.0]]))
+    head = agent.policy.location_head
+    head.loc_cell.kernel.assign(np.eye(16, 4, dtype=np.float32) * 50.0)
+    head.loc_cell.bias.assign(np.zeros(4, np.float32))
+    head.loc_score.kernel.assign(np.ones((4, 1), np.float32))
+    cells = agent.view_cells(tf.constant(features), tf.constant([[0.0, 0.0, 1.0, 1.0]]))
     state = tf.zeros([1, 16])
     first = agent.policy.distribution(state, cells, [])[1].numpy()[0]
     np.testing.assert_allclose(first, [-0.5, 0.5], atol=1e-3)
@@ -206,7 +207,7 @@ def test_own_state_remembers_where_it_looked_and_reinforce_trains_it_alone():
         out = model(images, training=True, views=np.repeat([[0.0, 0.0, 1.0, 1.0]], 2, 0))
         terms = model.compute_terms(out, labels)
         rl, cls = tf.reduce_mean(terms["reinforce_loss"]), tf.reduce_mean(terms["cls_loss"])
-    own = policy.loc_memory.trainable_variables + policy.loc_query.trainable_variables
+    own = policy.loc_memory.trainable_variables + policy.location_head.loc_query.trainable_variables
     assert all(g is not None and float(tf.norm(g)) > 0 for g in tape.gradient(rl, own))
     assert all(g is None for g in tape.gradient(cls, own))
     trunk = model.agent.cell.trainable_variables + model.backbone.trainable_variables
@@ -215,7 +216,6 @@ def test_own_state_remembers_where_it_looked_and_reinforce_trains_it_alone():
 
 @pytest.mark.parametrize("kind", ["zero", "other_image", "batch_mean", "first"])
 def test_interventions_replace_the_state_the_head_reads(kind):
-    policy = _query_model().agent.policy
     state = tf.constant([[1.0, 2.0], [3.0, 4.0], [5.0, 9.0]])
     first = tf.constant([[7.0, 7.0], [8.0, 8.0], [6.0, 6.0]])
     expected = {
@@ -224,10 +224,28 @@ def test_interventions_replace_the_state_the_head_reads(kind):
         "batch_mean": np.tile([[3.0, 5.0]], (3, 1)),
         "first": first.numpy(),
     }[kind]
-    policy.intervention = kind
-    np.testing.assert_allclose(policy.intervene(state, first), expected)
-    policy.intervention = None
-    np.testing.assert_allclose(policy.intervene(state, first), state)
+    np.testing.assert_allclose(PolicyOverride(state=kind).head_state(state, first), expected)
+    np.testing.assert_allclose(PolicyOverride().head_state(state, first), state)
+
+
+def test_an_override_changes_the_placements_of_the_model_and_leaves_the_layer_alone():
+    model = _query_model(inhibition_radius=0.3)
+    images = _batch(n=3)[0]
+    own = model(images, training=False)["locations"].numpy()
+    zero = model(images, training=False, override=PolicyOverride(state="zero"))["locations"]
+    # A zero state's query is its bias, zero before training: every cell ties, and every image
+    # looks first at the first cell, (-1, -1); then the inhibition of return sends it elsewhere.
+    np.testing.assert_allclose(zero[:, 0, 0], np.full((3, 2), -1.0))
+    assert np.all(np.abs(zero[:, 0, 1] - (-1.0)).max(-1) > 0.5)
+    # With the inhibition's strength overridden to 0 the tie stays where it was.
+    held = PolicyOverride(state="zero", strength=0.0)
+    np.testing.assert_allclose(model(images, override=held)["locations"][:, 0], -1.0)
+    policy = model.agent.policy
+    assert policy.inhibits() and not policy.inhibits(held)
+    # Nothing was left on the layer.
+    np.testing.assert_allclose(model(images, training=False)["locations"].numpy(), own)
+    with pytest.raises(ValueError, match="expected one of"):
+        PolicyOverride(state="elsewhere")
 
 
 def test_random_inhibited_centres_avoid_where_they_looked_and_have_no_reinforce_term():
@@ -253,10 +271,11 @@ def test_query_and_own_state_round_trip_through_get_config():
 
     policy = _query_model().agent.policy
     config = policy.get_config()
-    assert config["loc_head"] == "query" and config["policy_state"] == "own"
+    assert config["head"] == {"type": "query", "width": 8} and config["policy_state"] == "own"
     assert config["policy_units"] == 6
     clone = LocationPolicy.from_config(config)
-    assert clone.query and clone.loc_memory is not None and clone.intervention is None
+    assert clone.loc_head == "query" and clone.loc_memory is not None
+    assert clone.location_head.units == 8
 
 
 def test_gru_step_is_keras_gru_cell():

@@ -82,7 +82,10 @@ def test_paper_head_puts_the_papers_policy_on_the_digits_recipe():
     }
     assert changed and changed <= set(head)
     model = build_model(dataclasses.replace(paper, backbone_widths=(8, 16)), 10, seed=0)
-    assert model.agent.policy.mean_head is not None and model.agent.policy.loc_cell is None
+    assert (
+        model.agent.policy.location_head.mean_head is not None
+        and not model.agent.policy.reads_cells
+    )
 
 
 def test_single_region_places_one_box_per_iteration():
@@ -95,10 +98,16 @@ def test_no_lstm_has_no_lstm_and_localisation_only_scores_embeddings():
     base = ExperimentConfig(model=tiny_model_config(embed_dim=12, lstm_units=16))
     none = build_model(variant_config(base, "no_lstm").model, 10)
     assert not any("lstm" in w.path for w in none.weights)
-    assert none.agent.policy.mean_head.kernel.shape == (12, 2)  # locations from the embeddings
+    assert none.agent.policy.location_head.mean_head.kernel.shape == (
+        12,
+        2,
+    )  # locations from the embeddings
     only = build_model(variant_config(base, "lstm_localisation_only").model, 10)
     assert only.agent.cls_head.kernel.shape == (12, 10)  # classifier independent of the LSTM
-    assert only.agent.policy.mean_head.kernel.shape == (16, 2)  # the LSTM places the regions
+    assert only.agent.policy.location_head.mean_head.kernel.shape == (
+        16,
+        2,
+    )  # the LSTM places the regions
     full = build_model(base.model, 10)
     assert full.agent.cls_head.kernel.shape == (16, 10)
 
