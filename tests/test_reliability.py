@@ -436,15 +436,15 @@ def test_10_a_lock_symlink_is_refused_and_its_target_untouched(tmp_path, capsys)
     "change, expected",
     [
         (
-            ("model", "image_size", "64"),
-            'model.image_size = "64" is not allowed: expected an integer',
+            ("model", "backbone", {"image_size": "64"}),
+            'model.backbone.image_size = "64" is not allowed: expected an integer',
         ),
         (
             ("eval", "voc07_ap", "false"),
             'eval.voc07_ap = "false" is not allowed: expected true or false',
         ),
-        (("model", "anchor_sizes", [8, "16"]), "expected a list of numbers"),
-        (("model", "num_steps", 0), "--num_steps=0 is not allowed"),
+        (("model", "regions", {"anchor_sizes": [8, "16"]}), "expected a list of numbers"),
+        (("model", "agent", {"num_steps": 0}), "--num_steps=0 is not allowed"),
         (("extra", None, {}), "unknown sections ['extra']"),
     ],
     ids=["string for int", "string for bool", "list item", "validated", "unknown section"],
@@ -462,6 +462,8 @@ def test_11_config_values_are_typed_and_validated_on_load(
     section, key, value = change
     if key is None:
         raw[section] = value
+    elif isinstance(value, dict):  # the model's sections
+        raw[section][key].update(value)
     else:
         raw[section][key] = value
     (model_dir / "config.json").write_text(json.dumps(raw))
@@ -478,13 +480,14 @@ def test_11_a_string_image_size_is_one_error_line_through_predict(tiny_model_dir
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model_dir)
     raw = json.loads((model_dir / "config.json").read_text())
-    raw["model"]["image_size"] = "64"
+    raw["model"]["backbone"]["image_size"] = "64"
     (model_dir / "config.json").write_text(json.dumps(raw))
     image = _png(tmp_path / "x.png", np.zeros((20, 20, 3), np.uint8))
     result = run("rarl_tf.predict", f"--model_dir={model_dir}", str(image), data_dir=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "model.image_size" in errors[0] and "integer" in errors[0]
+    assert len(errors) == 1 and "model.backbone.image_size" in errors[0]
+    assert "integer" in errors[0]
 
 
 # Multi-worker: workers that restored different steps stop instead of training out of step.

@@ -171,7 +171,7 @@ def test_weights_of_another_model_name_both_files(tiny_model_dir, tmp_path):
     model_dir = tmp_path / "run"
     shutil.copytree(tiny_model_dir, model_dir)
     config = json.loads((model_dir / "config.json").read_text())
-    config["model"]["lstm_units"] += 8
+    config["model"]["agent"]["lstm_units"] += 8
     (model_dir / "config.json").write_text(json.dumps(config))
     result = run("rarl_tf.evaluate", f"--model_dir={model_dir}", data_dir=tmp_path)
     error = one_error(result)

@@ -45,8 +45,15 @@ POLICY_WEIGHT_PATHS = ("loc_position", "loc_query")
 
 
 def model_section(values: dict[str, Any]) -> dict[str, Any]:
-    """A config.json's "model" section with the keys of older runs dropped."""
+    """A flat config.json "model" section with the keys of older runs dropped."""
     return {key: value for key, value in values.items() if key not in REMOVED_MODEL_KEYS}
+
+
+def flat_model_section(values: dict[str, Any], sections: dict) -> bool:
+    """Whether a config.json's "model" holds the fields flat, as files written before
+    2026-12-06 do (they read the same once in sections: `experiment.model_sections`), rather
+    than in `sections` (each a JSON object; a flat file's "backbone" is a string)."""
+    return not any(key in sections and isinstance(v, dict) for key, v in values.items())
 
 
 def policy_arguments(policy: dict | None, agent_kwargs: dict) -> dict:

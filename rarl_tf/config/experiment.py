@@ -9,7 +9,9 @@ adding a field here (and the code that uses it).
 
 Defaults are the paper's VOC 512 recipe; `digits.flags` overrides them for the embedded default.
 The config is written to `model_dir/config.json` so evaluation, prediction and export rebuild the
-exact model that was trained.
+exact model that was trained. There its model is in sections (`MODEL_SECTIONS`: backbone,
+regions, agent, policy, the policy's location head as a one-of); files written before 2026-12-06
+hold the same fields flat, and read the same (`config/compat.py`).
 """
 
 from __future__ import annotations
@@ -81,6 +83,38 @@ def option(
             "minimum": minimum,
         },
     )
+
+
+# config.json's "model" object in sections (2026-12-06): section -> its ModelConfig fields. The
+# location head is the policy's "head", a one-of: {"type": --loc_head, "<type>": its settings}
+# (rarl_tf/config/location_heads.py), each setting with one meaning (--loc_hidden is a normal
+# head's "hidden" and a cells head's "width"). Every field is in one section or HEAD_FIELDS.
+MODEL_SECTIONS = {
+    "backbone": ("backbone", "backbone_weights", "backbone_widths", "image_size", "crop_margin"),
+    "regions": ("anchor_sizes", "aspect_ratios", "crop_size", "region_pool", "embed_dim"),
+    "agent": (
+        "architecture",
+        "lstm_units",
+        "num_steps",
+        "recurrence",
+        "location_input",
+        "context_grid",
+        "discount",
+        "reward",
+        "step_reward",
+        "trajectories",
+    ),
+    "policy": (
+        "locations",
+        "loc_std",
+        "loc_grid",
+        "inhibition_radius",
+        "inhibition_anneal_epochs",
+        "policy_state",
+        "policy_units",
+    ),
+}
+HEAD_FIELDS = ("loc_head", "loc_hidden")
 
 
 def flag_name(field: dataclasses.Field) -> str:
@@ -337,7 +371,10 @@ class ExperimentConfig:
                     yield value >= minimum, flag_name(field), value, f">= {minimum}"
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+        """config.json's text: a section per dataclass, the model's in its own sections."""
+        raw = dataclasses.asdict(self)
+        raw["model"] = model_sections(raw["model"])
+        return json.dumps(raw, indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "ExperimentConfig":
@@ -380,15 +417,81 @@ def _section_from_dict(name: str, kind: type, values) -> Any:
             f"section {name} = {json.dumps(values)[:100]} is not allowed: expected "
             f"a JSON object of {kind.__name__} fields"
         )
+    where = {key: f"{name}.{key}" for key in values}
     if kind is ModelConfig:
-        values = compat.model_section(values)
+        values, where = _model_fields(values)
     typed = {field.name: (field, base, is_list) for field, base, is_list in typed_fields(kind)}
     unknown = set(values) - set(typed)
     if unknown:
         raise ValueError(f"unknown {kind.__name__} keys {sorted(unknown)}")
     return kind(
-        **{key: typed_value(f"{name}.{key}", value, *typed[key]) for key, value in values.items()}
+        **{key: typed_value(where[key], value, *typed[key]) for key, value in values.items()}
     )
+
+
+def model_sections(fields: dict[str, Any]) -> dict[str, dict]:
+    """ModelConfig's fields ({name: value}, all or some) as config.json's model sections."""
+    nested = {
+        section: {name: fields[name] for name in names if name in fields}
+        for section, names in MODEL_SECTIONS.items()
+    }
+    if "loc_head" in fields or "loc_hidden" in fields:
+        name = fields.get("loc_head", ModelConfig.loc_head)
+        head = {"type": name}
+        if name in location_heads.names():
+            head[name] = location_heads.settings_from_flags(name, fields.get("loc_hidden", 0))
+        nested["policy"]["head"] = head
+    return nested
+
+
+def _model_fields(values: dict) -> tuple[dict[str, Any], dict[str, str]]:
+    """config.json's model, in sections or flat as before 2026-12-06 -> (ModelConfig's fields
+    {name: value}, where each was {name: "model.section.key"}). A flat file is read through its
+    sections, as the file would be written today; keys no section holds are kept, to be named."""
+    if not compat.flat_model_section(values, MODEL_SECTIONS):
+        return _flat_model(values)
+    flat = compat.model_section(values)
+    placed = set(HEAD_FIELDS).union(*MODEL_SECTIONS.values())
+    unplaced = {key: value for key, value in flat.items() if key not in placed}
+    fields, where = _flat_model(model_sections(flat))
+    return {**fields, **unplaced}, {**where, **{key: f"model.{key}" for key in unplaced}}
+
+
+def _flat_model(nested: dict) -> tuple[dict[str, Any], dict[str, str]]:
+    """config.json's model sections -> (ModelConfig's fields {name: value}, where each was:
+    {name: "model.section.key"} for the messages)."""
+    values, where = {}, {}
+    for section, entries in nested.items():
+        if section not in MODEL_SECTIONS or not isinstance(entries, dict):
+            raise ValueError(
+                f"model.{section} = {json.dumps(entries)[:100]} is not allowed: expected one of "
+                f"the sections {sorted(MODEL_SECTIONS)}, each a JSON object"
+            )
+        for key, value in entries.items():
+            if section == "policy" and key == "head":
+                values.update(_head_fields(value))
+                kind = values.get("loc_head")
+                where.update(
+                    loc_head="model.policy.head.type", loc_hidden=f"model.policy.head.{kind}"
+                )
+            elif key not in MODEL_SECTIONS[section]:
+                raise ValueError(f"unknown ModelConfig keys ['{section}.{key}']")
+            else:
+                values[key], where[key] = value, f"model.{section}.{key}"
+    return values, where
+
+
+def _head_fields(head) -> dict[str, Any]:
+    """The policy's "head" one-of -> {"loc_head": its type, "loc_hidden": its setting}."""
+    name = head.get("type") if isinstance(head, dict) else None
+    if not isinstance(name, str):
+        raise ValueError(
+            f"model.policy.head = {json.dumps(head)[:100]} is not allowed: expected "
+            f'{{"type": a location head, "<type>": its settings}}'
+        )
+    if name not in location_heads.names():
+        return {"loc_head": name}  # `validate` names the registered heads
+    return {"loc_head": name, "loc_hidden": location_heads.flag_value(name, head.get(name, {}))}
 
 
 _EXPECTED = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}

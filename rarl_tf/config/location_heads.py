@@ -79,8 +79,31 @@ def settings_from_flags(name: str, loc_hidden: int) -> dict[str, Any]:
     head = spec(name)
     field = "hidden" if head.kind == "normal" else "width"
     known = {f.name for f in dataclasses.fields(head.settings)}
-    values = {field: int(loc_hidden)} if field in known else {}
+    values = {field: loc_hidden} if field in known else {}
     return dataclasses.asdict(head.settings(**values))
+
+
+def flag_value(name: str, settings: Any) -> Any:
+    """`--loc_hidden`'s value for head `name`'s settings (a JSON object: the head's section of
+    config.json), the inverse of `settings_from_flags`; ValueError for settings that the flags
+    cannot hold (another value of a setting they leave at its default)."""
+    head = spec(name)
+    field = "hidden" if head.kind == "normal" else "width"
+    known = {f.name for f in dataclasses.fields(head.settings)}
+    if not isinstance(settings, dict) or set(settings) - known:
+        raise ValueError(
+            f"model.policy.head.{name} = {str(settings)[:100]} is not allowed: expected a JSON "
+            f"object of {head.settings.__name__} fields {sorted(known)}"
+        )
+    value = settings.get(field, 0)
+    if not isinstance(value, int) or isinstance(value, bool):
+        return value  # its type is checked with the flags' (`experiment.typed_value`)
+    if {**dataclasses.asdict(head.settings()), **settings} != settings_from_flags(name, value):
+        raise ValueError(
+            f"model.policy.head.{name} = {str(settings)[:100]} is not allowed: only "
+            f"{field!r} (--loc_hidden) may differ from its default"
+        )
+    return value
 
 
 # The built-in heads (rarl_tf/model/location_heads.py holds their classes).

@@ -1,5 +1,6 @@
 """The config dataclasses as the one source of the flags: names, types, defaults, choices."""
 
+import copy
 import dataclasses
 import json
 import os
@@ -12,6 +13,8 @@ from conftest import FIXTURES, ROOT
 from rarl_tf.config import experiment as config_lib
 from rarl_tf.config import flags as rarl_flags
 from rarl_tf.config.experiment import (
+    HEAD_FIELDS,
+    MODEL_SECTIONS,
     ExperimentConfig,
     ModelConfig,
     flag_name,
@@ -202,10 +205,41 @@ def test_a_field_without_a_flag_declaration_is_refused_by_name():
 
 
 def test_old_config_files_still_load():
-    raw = json.loads(ExperimentConfig().to_json())
+    raw = copy.deepcopy(FLAGFILE_CONFIGS["(defaults)"])  # flat: before 2026-12-06
     raw["model"].update(reinforce_weight=1.0, baseline_weight=1.0)  # removed keys
     del raw["train"]["jit_compile"]  # a run from before the field was added
     assert ExperimentConfig.from_dict(raw) == ExperimentConfig()
     raw["model"]["no_such_key"] = 1
     with pytest.raises(ValueError, match="unknown ModelConfig keys"):
+        ExperimentConfig.from_dict(raw)
+
+
+def test_every_model_field_has_one_place_in_config_json():
+    placed = [name for names in MODEL_SECTIONS.values() for name in names] + list(HEAD_FIELDS)
+    assert sorted(placed) == sorted(f.name for f in dataclasses.fields(ModelConfig))
+
+
+@pytest.mark.parametrize("flagfile", sorted(FLAGFILE_CONFIGS))
+def test_config_json_holds_the_model_in_sections_and_reads_back(flagfile):
+    config = ExperimentConfig.from_dict(FLAGFILE_CONFIGS[flagfile])
+    raw = json.loads(config.to_json())
+    assert set(raw["model"]) == set(MODEL_SECTIONS)
+    head = raw["model"]["policy"]["head"]
+    # One meaning per setting: --loc_hidden is the dense head's hidden layer, a cells head's
+    # width.
+    setting = "hidden" if config.model.loc_head == "dense" else "width"
+    assert head == {"type": config.model.loc_head, head["type"]: {setting: config.model.loc_hidden}}
+    assert ExperimentConfig.from_dict(raw) == config
+
+
+def test_a_head_section_the_flags_cannot_hold_is_refused_by_name():
+    raw = json.loads(ExperimentConfig().to_json())
+    raw["model"]["policy"]["head"] = {"type": "dense", "dense": {"hidden": 3, "depth": 2}}
+    with pytest.raises(ValueError, match=r"model.policy.head.dense = .* DenseHeadSettings"):
+        ExperimentConfig.from_dict(raw)
+    raw["model"]["policy"]["head"] = {"type": "spatial", "spatial": {"width": "8"}}
+    with pytest.raises(ValueError, match='model.policy.head.spatial = "8" is not allowed'):
+        ExperimentConfig.from_dict(raw)
+    raw["model"]["regions"]["loc_grid"] = 5  # a policy field in another section
+    with pytest.raises(ValueError, match=r"unknown ModelConfig keys \['regions.loc_grid'\]"):
         ExperimentConfig.from_dict(raw)

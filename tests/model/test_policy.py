@@ -82,7 +82,9 @@ def test_removed_loss_weights_are_refused_as_flags_and_ignored_in_old_configs(tm
     config = ExperimentConfig(model=tiny_model_config())
     save_config(config, str(tmp_path))
     raw = json.loads((tmp_path / "config.json").read_text())
-    raw["model"].update(reinforce_weight=1.0, baseline_weight=1.0)  # a run from before
+    # A run from before: its model flat (before 2026-12-06), with the removed keys.
+    raw["model"] = json.loads(json.dumps(dataclasses.asdict(config.model)))
+    raw["model"].update(reinforce_weight=1.0, baseline_weight=1.0)
     (tmp_path / "config.json").write_text(json.dumps(raw))
     assert load_config(str(tmp_path)) == config
 
