@@ -4,6 +4,7 @@ model variants the agent offers."""
 
 import os
 
+import keras
 import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
@@ -15,6 +16,10 @@ from rarl_tf.model.factory import build_model
 
 
 def _export_and_compare(config, num_classes=10, images=3):
+    # Fixed initial weights (the global Keras seed sets the initialisers), whichever tests ran
+    # before in this process: with unseeded weights query_own_state failed once (2026-12-06, not
+    # reproduced; a near tie between two cells is the suspected cause).
+    keras.utils.set_random_seed(0)
     model = build_model(config, num_classes, seed=0, backbone_weights="none")
     content = tflite.convert_model(model, config.image_size)
     report = gpu_rules.check_model(content)
