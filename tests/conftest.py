@@ -163,10 +163,34 @@ def digits_tfds(tmp_path, prepared_digits):
 GPU_RUNTIME = {"collected": 0, "executed": 0}
 
 
+# The longest test files (seconds of a worker in .ci/run on 2026-12-06, longest first) run
+# first: pytest-xdist hands out whole files (--dist loadfile) in collection order
+# (--no-loadscope-reorder, .ci/run), and one of these handed out last leaves the other worker
+# idle until it ends.
+LONGEST_FILES = (
+    "training/test_faults.py",  # 135 s
+    "test_cli.py",  # 120
+    "export/test_export_gpu.py",  # 100
+    "export/test_recipe_smoke.py",  # 76
+    "inference/test_gpu_runtime.py",  # 75
+    "export/test_export_parity.py",  # 72
+    "export/test_export_web.py",  # 55
+    "training/test_distribute.py",  # 45
+    "export/test_export_tflite.py",  # 45
+    "model/test_xla.py",  # 35
+)
+
+
+def _file_rank(item) -> int:
+    path = item.path.relative_to(ROOT).as_posix().removeprefix("tests/")
+    return LONGEST_FILES.index(path) if path in LONGEST_FILES else len(LONGEST_FILES)
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu_env" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.gpu_runtime)
+    items.sort(key=_file_rank)  # stable: each file's tests keep their order
 
 
 def pytest_runtest_logreport(report):

@@ -143,6 +143,21 @@ def _apart(box, boxes, gap: int) -> bool:
     )
 
 
+def _clutter(rng: np.random.Generator, glyphs: np.ndarray, pool: np.ndarray, size: int):
+    """A [size, size, 3] float canvas of faint 3-5 px fragments of digits, enlarged, so that no
+    fragment reads as a digit."""
+    canvas = np.zeros((size, size, 3), np.float32)
+    for _ in range(rng.integers(4, 9)):
+        glyph = glyphs[rng.choice(pool)]
+        fy, fx = rng.integers(0, 5, size=2)
+        frag = glyph[fy : fy + rng.integers(3, 5), fx : fx + rng.integers(3, 5)]
+        side = int(rng.integers(size // 16, size // 8 + 1))
+        frag = _resize(frag, side, side) * rng.uniform(0.15, 0.35)
+        y, x = rng.integers(0, size - side, size=2)
+        canvas[y : y + side, x : x + side] += frag[..., None] * rng.uniform(0.5, 1.0, 3)
+    return canvas
+
+
 def make_canvas(
     rng: np.random.Generator,
     glyphs: np.ndarray,
@@ -157,17 +172,7 @@ def make_canvas(
     [1797, 8, 8] in [0, 1]), sized by `_digit_shape`; with `plan` (`classes_per_canvas`,
     `copies`, `aspect_ratios`, `gap`, `edge` of the config, classes_per_canvas > 0), the
     repeated classes of `_repeated_rows`, kept apart by `gap` and from the edge by `edge`."""
-    canvas = np.zeros((size, size, 3), np.float32)
-    # Clutter: faint 3-5 px fragments of digits, enlarged, so no fragment reads as a digit.
-    for _ in range(rng.integers(4, 9)):
-        glyph = glyphs[rng.choice(pool)]
-        fy, fx = rng.integers(0, 5, size=2)
-        frag = glyph[fy : fy + rng.integers(3, 5), fx : fx + rng.integers(3, 5)]
-        side = int(rng.integers(size // 16, size // 8 + 1))
-        frag = _resize(frag, side, side) * rng.uniform(0.15, 0.35)
-        y, x = rng.integers(0, size - side, size=2)
-        canvas[y : y + side, x : x + side] += frag[..., None] * rng.uniform(0.5, 1.0, 3)
-
+    canvas = _clutter(rng, glyphs, pool, size)
     boxes, labels, sources = [], [], []
     if plan is None:
         rows = (int(rng.choice(pool)) for _ in range(rng.integers(1, max_digits + 1)))
