@@ -263,6 +263,23 @@ def _train_remaining(model, strategy, stream, steps: tuple, callbacks: list, ver
     return reached
 
 
+def restored(
+    model: keras.Model, config: ExperimentConfig, model_dir: str, strategy: tf.distribute.Strategy
+) -> tuple[StepCheckpoint, int]:
+    """`model` restored from this worker's latest checkpoint in `model_dir`, if any: (its
+    StepCheckpoint, the global step reached, 0 for a new run)."""
+    checkpoint = StepCheckpoint(
+        os.path.join(distribute.worker_dir(model_dir), model_folder.CHECKPOINT_DIR),
+        os.path.join(model_dir, model_folder.CHECKPOINT_DIR),
+        config.train.checkpoint_every_steps,
+    )
+    with strategy.scope():
+        step = checkpoint.attach(model)
+    # Every worker must start from the same step, or their collectives stop pairing up.
+    distribute.check_same_step(strategy, step)
+    return checkpoint, step
+
+
 def train(
     config: ExperimentConfig,
     model_dir: str,
@@ -301,15 +318,7 @@ def train(
     total_steps = config.train.epochs * steps_per_epoch
     model = compiled_model(config, strategy, steps_per_epoch, len(config.class_names))
 
-    checkpoint = StepCheckpoint(
-        os.path.join(distribute.worker_dir(model_dir), model_folder.CHECKPOINT_DIR),
-        os.path.join(model_dir, model_folder.CHECKPOINT_DIR),
-        config.train.checkpoint_every_steps,
-    )
-    with strategy.scope():
-        step = checkpoint.attach(model)
-    # Every worker must start from the same step, or their collectives stop pairing up.
-    distribute.check_same_step(strategy, step)
+    checkpoint, step = restored(model, config, model_dir, strategy)
     counter = pipeline.SkipCounter()
     callbacks = run_callbacks(
         model, config, model_dir, checkpoint, counter, steps_per_epoch, step, splits
