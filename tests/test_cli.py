@@ -200,6 +200,10 @@ def test_two_scale_evaluation_averages_models_and_prints_tables(trained, tmp_pat
     assert alone["mAP"] == combined["per_model"]["run (40)"]["mAP"]
 
 
+# Slow (30 s of a worker): the whole tools.policy_report command end to end; its parts (oracle,
+# classes found, paired bootstrap, forced locations) have fast tests in
+# tests/evaluation/test_policy_report.py. Slow-marked to keep .ci/run under 600 s.
+@pytest.mark.slow
 def test_policy_report_compares_the_policy_with_random_centres(trained):
     base, model_dir, _ = trained
     out = base / "report" / "policy.json"
