@@ -108,6 +108,8 @@ def _tiff_orientation(data, size, tiff) -> tf.Tensor:
     return tf.cast(tf.where(usable, value, 1), tf.int32)
 
 
+# Not rewritten by AutoGraph: as image_header's functions (tf.cond / tf.while_loop only).
+@tf.autograph.experimental.do_not_convert
 def orientation(data: tf.Tensor) -> tf.Tensor:
     """The EXIF Orientation (1-8, int32 scalar) of the encoded image `data` (a scalar
     string); 1 where there is none."""
@@ -129,6 +131,7 @@ def _transpose(image):
     return tf.transpose(image, [1, 0, 2])
 
 
+@tf.autograph.experimental.do_not_convert
 def apply(image: tf.Tensor, value: tf.Tensor) -> tf.Tensor:
     """`image` [H, W, C] turned upright for the Orientation `value`, as Pillow's
     `ImageOps.exif_transpose` does (2 mirror, 3 rotate 180, 4 flip, 5 transpose, 6 rotate 90

@@ -70,6 +70,10 @@ def _webp_shape(padded: tf.Tensor) -> tf.Tensor:
     )
 
 
+# Traced as written, not rewritten by AutoGraph (tf.data's map converts what it is given): these
+# functions branch with tf.cond / tf.while_loop only, and the rewrite of this module and exif's
+# cost ~2 s each time a pipeline was built (three times per training run).
+@tf.autograph.experimental.do_not_convert
 def header_shape(data: tf.Tensor) -> tf.Tensor:
     """(height, width), int64 [2], as the header of `data` (a scalar string) declares them.
 
@@ -100,6 +104,7 @@ def header_shape(data: tf.Tensor) -> tf.Tensor:
     )
 
 
+@tf.autograph.experimental.do_not_convert
 def check_size(data: tf.Tensor, max_pixels: int, name: tf.Tensor | str | None = None) -> tf.Tensor:
     """Raises InvalidArgumentError (when run) unless `data` is a supported image of at most
     `max_pixels` pixels; returns its (height, width), int64 [2].
@@ -145,6 +150,7 @@ def check_size(data: tf.Tensor, max_pixels: int, name: tf.Tensor | str | None = 
         return tf.identity(shape)
 
 
+@tf.autograph.experimental.do_not_convert
 def decode(data: tf.Tensor, max_pixels: int, name: tf.Tensor | str | None = None) -> tf.Tensor:
     """uint8 [H, W, 3] pixels of `data`, after `check_size` (which may refuse it), turned
     upright by its EXIF orientation as image viewers turn it (`exif`)."""

@@ -22,7 +22,7 @@ from rarl_tf.model.views import views_for
 def model_scorer(model: keras.Model, views: np.ndarray) -> Callable[[tf.Tensor], np.ndarray]:
     """A function images [B, N, N, 3] -> probabilities [B, C], averaged over `views` [V, 4]."""
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def score(images):
         return model(images, training=False, views=views)["probs"]
 

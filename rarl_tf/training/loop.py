@@ -55,12 +55,17 @@ def _distributed_step(model: keras.Model, strategy: tf.distribute.Strategy):
         with strategy.scope():
             model.optimizer.build(model.trainable_variables)
 
-    # XLA compiles the per-replica step (not the cross-replica reduction around it).
+    # XLA compiles the per-replica step (not the cross-replica reduction around it). No
+    # AutoGraph: the step has no Python control flow on tensors, and rewriting its source took
+    # ~2 s of every run's start (measured 2026-12-06, the tiny digits run: 12.5 -> 7.2 s with
+    # the data functions below it).
     replica_step = (
-        tf.function(model.train_step, jit_compile=True) if model.jit_compile else model.train_step
+        tf.function(model.train_step, jit_compile=True, autograph=False)
+        if model.jit_compile
+        else model.train_step
     )
 
-    @tf.function
+    @tf.function(autograph=False)
     def step_fn(batch):
         per_replica = strategy.run(replica_step, args=(batch,))
         return {
