@@ -81,10 +81,15 @@ def evaluate_ten_views(base, output, *model_dirs, markdown=False):
     return run_to_json("rarl_tf.evaluate", *flags, output=output, data_dir=base / "tfds")
 
 
-def test_evaluate_ten_views(trained):
+@pytest.fixture(scope="module")
+def ten_views(trained):
+    """The trained model's metrics on 10 views, as `rarl_tf.evaluate` writes them."""
     base, model_dir, _ = trained
-    _, metrics = evaluate_ten_views(base, base / "ten.json", model_dir)
-    assert metrics["views"] == 10 and metrics["num_images"] == 64
+    return evaluate_ten_views(base, base / "ten.json", model_dir)[1]
+
+
+def test_evaluate_ten_views(ten_views):
+    assert ten_views["views"] == 10 and ten_views["num_images"] == 64
 
 
 def test_predict_draws_attention_and_survives_a_bad_file(trained):
@@ -172,7 +177,7 @@ def test_recipe_flagfiles_hold_the_papers_settings():
     assert got["coco640.flags"] == ["coco2014", 640, [100, 200, 400], 16, 1e-5, 64]
 
 
-def test_two_scale_evaluation_averages_models_and_prints_tables(trained, tmp_path):
+def test_two_scale_evaluation_averages_models_and_prints_tables(trained, ten_views, tmp_path):
     import dataclasses
 
     from rarl_tf.model.factory import build_model
@@ -195,9 +200,8 @@ def test_two_scale_evaluation_averages_models_and_prints_tables(trained, tmp_pat
     assert "| method | CP | CR | CF1 | OP | OR | OF1 | mAP |" in result.stdout
     for row in ("| run (40) |", "| n48 (48) |", "| combined |"):
         assert result.stdout.count(row) == 2, row
-
-    _, alone = evaluate_ten_views(base, tmp_path / "one.json", model_dir)
-    assert alone["mAP"] == combined["per_model"]["run (40)"]["mAP"]
+    # Each model's row is that model evaluated alone.
+    assert ten_views["mAP"] == combined["per_model"]["run (40)"]["mAP"]
 
 
 # Slow (30 s of a worker): the whole tools.policy_report command end to end; its parts (oracle,

@@ -1,9 +1,11 @@
-"""Each VOC / COCO recipe trains two steps on fake data and exports to TFLite and SavedModel.
+"""The VOC recipes train two steps on fake data and export to TFLite and SavedModel (the COCO
+recipes are the same runs on other data).
 
 The recipe's flagfile as `rarl_tf.train` reads it, shrunk to a tiny N (a small backbone, narrow
 layers, T = 2) so a run takes seconds; everything the recipe chooses for the location policy
-(head, inhibition of return, K, reward, grid, the policy's own Adam rate) is kept. The VGG16
-form (N = 64, the recipe's T = 5) is slow-marked.
+(head, inhibition of return, K, reward, grid, the policy's own Adam rate) is kept. The COCO
+recipes are checked to be the VOC ones on other data. The VGG16 form (N = 64, the recipe's
+T = 5) is slow-marked.
 """
 
 import dataclasses
@@ -74,9 +76,32 @@ def _train_and_export(recipe: str, model_changes: dict, tmp_path):
     np.testing.assert_allclose(scores, want, atol=1e-4)
 
 
-@pytest.mark.parametrize("recipe", RECIPES)
+# The COCO recipes build the VOC recipes' models and train them the same way on other data:
+# only the dataset and the size of the policy's own rate differ (checked below), so their tiny
+# runs would repeat the VOC ones step for step. COCO's data through training and evaluation is
+# tests/data/test_datasets.py's; the VGG16 form below runs all four.
+AS_VOC = {"coco.flags": "voc.flags", "coco_paper.flags": "voc_paper.flags"}
+
+
+@pytest.mark.parametrize("recipe", [r for r in RECIPES if r not in AS_VOC])
 def test_recipe_trains_two_steps_and_exports(recipe, tmp_path):
     _train_and_export(recipe, TINY, tmp_path)
+
+
+@pytest.mark.parametrize("coco, voc", AS_VOC.items())
+def test_coco_recipes_differ_from_their_voc_recipes_in_data_only(coco, voc):
+    ours, theirs = _tiny_config(coco, TINY), _tiny_config(voc, TINY)
+    assert ours.data.dataset == "coco2014"
+    assert ours.data == dataclasses.replace(theirs.data, dataset="coco2014")
+    assert (ours.model, ours.eval, ours.class_names) == (
+        theirs.model,
+        theirs.eval,
+        theirs.class_names,
+    )
+    # The same optimizer: the policy's own rate set in both or neither.
+    rate = theirs.train.policy_learning_rate
+    assert (ours.train.policy_learning_rate > 0) == (rate > 0)
+    assert dataclasses.replace(ours.train, policy_learning_rate=rate) == theirs.train
 
 
 @pytest.mark.slow
