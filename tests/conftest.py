@@ -163,21 +163,22 @@ def digits_tfds(tmp_path, prepared_digits):
 GPU_RUNTIME = {"collected": 0, "executed": 0}
 
 
-# The longest test files (seconds of a worker in .ci/run on 2026-12-06, longest first) run
+# The longest test files (CPU seconds, their child processes included, in .ci/run on
+# 2026-12-06, longest first) run
 # first: pytest-xdist hands out whole files (--dist loadfile) in collection order
 # (--no-loadscope-reorder, .ci/run), and one of these handed out last leaves the other worker
 # idle until it ends.
 LONGEST_FILES = (
-    "training/test_faults.py",  # 135 s
-    "test_cli.py",  # 120
-    "export/test_export_gpu.py",  # 100
-    "export/test_recipe_smoke.py",  # 76
-    "inference/test_gpu_runtime.py",  # 75
-    "export/test_export_parity.py",  # 72
-    "export/test_export_web.py",  # 55
-    "training/test_distribute.py",  # 45
-    "export/test_export_tflite.py",  # 45
-    "model/test_xla.py",  # 35
+    "training/test_faults.py",  # 108 s of CPU
+    "inference/test_gpu_runtime.py",  # 69
+    "test_cli.py",  # 67
+    "export/test_export_parity.py",  # 54
+    "export/test_export_gpu.py",  # 40
+    "export/test_export_tflite.py",  # 41
+    "training/test_distribute.py",  # 36
+    "tools/test_ablation.py",  # 31
+    "export/test_export_web.py",  # 27
+    "export/test_recipe_smoke.py",  # 26
 )
 
 

@@ -89,12 +89,18 @@ def convert_model(
     model, image_size: int, quantization: str = "none", representative_images=None
 ) -> bytes:
     """The TFLite flatbuffer of a built model whose agent crops with `crop_mode="matmul"`."""
-    import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
     from rarl_tf.export import gpu_graph
 
     concrete = gpu_graph.inference_function(model, image_size).get_concrete_function()
+    return convert_function(concrete, quantization, representative_images)
+
+
+def convert_function(concrete, quantization: str = "none", representative_images=None) -> bytes:
+    """The TFLite flatbuffer of a concrete function of one input, `pixels`, its variables
+    frozen, with one signature (`SIGNATURE`) of the function's named outputs."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
     # Freeze explicitly: handed the live function (or a SavedModel of it), the converter kept
     # Keras 3's variables as resource variables that LiteRT never initialised (NaN outputs).
     frozen = convert_variables_to_constants_v2(concrete)
