@@ -75,8 +75,10 @@ def inference_function(model, image_size: int):
     """tf.function pixels [1, N, N, 3] -> {"scores", "boxes", "centres"}, GPU-delegate ops."""
     forward = GpuInference(model, image_size)
 
+    # No AutoGraph: the steps are a Python loop over T, unrolled as the export wants them.
     @tf.function(
-        input_signature=[tf.TensorSpec([1, image_size, image_size, 3], tf.float32, name="pixels")]
+        input_signature=[tf.TensorSpec([1, image_size, image_size, 3], tf.float32, name="pixels")],
+        autograph=False,
     )
     def infer(pixels):
         return forward(pixels)

@@ -112,6 +112,7 @@ def convert_function(concrete, quantization: str = "none", representative_images
             concrete.structured_outputs, tf.nest.flatten(frozen(pixels))
         ),
         input_signature=concrete.structured_input_signature[0],
+        autograph=False,
     )
     with tempfile.TemporaryDirectory() as staging:
         tf.saved_model.save(module, staging, signatures={SIGNATURE: module.infer})
