@@ -154,13 +154,9 @@ class StreamSettings:
     @classmethod
     def from_config(cls, config: ExperimentConfig) -> StreamSettings:
         m, t, d = config.model, config.train, config.data
+        # In the fields' order.
         return cls(
-            batch_size=t.batch_size,
-            image_size=m.image_size,
-            crop_margin=m.crop_margin,
-            seed=t.seed,
-            shuffle_buffer=d.shuffle_buffer,
-            max_pixels=d.max_pixels,
+            t.batch_size, m.image_size, m.crop_margin, t.seed, d.shuffle_buffer, d.max_pixels
         )
 
 

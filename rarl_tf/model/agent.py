@@ -42,6 +42,11 @@ from rarl_tf.model.policy import LocationPolicy
 CROP_MODES = ("crop_and_resize", "matmul")
 # The per-step outputs of `RecurrentAttention.call`, in the order each step yields them.
 OUTPUTS = ("region_logits", "boxes", "locations", "means", "log_probs", "baselines")
+# The constructor arguments `get_config` returns as the attributes hold them.
+_CONFIG_ATTRIBUTES = (
+    "num_classes num_steps crop_size embed_dim lstm_units crop_mode region_pool recurrence "
+    "location_input context_grid seed"
+).split()
 # Argument defaults are the config's (the paper's), kept in one place: config/experiment.py.
 _M = ModelConfig()
 
@@ -360,20 +365,10 @@ class RecurrentAttention(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
+        config.update({name: getattr(self, name) for name in _CONFIG_ATTRIBUTES})
         config.update(
-            num_classes=self.num_classes,
             anchor_sizes=list(self.anchor_sizes),
             aspect_ratios=list(self.aspect_ratios),
-            num_steps=self.num_steps,
-            crop_size=self.crop_size,
-            embed_dim=self.embed_dim,
-            lstm_units=self.lstm_units,
-            crop_mode=self.crop_mode,
-            region_pool=self.region_pool,
-            recurrence=self.recurrence,
-            location_input=self.location_input,
-            context_grid=self.context_grid,
-            seed=self.seed,
             policy=dict(self.policy_arguments),
         )
         return config
