@@ -163,22 +163,21 @@ def digits_tfds(tmp_path, prepared_digits):
 GPU_RUNTIME = {"collected": 0, "executed": 0}
 
 
-# The longest test files (CPU seconds, their child processes included, in .ci/run on
-# 2026-12-06, longest first) run
-# first: pytest-xdist hands out whole files (--dist loadfile) in collection order
-# (--no-loadscope-reorder, .ci/run), and one of these handed out last leaves the other worker
-# idle until it ends.
+# The longest test files run first (CPU seconds, child processes included, measured under
+# `pytest -n 2` on 2026-12-06, longest first): pytest-xdist hands out whole files (--dist
+# loadfile) in collection order (--no-loadscope-reorder, .ci/run), and one of these handed out
+# last leaves the other worker idle until it ends.
 LONGEST_FILES = (
-    "training/test_faults.py",  # 108 s of CPU
-    "inference/test_gpu_runtime.py",  # 69
-    "test_cli.py",  # 67
-    "export/test_export_parity.py",  # 54
-    "export/test_export_gpu.py",  # 40
-    "export/test_export_tflite.py",  # 41
-    "training/test_distribute.py",  # 36
-    "tools/test_ablation.py",  # 31
-    "export/test_export_web.py",  # 27
-    "export/test_recipe_smoke.py",  # 26
+    "training/test_faults.py",  # 117 s of CPU
+    "test_cli.py",  # 80
+    "inference/test_gpu_runtime.py",  # 72
+    "export/test_export_parity.py",  # 62
+    "export/test_export_gpu.py",  # 52
+    "export/test_export_tflite.py",  # 49
+    "training/test_distribute.py",  # 44
+    "tools/test_ablation.py",  # 34
+    "export/test_export_web.py",  # 31
+    "export/test_recipe_smoke.py",  # 28
 )
 
 

@@ -70,9 +70,9 @@ def _webp_shape(padded: tf.Tensor) -> tf.Tensor:
     )
 
 
-# Traced as written, not rewritten by AutoGraph (tf.data's map converts what it is given): these
-# functions branch with tf.cond / tf.while_loop only, and the rewrite of this module and exif's
-# cost ~2 s each time a pipeline was built (three times per training run).
+# Traced as written, not rewritten by AutoGraph (tf.data's map converts what it is given, each
+# time a pipeline is built): these functions branch with tf.cond / tf.while_loop only
+# (docs/design.md).
 @tf.autograph.experimental.do_not_convert
 def header_shape(data: tf.Tensor) -> tf.Tensor:
     """(height, width), int64 [2], as the header of `data` (a scalar string) declares them.

@@ -56,9 +56,7 @@ def _distributed_step(model: keras.Model, strategy: tf.distribute.Strategy):
             model.optimizer.build(model.trainable_variables)
 
     # XLA compiles the per-replica step (not the cross-replica reduction around it). No
-    # AutoGraph: the step has no Python control flow on tensors, and rewriting its source took
-    # ~2 s of every run's start (measured 2026-12-06, the tiny digits run: 12.5 -> 7.2 s with
-    # the data functions below it).
+    # AutoGraph (docs/design.md): the step has no Python control flow on tensors.
     replica_step = (
         tf.function(model.train_step, jit_compile=True, autograph=False)
         if model.jit_compile

@@ -96,7 +96,8 @@ def test_vgg16_backbone_ops_run_whole_on_the_gpu_delegate():
     assert {"SPLIT", "SUB", "CONCATENATION", "CONV_2D", "MAX_POOL_2D"} <= set(report.op_counts())
     pixels = np.random.default_rng(0).uniform(0, 255, (1, 32, 32, 3)).astype(np.float32)
     got = Interpreter(model_content=content).get_signature_runner(tflite.SIGNATURE)(pixels=pixels)
-    np.testing.assert_allclose(got["features"], features(pixels)["features"], rtol=1e-4, atol=1e-2)
+    # Measured equal (features up to 62); float32 arithmetic in two runtimes may round apart.
+    np.testing.assert_allclose(got["features"], features(pixels)["features"], rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.slow
